@@ -1,0 +1,93 @@
+"""Helpers shared by the ingestors: paths, hashing, error policy, the ingest report."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Union
+
+from ..errors import ConfigError, IngestError
+from ..types import Deletion
+
+logger = logging.getLogger(__name__)
+
+OnError = Literal["raise", "skip"]
+PathLike = Union[str, "os.PathLike[str]"]
+
+_HASH_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """One record (or a whole file, when ``record_id`` and ``position`` are None)
+    that was skipped, and why."""
+
+    source: str
+    reason: str
+    record_id: str | None = None
+    position: int | None = None
+
+    @classmethod
+    def from_error(cls, err: IngestError) -> "Skipped":
+        return cls(err.source, err.reason, err.record_id, err.position)
+
+
+@dataclass
+class IngestReport:
+    """What an ingestion run read, skipped and was told to delete.
+
+    Pass one to an ingestor as ``report=`` and read it when iteration ends. It is a
+    plain accumulator: the only mutable type in :mod:`medrag.ingest`.
+    """
+
+    files: int = 0
+    documents: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    deletions: list[Deletion] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"{self.files} file(s), {self.documents} document(s), "
+            f"{len(self.skipped)} skipped, {len(self.deletions)} deletion(s)"
+        )
+
+
+def check_on_error(on_error: str) -> None:
+    if on_error not in ("raise", "skip"):
+        raise ConfigError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+
+
+def expand_paths(paths: PathLike | Iterable[PathLike]) -> list[Path]:
+    """One path, or many: each a file or a directory (whose files are taken sorted)."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    out: list[Path] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            out.extend(sorted(q for q in path.rglob("*") if q.is_file()))
+        else:
+            out.append(path)
+    return out
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file's bytes (read in 1 MiB blocks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(_HASH_BLOCK):
+            h.update(block)
+    return h.hexdigest()
+
+
+def handle(err: IngestError, on_error: OnError, report: IngestReport) -> None:
+    """Raise ``err`` or record it as skipped, as the caller chose."""
+    if on_error == "raise":
+        raise err
+    logger.warning("skipped: %s", err)
+    report.skipped.append(Skipped.from_error(err))
+

@@ -1,0 +1,390 @@
+"""Core data types: frozen, slotted dataclasses with ``to_dict`` / ``from_dict``.
+
+Ids are stable strings: ``pmid:31978945`` for a PubMed record, ``pdf:<sha256-prefix>``
+for a guideline PDF, and ``<doc_id>#<n>`` for the n-th chunk of a document.
+
+All character offsets (``start``, ``end``) are Python ``str`` indices (Unicode code
+points) into :attr:`Document.text`, with ``end`` exclusive, so that
+``doc.text[s.start:s.end]`` is the text of section ``s``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import types as _pytypes
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, TypeVar
+
+__all__ = [
+    "SourceFile",
+    "Section",
+    "Author",
+    "MeshQualifier",
+    "MeshHeading",
+    "Chemical",
+    "PublicationType",
+    "CommentCorrection",
+    "Journal",
+    "PubDate",
+    "PubmedMetadata",
+    "Recommendation",
+    "GuidelineMetadata",
+    "Document",
+    "Deletion",
+    "Chunk",
+    "RETRACTION_REF_TYPES",
+]
+
+T = TypeVar("T", bound="_Record")
+
+#: CommentsCorrections RefTypes that mark *this* record as retracted.
+RETRACTION_REF_TYPES = frozenset({"RetractionIn"})
+
+
+class _Record:
+    """Mixin: JSON-ready ``to_dict`` and a type-checked ``from_dict``."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a dict of plain JSON types (tuples become lists)."""
+        return {f.name: _dump(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        """Rebuild an instance from :meth:`to_dict` output; unknown keys are an error."""
+        hints = _hints(cls)
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown fields {sorted(unknown)}")
+        kwargs = {k: _load(hints[k], v) for k, v in data.items()}
+        return cls(**kwargs)
+
+
+_HINT_CACHE: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    h = _HINT_CACHE.get(cls)
+    if h is None:
+        h = typing.get_type_hints(cls)
+        _HINT_CACHE[cls] = h
+    return h
+
+
+def _dump(value: Any) -> Any:
+    if isinstance(value, _Record):
+        return value.to_dict()
+    if isinstance(value, (tuple, list)):
+        return [_dump(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _dump(v) for k, v in value.items()}
+    return value
+
+
+def _load(tp: Any, value: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, _pytypes.UnionType):
+        args = typing.get_args(tp)
+        if value is None:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            if isinstance(arg, type) and issubclass(arg, _Record):
+                if isinstance(value, dict):
+                    return arg.from_dict(value)
+                continue
+            return _load(arg, value)
+        return value
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_load(args[0], v) for v in value)
+        return tuple(_load(a, v) for a, v in zip(args, value))
+    if origin is dict:
+        _, vt = typing.get_args(tp)
+        return {k: _load(vt, v) for k, v in value.items()}
+    if origin is Literal:
+        return value
+    if isinstance(tp, type) and issubclass(tp, _Record):
+        return tp.from_dict(value)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile(_Record):
+    """The file a document was read from: its path as given and its sha256 (hex)."""
+
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Section(_Record):
+    """A span of :attr:`Document.text` with a label.
+
+    Attributes:
+        kind: ``"abstract"`` (a part of the main abstract), ``"other_abstract"``
+            (e.g. a publisher's abstract in another language), ``"body"`` (guideline
+            prose or a book section), ``"recommendation"``, ``"table"``.
+        label: the label as printed (``"BACKGROUND"``, ``"3.2 Hand hygiene"``), or None.
+        category: the NLM category of a structured-abstract section (``"METHODS"``), or None.
+        path: the heading path from the outermost heading down, for nested sections.
+        start, end: character offsets into :attr:`Document.text` (end exclusive).
+        language: ISO 639-2 code where the section is in another language than the
+            document, else None.
+    """
+
+    kind: str
+    label: str | None
+    start: int
+    end: int
+    category: str | None = None
+    path: tuple[str, ...] = ()
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Author(_Record):
+    """A person or a collective author (``collective`` holds the group's name)."""
+
+    last_name: str | None = None
+    fore_name: str | None = None
+    initials: str | None = None
+    collective: str | None = None
+    affiliations: tuple[str, ...] = ()
+    orcid: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        """``"Smith JA"`` (Vancouver style) or the collective's name."""
+        if self.collective:
+            return self.collective
+        parts = [p for p in (self.last_name, self.initials or self.fore_name) if p]
+        return " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class MeshQualifier(_Record):
+    name: str
+    ui: str | None = None
+    major: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MeshHeading(_Record):
+    """A MeSH heading: descriptor with its UI, major-topic flag and qualifiers."""
+
+    descriptor: str
+    ui: str | None = None
+    major: bool = False
+    qualifiers: tuple[MeshQualifier, ...] = ()
+
+    @property
+    def is_major(self) -> bool:
+        """True when the descriptor or any of its qualifiers is a major topic."""
+        return self.major or any(q.major for q in self.qualifiers)
+
+
+@dataclass(frozen=True, slots=True)
+class Chemical(_Record):
+    name: str
+    ui: str | None = None
+    registry_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PublicationType(_Record):
+    name: str
+    ui: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommentCorrection(_Record):
+    """A link to another record: ``ref_type`` is NLM's RefType (``"RetractionIn"``,
+    ``"ErratumIn"``, ``"CommentOn"``, ``"UpdateIn"``, ...)."""
+
+    ref_type: str
+    ref_source: str | None = None
+    pmid: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Journal(_Record):
+    title: str | None = None
+    iso_abbreviation: str | None = None
+    volume: str | None = None
+    issue: str | None = None
+    issn: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PubDate(_Record):
+    """A publication date; ``raw`` keeps a free-text ``MedlineDate`` ("1998 Dec-1999 Jan")."""
+
+    year: int | None = None
+    month: int | None = None
+    day: int | None = None
+    raw: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PubmedMetadata(_Record):
+    """Everything PubMed says about a record beyond its text."""
+
+    pmid: str
+    pmid_version: int = 1
+    vernacular_title: str | None = None
+    journal: Journal = field(default_factory=Journal)
+    pages: str | None = None
+    pub_date: PubDate = field(default_factory=PubDate)
+    article_date: PubDate | None = None
+    languages: tuple[str, ...] = ()
+    doi: str | None = None
+    pmc_id: str | None = None
+    authors: tuple[Author, ...] = ()
+    mesh: tuple[MeshHeading, ...] = ()
+    keywords: tuple[str, ...] = ()
+    chemicals: tuple[Chemical, ...] = ()
+    publication_types: tuple[PublicationType, ...] = ()
+    comments_corrections: tuple[CommentCorrection, ...] = ()
+    copyright: str | None = None
+    status: str | None = None
+    book_title: str | None = None
+    publisher: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation(_Record):
+    """A graded recommendation in a guideline, with its span in :attr:`Document.text`."""
+
+    text: str
+    start: int
+    end: int
+    page: int
+    strength: str | None = None
+    certainty: str | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GuidelineMetadata(_Record):
+    """What a guideline PDF states about itself."""
+
+    organization: str | None = None
+    page_count: int = 0
+    pdf_title: str | None = None
+    recommendations: tuple[Recommendation, ...] = ()
+    pages_without_text: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Document(_Record):
+    """One unit of evidence: a PubMed article or book article, or a guideline.
+
+    Attributes:
+        id: stable id, ``pmid:<PMID>`` or ``pdf:<first 16 hex of sha256>``.
+        kind: ``"pubmed"``, ``"pubmed_book"`` or ``"guideline"``.
+        title: the title, flattened to plain text (not part of :attr:`text`).
+        text: the body, i.e. the concatenation of :attr:`sections` joined by blank lines.
+            Citations and chunk spans are character offsets into this string.
+        sections: spans of :attr:`text`, in order, non-overlapping.
+        source: the file the document came from, with its sha256.
+        year: the publication year, or None when unknown.
+        retracted: True when the record is a retracted publication.
+        page_starts: for paginated sources, the offset in :attr:`text` where each page
+            begins (page ``i + 1`` starts at ``page_starts[i]``); empty otherwise.
+        pubmed / guideline: source-specific metadata (exactly one is set, or neither).
+    """
+
+    id: str
+    kind: str
+    title: str
+    text: str
+    sections: tuple[Section, ...]
+    source: SourceFile
+    year: int | None = None
+    retracted: bool = False
+    page_starts: tuple[int, ...] = ()
+    pubmed: PubmedMetadata | None = None
+    guideline: GuidelineMetadata | None = None
+
+    KINDS: ClassVar[frozenset[str]] = frozenset({"pubmed", "pubmed_book", "guideline"})
+
+    def __post_init__(self) -> None:
+        if self.kind not in self.KINDS:
+            raise ValueError(f"Document {self.id}: unknown kind {self.kind!r}")
+        n = len(self.text)
+        prev_end = 0
+        for s in self.sections:
+            if not (prev_end <= s.start <= s.end <= n):
+                raise ValueError(
+                    f"Document {self.id}: section {s.label!r} span [{s.start}, {s.end}) "
+                    f"is out of order or outside the text (length {n})"
+                )
+            prev_end = s.end
+
+    @property
+    def pmid(self) -> str | None:
+        return self.pubmed.pmid if self.pubmed else None
+
+    def page_at(self, offset: int) -> int | None:
+        """The 1-based page holding character ``offset`` of :attr:`text`, or None."""
+        if not self.page_starts:
+            return None
+        return max(1, bisect.bisect_right(self.page_starts, offset))
+
+    def section_at(self, offset: int) -> Section | None:
+        """The section whose span holds character ``offset``, or None (a separator)."""
+        for s in self.sections:
+            if s.start <= offset < s.end:
+                return s
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion(_Record):
+    """A ``<DeleteCitation>`` entry: NLM withdrew this PMID; an index should drop it."""
+
+    pmid: str
+    source: SourceFile
+    version: int = 1
+
+    @property
+    def doc_id(self) -> str:
+        return f"pmid:{self.pmid}"
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk(_Record):
+    """A retrievable piece of a document.
+
+    Attributes:
+        id: ``<doc_id>#<n>``, stable when the same document is chunked again with the same
+            parameters.
+        doc_id: the document's id.
+        text: exactly ``document.text[start:end]`` (the span a citation quotes).
+        start, end: character offsets into the document's text (end exclusive).
+        section: the section label, ``path`` its heading path.
+        pages: the 1-based pages the chunk spans (PDFs), else empty.
+        index_text: the text given to retrievers (may carry the title as a prefix).
+        n_tokens: the chunk's length in tokens of the chunker's encoding.
+        oversized: True when one sentence alone exceeded the token budget and was cut.
+    """
+
+    id: str
+    doc_id: str
+    text: str
+    start: int
+    end: int
+    index_text: str
+    section: str | None = None
+    path: tuple[str, ...] = ()
+    pages: tuple[int, ...] = ()
+    n_tokens: int = 0
+    oversized: bool = False
