@@ -2,6 +2,16 @@
 :class:`~medrag.types.Document` objects. Knows nothing of retrieval."""
 
 from ._common import IngestReport, Skipped
+from .entrez import FetchResult, fetch_pubmed
+from .medline import iter_medline
 from .pubmed import iter_pubmed, iter_pubmed_events
 
-__all__ = ["IngestReport", "Skipped", "iter_pubmed", "iter_pubmed_events"]
+__all__ = [
+    "IngestReport",
+    "Skipped",
+    "FetchResult",
+    "fetch_pubmed",
+    "iter_medline",
+    "iter_pubmed",
+    "iter_pubmed_events",
+]

@@ -61,15 +61,29 @@ def check_on_error(on_error: str) -> None:
         raise ConfigError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
 
 
-def expand_paths(paths: PathLike | Iterable[PathLike]) -> list[Path]:
-    """One path, or many: each a file or a directory (whose files are taken sorted)."""
+def expand_paths(
+    paths: PathLike | Iterable[PathLike], suffixes: tuple[str, ...] = ()
+) -> list[Path]:
+    """One path, or many: each a file or a directory.
+
+    A directory contributes its files (recursively, sorted) whose names end with one
+    of ``suffixes`` (case-insensitive; all files when ``suffixes`` is empty). A file
+    named explicitly is always taken, whatever its name.
+    """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     out: list[Path] = []
+    low = tuple(s.lower() for s in suffixes)
     for p in paths:
         path = Path(p)
         if path.is_dir():
-            out.extend(sorted(q for q in path.rglob("*") if q.is_file()))
+            out.extend(
+                sorted(
+                    q
+                    for q in path.rglob("*")
+                    if q.is_file() and not q.name.startswith(".") and (not low or q.name.lower().endswith(low))
+                )
+            )
         else:
             out.append(path)
     return out
