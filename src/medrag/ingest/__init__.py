@@ -4,6 +4,7 @@
 from ._common import IngestReport, Skipped
 from .entrez import FetchResult, fetch_pubmed
 from .medline import iter_medline
+from .pdf import iter_guideline_pdf
 from .pubmed import iter_pubmed, iter_pubmed_events
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "Skipped",
     "FetchResult",
     "fetch_pubmed",
+    "iter_guideline_pdf",
     "iter_medline",
     "iter_pubmed",
     "iter_pubmed_events",
