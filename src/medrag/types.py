@@ -34,6 +34,8 @@ __all__ = [
     "Document",
     "Deletion",
     "Chunk",
+    "SourceInfo",
+    "Passage",
     "RETRACTION_REF_TYPES",
 ]
 
@@ -388,3 +390,75 @@ class Chunk(_Record):
     pages: tuple[int, ...] = ()
     n_tokens: int = 0
     oversized: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo(_Record):
+    """What a citation needs to say about a document, and what filters look at.
+
+    Kept by an index for each document, so that passages carry their evidence context
+    without the index holding whole documents.
+    """
+
+    doc_id: str
+    kind: str
+    title: str
+    year: int | None = None
+    retracted: bool = False
+    pmid: str | None = None
+    doi: str | None = None
+    journal: str | None = None
+    volume: str | None = None
+    issue: str | None = None
+    pages: str | None = None
+    authors: tuple[str, ...] = ()
+    n_authors: int = 0
+    publication_types: tuple[str, ...] = ()
+    mesh: tuple[str, ...] = ()
+    organization: str | None = None
+    book_title: str | None = None
+    source_sha256: str | None = None
+
+    #: Authors kept for a Vancouver-style reference ("et al." after six).
+    MAX_AUTHORS: ClassVar[int] = 7
+
+    @classmethod
+    def from_document(cls, doc: Document) -> "SourceInfo":
+        p, g = doc.pubmed, doc.guideline
+        authors = tuple(a.display_name for a in p.authors) if p else ()
+        return cls(
+            doc_id=doc.id,
+            kind=doc.kind,
+            title=doc.title,
+            year=doc.year,
+            retracted=doc.retracted,
+            pmid=p.pmid if p else None,
+            doi=p.doi if p else None,
+            journal=(p.journal.iso_abbreviation or p.journal.title) if p else None,
+            volume=p.journal.volume if p else None,
+            issue=p.journal.issue if p else None,
+            pages=p.pages if p else None,
+            authors=authors[: cls.MAX_AUTHORS],
+            n_authors=len(authors),
+            publication_types=tuple(t.name for t in p.publication_types) if p else (),
+            mesh=tuple(m.descriptor for m in p.mesh) if p else (),
+            organization=g.organization if g else None,
+            book_title=p.book_title if p else None,
+            source_sha256=doc.source.sha256,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Passage(_Record):
+    """A retrieved chunk with its fused score, its rank (1-based) and each retriever's
+    score (``{"bm25": 12.3, "dense": 0.71}``; a retriever that did not score it is absent)."""
+
+    chunk: Chunk
+    source: SourceInfo
+    score: float
+    rank: int
+    scores: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def page(self) -> int | None:
+        return self.chunk.pages[0] if self.chunk.pages else None

@@ -1,0 +1,788 @@
+"""The hybrid index: BM25 + dense vectors over chunks, fused; saved to and loaded from a
+directory; updated in place.
+
+Row ``i`` is the same chunk everywhere: line ``i`` of ``chunks.jsonl``, row ``i`` of the
+BM25 matrix and of the vector array. A directory holds::
+
+    manifest.json      format, format_version, library version, created time, index id,
+                       corpus fingerprint, chunking, analyzer, BM25 params, encoder
+                       (model, prefixes, dim), vector index (kind, FAISS factory),
+                       fusion, counts, and the sha256 and size of every file
+    docs.jsonl         one SourceInfo per document (what citations and filters need)
+    chunks.jsonl       one Chunk per row; chunk_offsets.npy: byte offset of each line
+    chunk_doc.npy      the document (line of docs.jsonl) of each row
+    bm25/              sparse BM25 arrays (see medrag.retrieve.bm25), no pickle
+    dense/vectors.npy  float32 unit vectors; dense/index.faiss for HNSW / IVF-PQ
+
+Saving builds a new sibling directory and swaps it in atomically (the index path is a
+symbolic link to the current version), so a crash mid-save leaves the previous index
+intact. Loading checks the format version, refuses any file the manifest names outside
+the directory, verifies sizes and sha256 checksums, and rebuilds the analyzer and the
+query encoder from the manifest, never from the caller's defaults.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from .chunking import ChunkConfig, chunk_document
+from .errors import ConfigError, IndexFormatError, IndexNotFoundError, IndexVersionError
+from .retrieve.analyzer import Analyzer
+from .retrieve.bm25 import BM25Index, BM25Params
+from .retrieve.dense import Encoder, EncoderConfig, VectorConfig, VectorIndex, encoder_from_description
+from .retrieve.fusion import convex, ranked, rrf
+from .types import Chunk, Document, Passage, SourceInfo
+
+__all__ = ["Index", "IndexConfig", "FusionConfig", "Filters", "FORMAT", "FORMAT_VERSION"]
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "medrag.index"
+FORMAT_VERSION = 1
+_MANIFEST = "manifest.json"
+_MAX_MANIFEST_BYTES = 16 << 20
+Mode = Literal["hybrid", "bm25", "dense"]
+
+
+@dataclass(frozen=True, slots=True)
+class FusionConfig:
+    """How BM25 and dense runs are fused.
+
+    ``method="convex"``: ``w_bm25 * minmax(bm25) + w_dense * minmax(dense)`` over the
+    union of both retrievers' top ``candidates`` rows, each scored by both (Bruch et al.
+    2023). ``method="rrf"``: reciprocal rank fusion with ``rrf_k`` (Cormack et al. 2009).
+    The defaults were chosen on SciFact training claims (benchmarks/bench_index.py).
+    """
+
+    method: str = "convex"
+    bm25_weight: float = 0.5
+    dense_weight: float = 0.5
+    rrf_k: float = 60.0
+    candidates: int = 100
+
+    def __post_init__(self) -> None:
+        if self.method not in ("convex", "rrf"):
+            raise ConfigError(f"fusion method must be 'convex' or 'rrf', not {self.method!r}")
+        if self.candidates < 1:
+            raise ConfigError("fusion candidates must be >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class IndexConfig:
+    """Everything that decides what an index contains; all of it goes in the manifest.
+
+    ``encoder=None`` builds a lexical-only index.
+    """
+
+    chunking: ChunkConfig = field(default_factory=ChunkConfig)
+    analyzer: Analyzer = field(default_factory=Analyzer)
+    bm25: BM25Params = field(default_factory=BM25Params)
+    encoder: EncoderConfig | None = field(default_factory=EncoderConfig)
+    vectors: VectorConfig = field(default_factory=VectorConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Metadata filters. Retracted publications are excluded unless ``include_retracted``.
+
+    Attributes:
+        year_min / year_max: inclusive bounds; a document with no year passes only when
+            both are None.
+        publication_types: keep documents with at least one of these (PubMed names,
+            e.g. ``"Randomized Controlled Trial"``, ``"Meta-Analysis"``).
+        kinds: keep these document kinds (``"pubmed"``, ``"pubmed_book"``, ``"guideline"``).
+        mesh: keep documents indexed with at least one of these MeSH descriptors.
+        doc_ids: keep only these documents.
+        exclude_doc_ids: drop these documents.
+    """
+
+    year_min: int | None = None
+    year_max: int | None = None
+    publication_types: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    mesh: tuple[str, ...] = ()
+    doc_ids: tuple[str, ...] = ()
+    exclude_doc_ids: tuple[str, ...] = ()
+    include_retracted: bool = False
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _library_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _safe_member(root: Path, rel: str) -> Path:
+    """``root / rel``, refusing anything that would leave ``root``."""
+    p = Path(rel)
+    if p.is_absolute() or ".." in p.parts or not rel or rel.startswith("~"):
+        raise IndexFormatError(f"manifest names a file outside the index directory: {rel!r}")
+    full = (root / p).resolve()
+    if root.resolve() not in full.parents:
+        raise IndexFormatError(f"manifest names a file outside the index directory: {rel!r}")
+    return full
+
+
+class _ChunkStore:
+    """Rows of ``chunks.jsonl`` read on demand through a byte-offset array."""
+
+    def __init__(self, path: Path | None, offsets: np.ndarray | None) -> None:
+        self._path = path
+        self._offsets = offsets
+        self._lock = threading.Lock()
+        self._fh = None
+
+    def __len__(self) -> int:
+        return 0 if self._offsets is None else len(self._offsets) - 1
+
+    def raw(self, row: int) -> bytes:
+        assert self._offsets is not None and self._path is not None
+        start, end = int(self._offsets[row]), int(self._offsets[row + 1])
+        with self._lock:
+            if self._fh is None:
+                self._fh = open(self._path, "rb")
+            self._fh.seek(start)
+            return self._fh.read(end - start)
+
+    def get(self, row: int) -> Chunk:
+        try:
+            return Chunk.from_dict(json.loads(self.raw(row)))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise IndexFormatError(f"{self._path}: row {row} is not a valid chunk: {exc}") from exc
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+# --------------------------------------------------------------------------- index
+
+
+class Index:
+    """A hybrid BM25 + dense index over chunks of documents.
+
+    Build with :meth:`build`, reopen with :meth:`load`; :meth:`search` returns
+    :class:`~medrag.types.Passage` objects. :meth:`add` and :meth:`delete` change it in
+    place; :meth:`save` writes it atomically.
+
+    Thread safety: any number of threads may search at once; :meth:`add`,
+    :meth:`delete` and :meth:`save` take an exclusive lock, and a search waits for them.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: IndexConfig,
+        docs: list[SourceInfo],
+        chunk_doc: np.ndarray,
+        store: _ChunkStore,
+        new_chunks: list[Chunk],
+        bm25: BM25Index,
+        vectors: VectorIndex | None,
+        encoder: Encoder | None,
+        manifest: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self._docs = docs
+        self._doc_row = {d.doc_id: i for i, d in enumerate(docs)}
+        self._doc_alive = np.ones(len(docs), dtype=bool)
+        self._chunk_doc = chunk_doc
+        self._store = store
+        self._new_chunks = new_chunks  # rows len(store) .. n_rows - 1
+        self._bm25 = bm25
+        self._vectors = vectors
+        self._encoder = encoder
+        self._manifest = manifest or {}
+        self._rw = _RWLock()
+        self._refresh_doc_arrays()
+
+    # ------------------------------------------------------------------ building
+
+    @classmethod
+    def build(
+        cls,
+        documents: Iterable[Document],
+        config: IndexConfig | None = None,
+        *,
+        encoder: Encoder | None = None,
+        show_progress: bool = False,
+    ) -> "Index":
+        """Chunk, analyze and embed ``documents`` into a new in-memory index.
+
+        ``encoder`` overrides the one ``config.encoder`` describes (e.g. a custom
+        :class:`~medrag.retrieve.dense.Encoder`); with ``config.encoder=None`` and no
+        encoder the index is lexical only. A later document with an id already seen
+        replaces the earlier one (a new version of a PMID).
+        """
+        config = config or IndexConfig()
+        if encoder is None and config.encoder is not None:
+            from .retrieve.dense import SentenceTransformerEncoder
+
+            encoder = SentenceTransformerEncoder(config.encoder)
+        empty_bm25 = BM25Index.from_token_lists([], config.bm25, analyzer=config.analyzer)
+        vectors = VectorIndex(np.zeros((0, encoder.dim), np.float32), config.vectors) if encoder else None
+        index = cls(
+            config=config,
+            docs=[],
+            chunk_doc=np.zeros(0, np.int32),
+            store=_ChunkStore(None, None),
+            new_chunks=[],
+            bm25=empty_bm25,
+            vectors=vectors,
+            encoder=encoder,
+        )
+        index.add(documents, show_progress=show_progress)
+        return index
+
+    def _refresh_doc_arrays(self) -> None:
+        n = len(self._docs)
+        self._doc_year = np.array([d.year if d.year is not None else -1 for d in self._docs], dtype=np.int32).reshape(n)
+        self._doc_retracted = np.array([d.retracted for d in self._docs], dtype=bool).reshape(n)
+
+    # ------------------------------------------------------------------ basics
+
+    def __len__(self) -> int:
+        """Live chunks."""
+        return int(self._bm25.alive.sum())
+
+    @property
+    def n_documents(self) -> int:
+        return int(self._doc_alive.sum())
+
+    @property
+    def encoder(self) -> Encoder | None:
+        return self._encoder
+
+    @property
+    def id(self) -> str:
+        """The saved index's id (``manifest.json``), or ``"unsaved"``."""
+        return str(self._manifest.get("index_id", "unsaved"))
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return json.loads(json.dumps(self._manifest))
+
+    def document_ids(self) -> list[str]:
+        return [d.doc_id for d, alive in zip(self._docs, self._doc_alive) if alive]
+
+    def source(self, doc_id: str) -> SourceInfo:
+        i = self._doc_row.get(doc_id)
+        if i is None or not self._doc_alive[i]:
+            raise KeyError(doc_id)
+        return self._docs[i]
+
+    def chunk(self, row: int) -> Chunk:
+        if row < len(self._store):
+            return self._store.get(row)
+        return self._new_chunks[row - len(self._store)]
+
+    # ------------------------------------------------------------------ updates
+
+    def add(self, documents: Iterable[Document], *, show_progress: bool = False) -> int:
+        """Add documents (chunked, analyzed and embedded); a document whose id is
+        already in the index replaces it. Only the new chunks are embedded. Returns
+        the number of chunks added."""
+        docs = list(documents)
+        latest: dict[str, Document] = {}
+        for d in docs:
+            latest[d.id] = d  # the last version wins
+        docs = list(latest.values())
+        chunks: list[Chunk] = []
+        owners: list[int] = []
+        for d in docs:
+            cs = chunk_document(d, self.config.chunking)
+            chunks.extend(cs)
+        if not chunks and not docs:
+            return 0
+        vecs = None
+        if self._encoder is not None and chunks:
+            vecs = self._encoder.encode_documents([c.index_text for c in chunks], show_progress=show_progress)
+            if vecs.shape != (len(chunks), self._encoder.dim):
+                raise ConfigError(f"encoder returned {vecs.shape}, expected {(len(chunks), self._encoder.dim)}")
+        tokens = self.config.analyzer.tokenize_many([c.index_text for c in chunks])
+        with self._rw.write():
+            replaced = [d.id for d in docs if d.id in self._doc_row and self._doc_alive[self._doc_row[d.id]]]
+            if replaced:
+                self._delete_locked(replaced)
+            for d in docs:
+                self._doc_row[d.id] = len(self._docs)
+                self._docs.append(SourceInfo.from_document(d))
+            self._doc_alive = np.concatenate([self._doc_alive, np.ones(len(docs), bool)])
+            for c in chunks:
+                owners.append(self._doc_row[c.doc_id])
+            self._bm25.add(tokens)
+            if self._vectors is not None and vecs is not None:
+                self._vectors.add(vecs)
+            self._chunk_doc = np.concatenate([np.asarray(self._chunk_doc), np.asarray(owners, dtype=np.int32)])
+            self._new_chunks.extend(chunks)
+            self._refresh_doc_arrays()
+        logger.info("added %d document(s), %d chunk(s)", len(docs), len(chunks))
+        return len(chunks)
+
+    def delete(self, doc_ids: Iterable[str]) -> int:
+        """Delete documents by id (e.g. PubMed ``<DeleteCitation>`` PMIDs as
+        ``pmid:<PMID>``); unknown ids are ignored. Returns the number of documents
+        deleted."""
+        with self._rw.write():
+            return self._delete_locked(list(doc_ids))
+
+    def _delete_locked(self, doc_ids: list[str]) -> int:
+        rows_of = [self._doc_row[i] for i in doc_ids if i in self._doc_row and self._doc_alive[self._doc_row[i]]]
+        if not rows_of:
+            return 0
+        dead = np.zeros(len(self._docs), bool)
+        dead[rows_of] = True
+        self._bm25.delete(np.flatnonzero(dead[self._chunk_doc]))
+        self._doc_alive = self._doc_alive & ~dead
+        return len(rows_of)
+
+    # ------------------------------------------------------------------ search
+
+    def _row_mask(self, filters: Filters | None) -> np.ndarray:
+        f = filters or Filters()
+        ok = self._doc_alive.copy()
+        if not f.include_retracted:
+            ok &= ~self._doc_retracted
+        if f.year_min is not None:
+            ok &= self._doc_year >= f.year_min
+        if f.year_max is not None:
+            ok &= (self._doc_year <= f.year_max) & (self._doc_year >= 0)
+        if f.kinds or f.publication_types or f.mesh or f.doc_ids or f.exclude_doc_ids:
+            kinds, pts, mesh = set(f.kinds), set(f.publication_types), set(f.mesh)
+            only, exclude = set(f.doc_ids), set(f.exclude_doc_ids)
+            for i in np.flatnonzero(ok):
+                d = self._docs[i]
+                if (
+                    (kinds and d.kind not in kinds)
+                    or (pts and not pts.intersection(d.publication_types))
+                    or (mesh and not mesh.intersection(d.mesh))
+                    or (only and d.doc_id not in only)
+                    or d.doc_id in exclude
+                ):
+                    ok[i] = False
+        return ok[self._chunk_doc] & np.asarray(self._bm25.alive)
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        filters: Filters | None = None,
+        mode: Mode = "hybrid",
+    ) -> list[Passage]:
+        """The ``k`` best passages for ``query``.
+
+        ``mode``: ``"hybrid"`` (fused, the default when the index has vectors),
+        ``"bm25"`` or ``"dense"``. Retracted publications are excluded unless
+        ``filters.include_retracted``. Each passage keeps its fused score, rank, and
+        each retriever's score.
+        """
+        if k < 1:
+            raise ConfigError("k must be >= 1")
+        if mode not in ("hybrid", "bm25", "dense"):
+            raise ConfigError(f"mode must be hybrid, bm25 or dense, not {mode!r}")
+        if mode == "hybrid" and self._encoder is None:
+            mode = "bm25"
+        if mode == "dense" and self._encoder is None:
+            raise ConfigError("this index has no dense vectors; search with mode='bm25'")
+        qvec = self._encoder.encode_queries([query])[0] if mode != "bm25" and self._encoder else None
+        with self._rw.read():
+            return self._search_locked(query, qvec, k, filters, mode)
+
+    def search_many(
+        self, queries: Sequence[str], k: int = 10, *, filters: Filters | None = None, mode: Mode = "hybrid"
+    ) -> list[list[Passage]]:
+        """:meth:`search` for many queries, encoding them in one batch."""
+        if mode == "hybrid" and self._encoder is None:
+            mode = "bm25"
+        qvecs = self._encoder.encode_queries(list(queries)) if mode != "bm25" and self._encoder else None
+        out = []
+        with self._rw.read():
+            for i, q in enumerate(queries):
+                out.append(self._search_locked(q, None if qvecs is None else qvecs[i], k, filters, mode))
+        return out
+
+    def _search_locked(
+        self, query: str, qvec: np.ndarray | None, k: int, filters: Filters | None, mode: Mode
+    ) -> list[Passage]:
+        mask = self._row_mask(filters)
+        tokens = self.config.analyzer.tokenize(query)
+        runs: dict[str, dict[int, float]] = {}
+        if mode == "bm25":
+            rows, sc = self._bm25.search(tokens, k, mask=mask) if tokens else ([], [])
+            fused = {int(r): float(s) for r, s in zip(rows, sc)}
+            runs["bm25"] = fused
+        elif mode == "dense":
+            assert self._vectors is not None and qvec is not None
+            rows, sc = self._vectors.search(qvec, k, allowed=mask)
+            fused = {int(r): float(s) for r, s in zip(rows, sc)}
+            runs["dense"] = fused
+        else:
+            assert self._vectors is not None and qvec is not None
+            c = max(self.config.fusion.candidates, k)
+            b_rows, _ = self._bm25.search(tokens, c, mask=mask) if tokens else (np.zeros(0, np.int64), None)
+            d_rows, _ = self._vectors.search(qvec, c, allowed=mask)
+            union = np.union1d(np.asarray(b_rows, np.int64), np.asarray(d_rows, np.int64))
+            if union.size == 0:
+                return []
+            b_all = self._bm25.scores(tokens) if tokens else np.zeros(self._bm25.n_rows)
+            runs["bm25"] = {int(r): float(b_all[r]) for r in union}
+            d_sc = self._vectors.scores(qvec, union)
+            runs["dense"] = {int(r): float(s) for r, s in zip(union, d_sc)}
+            fc = self.config.fusion
+            if fc.method == "rrf":
+                rank_runs = {
+                    "bm25": {int(r): runs["bm25"][int(r)] for r in b_rows},
+                    "dense": {int(r): runs["dense"][int(r)] for r in d_rows},
+                }
+                fused = rrf(rank_runs, k=fc.rrf_k, weights={"bm25": fc.bm25_weight, "dense": fc.dense_weight})
+            else:
+                fused = convex(runs, {"bm25": fc.bm25_weight, "dense": fc.dense_weight})
+        top = ranked(fused)[:k]
+        out = []
+        for rank, (row, score) in enumerate(top, start=1):
+            chunk = self.chunk(row)
+            out.append(
+                Passage(
+                    chunk=chunk,
+                    source=self._docs[int(self._chunk_doc[row])],
+                    score=float(score),
+                    rank=rank,
+                    scores={name: run[row] for name, run in runs.items() if row in run},
+                )
+            )
+        return out
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write the index to ``directory`` atomically and return its path.
+
+        Deleted rows are dropped (compacted) on save. ``directory`` becomes a symbolic
+        link to a versioned sibling (``.<name>.<id>``); the old version is removed only
+        after the new one is in place.
+        """
+        target = Path(directory)
+        parent = target.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        index_id = uuid.uuid4().hex[:16]
+        staging = parent / f".{target.name}.{index_id}"
+        with self._rw.write():
+            self._compact_locked()
+            self._write_locked(staging, index_id)
+        _fsync_dir(staging)
+        old_real: Path | None = None
+        if target.is_symlink():
+            old_real = (parent / os.readlink(target)).resolve() if not os.path.isabs(os.readlink(target)) else Path(os.readlink(target))
+        elif target.exists():
+            # a plain directory (first save over an older layout, or a copy): move it aside
+            old_real = parent / f".{target.name}.old-{index_id}"
+            os.replace(target, old_real)
+        link_tmp = parent / f".{target.name}.link-{index_id}"
+        os.symlink(staging.name, link_tmp)
+        os.replace(link_tmp, target)
+        _fsync_dir(parent)
+        if old_real is not None and old_real.exists() and old_real.resolve() != staging.resolve():
+            shutil.rmtree(old_real, ignore_errors=True)
+        # reopen the chunk store from the saved file so memory is released
+        loaded = Index.load(target, encoder=self._encoder, verify=False)
+        with self._rw.write():
+            self._store.close()
+            self._store = loaded._store
+            self._new_chunks = []
+            self._bm25 = loaded._bm25
+            self._vectors = loaded._vectors
+            self._chunk_doc = loaded._chunk_doc
+            self._manifest = loaded._manifest
+        logger.info("saved index %s to %s", index_id, target)
+        return target
+
+    def _compact_locked(self) -> None:
+        alive = np.asarray(self._bm25.alive)
+        if alive.all() and self._doc_alive.all():
+            return
+        old_rows = self._bm25.compact()
+        chunks = [self.chunk(int(r)) for r in old_rows]
+        if self._vectors is not None:
+            self._vectors.keep(old_rows)
+        keep_docs = np.flatnonzero(self._doc_alive)
+        new_doc_of_old = np.full(len(self._docs), -1, np.int64)
+        new_doc_of_old[keep_docs] = np.arange(len(keep_docs))
+        self._chunk_doc = new_doc_of_old[np.asarray(self._chunk_doc)[old_rows]].astype(np.int32)
+        self._docs = [self._docs[i] for i in keep_docs]
+        self._doc_row = {d.doc_id: i for i, d in enumerate(self._docs)}
+        self._doc_alive = np.ones(len(self._docs), bool)
+        self._store.close()
+        self._store = _ChunkStore(None, None)
+        self._new_chunks = chunks
+        self._refresh_doc_arrays()
+
+    def _write_locked(self, d: Path, index_id: str) -> None:
+        d.mkdir(parents=True)
+        n = self._bm25.n_rows
+        with open(d / "docs.jsonl", "w", encoding="utf-8") as f:
+            for s in self._docs:
+                f.write(json.dumps(s.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n")
+        offsets = np.zeros(n + 1, np.int64)
+        with open(d / "chunks.jsonl", "wb") as f:
+            pos = 0
+            for row in range(n):
+                if row < len(self._store):
+                    line = self._store.raw(row)
+                else:
+                    c = self._new_chunks[row - len(self._store)]
+                    line = (json.dumps(c.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+                f.write(line)
+                pos += len(line)
+                offsets[row + 1] = pos
+        np.save(d / "chunk_offsets.npy", offsets, allow_pickle=False)
+        np.save(d / "chunk_doc.npy", np.asarray(self._chunk_doc, dtype=np.int32), allow_pickle=False)
+        self._bm25.save(d / "bm25")
+        dense: dict[str, Any] | None = None
+        if self._vectors is not None and self._encoder is not None:
+            self._vectors.save(d / "dense")
+            dense = {
+                "encoder": self._encoder.describe(),
+                "dim": self._encoder.dim,
+                "metric": "inner_product (unit vectors: cosine)",
+                "vectors": asdict(self.config.vectors),
+                "faiss_factory": self.config.vectors.factory,
+            }
+        files = {}
+        for p in sorted(d.rglob("*")):
+            if p.is_file():
+                rel = p.relative_to(d).as_posix()
+                files[rel] = {"sha256": _sha256(p), "size": p.stat().st_size}
+        fingerprint = hashlib.sha256(
+            "\n".join(f"{s.doc_id} {s.source_sha256}" for s in self._docs).encode("utf-8")
+        ).hexdigest()
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "library_version": _library_version(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "index_id": index_id,
+            "corpus_fingerprint": fingerprint,
+            "counts": {"documents": len(self._docs), "chunks": n},
+            "chunking": asdict(self.config.chunking),
+            "analyzer": self.config.analyzer.to_dict(),
+            "bm25": self.config.bm25.to_dict(),
+            "dense": dense,
+            "fusion": asdict(self.config.fusion),
+            "files": files,
+        }
+        tmp = d / (_MANIFEST + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=2, ensure_ascii=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, d / _MANIFEST)
+
+    @classmethod
+    def load(
+        cls,
+        directory: str | os.PathLike[str],
+        *,
+        encoder: Encoder | None = None,
+        verify: bool = True,
+        mmap: bool = True,
+    ) -> "Index":
+        """Open a saved index.
+
+        The analyzer, BM25 parameters, chunking and encoder are rebuilt from the
+        manifest. ``encoder`` supplies a query encoder for a custom (non
+        sentence-transformers) encoder; it must match the recorded dimension.
+        ``verify=False`` skips the sha256 checks (sizes are always checked).
+
+        Raises:
+            IndexNotFoundError: no index at ``directory``.
+            IndexVersionError: a format version this library does not know.
+            IndexFormatError: anything missing, altered, malformed or unsafe.
+        """
+        root = Path(directory)
+        mpath = root / _MANIFEST
+        if not mpath.is_file():
+            raise IndexNotFoundError(f"no medrag index at {root} (no {_MANIFEST})")
+        if mpath.stat().st_size > _MAX_MANIFEST_BYTES:
+            raise IndexFormatError(f"{mpath} is implausibly large")
+        try:
+            manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise IndexFormatError(f"{mpath} is not valid JSON: {exc}") from exc
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise IndexFormatError(f"{mpath} is not a {FORMAT} manifest")
+        version = manifest.get("format_version")
+        if version != FORMAT_VERSION:
+            raise IndexVersionError(
+                f"{root} has index format version {version!r}; this medrag ({_library_version()}) "
+                f"reads version {FORMAT_VERSION} only. Rebuild the index or upgrade medrag."
+            )
+        files = manifest.get("files")
+        if not isinstance(files, dict):
+            raise IndexFormatError(f"{mpath} lists no files")
+        required = {"docs.jsonl", "chunks.jsonl", "chunk_offsets.npy", "chunk_doc.npy"}
+        missing = required - set(files)
+        if missing:
+            raise IndexFormatError(f"{mpath} does not list {sorted(missing)}")
+        for rel, meta in files.items():
+            p = _safe_member(root, rel)
+            if not p.is_file():
+                raise IndexFormatError(f"{root}: {rel} is missing")
+            if not isinstance(meta, dict) or p.stat().st_size != meta.get("size"):
+                raise IndexFormatError(f"{root}: {rel} has the wrong size (truncated or altered)")
+            if verify and _sha256(p) != meta.get("sha256"):
+                raise IndexFormatError(f"{root}: {rel} fails its sha256 check (altered or corrupt)")
+        try:
+            config = IndexConfig(
+                chunking=ChunkConfig(**manifest["chunking"]),
+                analyzer=Analyzer.from_dict(manifest["analyzer"]),
+                bm25=BM25Params.from_dict(manifest["bm25"]),
+                encoder=None,
+                vectors=VectorConfig(**(manifest["dense"] or {}).get("vectors", {})),
+                fusion=FusionConfig(**manifest["fusion"]),
+            )
+            n_chunks = int(manifest["counts"]["chunks"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IndexFormatError(f"{mpath}: malformed configuration: {exc}") from exc
+        docs = []
+        with open(root / "docs.jsonl", encoding="utf-8") as f:
+            for i, line in enumerate(f):
+                try:
+                    docs.append(SourceInfo.from_dict(json.loads(line)))
+                except (ValueError, TypeError) as exc:
+                    raise IndexFormatError(f"{root}/docs.jsonl line {i + 1}: {exc}") from exc
+        offsets = _load_array(root / "chunk_offsets.npy", np.int64, (n_chunks + 1,), mmap)
+        chunk_doc = _load_array(root / "chunk_doc.npy", np.int32, (n_chunks,), mmap)
+        if n_chunks and (int(chunk_doc.min()) < 0 or int(chunk_doc.max()) >= len(docs)):
+            raise IndexFormatError(f"{root}/chunk_doc.npy points outside docs.jsonl")
+        if int(offsets[-1]) != (root / "chunks.jsonl").stat().st_size or np.any(np.diff(offsets) <= 0):
+            raise IndexFormatError(f"{root}/chunk_offsets.npy does not match chunks.jsonl")
+        bm25 = BM25Index.load(root / "bm25", mmap=mmap)
+        if bm25.n_rows != n_chunks:
+            raise IndexFormatError(f"{root}: BM25 has {bm25.n_rows} rows, the manifest {n_chunks} chunks")
+        vectors = None
+        dense = manifest.get("dense")
+        if dense:
+            dim = int(dense["dim"])
+            vectors = VectorIndex.load(root / "dense", config.vectors, dim, mmap=mmap)
+            if len(vectors) != n_chunks:
+                raise IndexFormatError(f"{root}: {len(vectors)} vectors for {n_chunks} chunks")
+            if encoder is None:
+                encoder = encoder_from_description(dense["encoder"])
+            elif encoder.dim != dim:
+                raise ConfigError(f"the encoder gives dimension {encoder.dim}; the index has {dim}")
+            try:
+                config = replace(config, encoder=EncoderConfig(**{
+                    k: dense["encoder"][k] for k in ("model", "query_prefix", "document_prefix", "max_seq_length", "batch_size")
+                    if k in dense["encoder"]
+                }))
+            except TypeError as exc:
+                raise IndexFormatError(f"{mpath}: malformed encoder description: {exc}") from exc
+        else:
+            encoder = None
+        return cls(
+            config=config,
+            docs=docs,
+            chunk_doc=chunk_doc,
+            store=_ChunkStore(root / "chunks.jsonl", offsets),
+            new_chunks=[],
+            bm25=bm25,
+            vectors=vectors,
+            encoder=encoder,
+            manifest=manifest,
+        )
+
+
+def _load_array(path: Path, dtype: Any, shape: tuple[int, ...], mmap: bool) -> np.ndarray:
+    try:
+        a = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise IndexFormatError(f"{path}: not a valid array: {exc}") from exc
+    if a.dtype != np.dtype(dtype) or a.shape != shape:
+        raise IndexFormatError(f"{path}: expected {np.dtype(dtype)} {shape}, found {a.dtype} {a.shape}")
+    return a
+
+
+class _RWLock:
+    """Many readers or one writer."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+
+    class _Ctx:
+        def __init__(self, enter, leave) -> None:
+            self._enter, self._leave = enter, leave
+
+        def __enter__(self) -> None:
+            self._enter()
+
+        def __exit__(self, *exc: object) -> None:
+            self._leave()
+
+    def _acquire_read(self) -> None:
+        with self._cond:
+            while self._writer:
+                self._cond.wait()
+            self._readers += 1
+
+    def _release_read(self) -> None:
+        with self._cond:
+            self._readers -= 1
+            if not self._readers:
+                self._cond.notify_all()
+
+    def _acquire_write(self) -> None:
+        with self._cond:
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writer = True
+
+    def _release_write(self) -> None:
+        with self._cond:
+            self._writer = False
+            self._cond.notify_all()
+
+    def read(self) -> "_RWLock._Ctx":
+        return self._Ctx(self._acquire_read, self._release_read)
+
+    def write(self) -> "_RWLock._Ctx":
+        return self._Ctx(self._acquire_write, self._release_write)

