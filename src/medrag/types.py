@@ -36,6 +36,11 @@ __all__ = [
     "Chunk",
     "SourceInfo",
     "Passage",
+    "Citation",
+    "AnswerSentence",
+    "RemovedSentence",
+    "Answer",
+    "ANSWER_STATUSES",
     "RETRACTION_REF_TYPES",
 ]
 
@@ -291,7 +296,8 @@ class Document(_Record):
 
     Attributes:
         id: stable id, ``pmid:<PMID>`` or ``pdf:<first 16 hex of sha256>``.
-        kind: ``"pubmed"``, ``"pubmed_book"`` or ``"guideline"``.
+        kind: ``"pubmed"``, ``"pubmed_book"``, ``"guideline"``, or ``"text"`` (a plain
+            title + text record, e.g. from a BEIR corpus).
         title: the title, flattened to plain text (not part of :attr:`text`).
         text: the body, i.e. the concatenation of :attr:`sections` joined by blank lines.
             Citations and chunk spans are character offsets into this string.
@@ -316,7 +322,7 @@ class Document(_Record):
     pubmed: PubmedMetadata | None = None
     guideline: GuidelineMetadata | None = None
 
-    KINDS: ClassVar[frozenset[str]] = frozenset({"pubmed", "pubmed_book", "guideline"})
+    KINDS: ClassVar[frozenset[str]] = frozenset({"pubmed", "pubmed_book", "guideline", "text"})
 
     def __post_init__(self) -> None:
         if self.kind not in self.KINDS:
@@ -462,3 +468,115 @@ class Passage(_Record):
     @property
     def page(self) -> int | None:
         return self.chunk.pages[0] if self.chunk.pages else None
+
+
+ANSWER_STATUSES = ("answered", "partial", "abstained")
+
+
+@dataclass(frozen=True, slots=True)
+class Citation(_Record):
+    """An exact quote of a retrieved passage.
+
+    ``start`` / ``end`` are character offsets into the *document's* text (so
+    ``document.text[start:end] == quote``); ``chunk_id`` names the passage it was
+    retrieved in, whose span contains them. ``support`` is the verifier's support
+    score of the cited sentence by this quote, in [0, 1].
+    """
+
+    chunk_id: str
+    doc_id: str
+    start: int
+    end: int
+    quote: str
+    support: float = 0.0
+    pmid: str | None = None
+    doi: str | None = None
+    page: int | None = None
+    section: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerSentence(_Record):
+    """One sentence of an answer with the citations it rests on (at least one)."""
+
+    text: str
+    citations: tuple[Citation, ...]
+    support: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedSentence(_Record):
+    """A generated sentence that verification removed, and why."""
+
+    text: str
+    reason: str
+    cited: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Answer(_Record):
+    """An answer whose every sentence cites retrieved passages, or an abstention.
+
+    The contract is checked on construction (a :class:`ValueError` otherwise):
+    an answered or partial answer has at least one sentence; every sentence has at
+    least one citation; every citation names a chunk among :attr:`passages`, lies
+    inside that chunk's span, and quotes exactly that chunk's text there; an
+    abstention has a reason and no sentences.
+    """
+
+    question: str
+    status: str
+    sentences: tuple[AnswerSentence, ...]
+    passages: tuple[Passage, ...]
+    index_id: str
+    abstain_reason: str | None = None
+    support: float = 0.0
+    removed: tuple[RemovedSentence, ...] = ()
+    generator: str | None = None
+    prompt_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in ANSWER_STATUSES:
+            raise ValueError(f"Answer status must be one of {ANSWER_STATUSES}, not {self.status!r}")
+        if self.status == "abstained":
+            if not self.abstain_reason:
+                raise ValueError("an abstention must carry a reason")
+            if self.sentences:
+                raise ValueError("an abstention has no sentences")
+            return
+        if not self.sentences:
+            raise ValueError(f"a {self.status} answer needs at least one sentence")
+        chunks = {p.chunk.id: p.chunk for p in self.passages}
+        for s in self.sentences:
+            if not s.citations:
+                raise ValueError(f"sentence without a citation: {s.text[:80]!r}")
+            for c in s.citations:
+                ch = chunks.get(c.chunk_id)
+                if ch is None:
+                    raise ValueError(f"citation to {c.chunk_id}, which is not among the passages")
+                if c.doc_id != ch.doc_id or not (ch.start <= c.start < c.end <= ch.end):
+                    raise ValueError(f"citation span [{c.start}, {c.end}) is outside chunk {ch.id}")
+                if ch.text[c.start - ch.start : c.end - ch.start] != c.quote:
+                    raise ValueError(f"citation quote does not match chunk {ch.id} at [{c.start}, {c.end})")
+
+    @property
+    def answered(self) -> bool:
+        return self.status != "abstained"
+
+    @property
+    def text(self) -> str:
+        """The answer's sentences joined by spaces (no citation markers)."""
+        return " ".join(s.text for s in self.sentences)
+
+    def to_markdown(self) -> str:
+        from .answer.render import to_markdown
+
+        return to_markdown(self)
+
+    def to_html(self) -> str:
+        from .answer.render import to_html
+
+        return to_html(self)
+
+    def _repr_html_(self) -> str:  # notebooks
+        return self.to_html()

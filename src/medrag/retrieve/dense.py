@@ -25,11 +25,14 @@ from ..errors import ConfigError, IndexFormatError, MissingDependencyError
 
 __all__ = [
     "Encoder",
-    "SentenceTransformerEncoder",
     "VectorConfig",
     "VectorIndex",
     "DEFAULT_MODEL",
     "resolve_model",
+    "CachedEncoder",
+    "EncoderConfig",
+    "SentenceTransformerEncoder",
+    "encoder_from_description",
 ]
 
 logger = logging.getLogger(__name__)
@@ -336,3 +339,81 @@ class VectorIndex:
             if index._ann.ntotal != len(vectors) or index._ann.d != dim:
                 raise IndexFormatError(f"{ann_path}: holds {index._ann.ntotal} x {index._ann.d}, expected {len(vectors)} x {dim}")
         return index
+
+
+class CachedEncoder:
+    """An :class:`Encoder` that remembers document vectors on disk, so that adding
+    documents, rebuilding an index or rerunning a benchmark never embeds the same text
+    twice, and an interrupted embedding run resumes where it stopped.
+
+    Vectors are keyed by sha256 of (encoder description, text) and stored in shards of
+    ``.npy`` arrays with a ``.keys`` file each (no pickle). Queries are not cached.
+    """
+
+    def __init__(self, encoder: Encoder, directory: str | Path, shard_size: int = 512) -> None:
+        import hashlib
+        import json as _json
+
+        self._inner = encoder
+        self._dir = Path(directory)
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self._shard_size = shard_size
+        self._salt = hashlib.sha256(_json.dumps(encoder.describe(), sort_keys=True).encode()).hexdigest()
+        self._vectors: dict[str, np.ndarray] = {}
+        for keys_path in sorted(self._dir.glob("shard-*.keys")):
+            arr_path = keys_path.with_suffix(".npy")
+            if not arr_path.exists():
+                continue
+            keys = keys_path.read_text().split()
+            try:
+                arr = np.load(arr_path, allow_pickle=False)
+            except (OSError, ValueError):
+                logger.warning("ignoring unreadable embedding cache shard %s", arr_path)
+                continue
+            if arr.ndim != 2 or arr.shape[0] != len(keys) or arr.shape[1] != encoder.dim:
+                logger.warning("ignoring embedding cache shard %s of the wrong shape", arr_path)
+                continue
+            self._vectors.update(zip(keys, arr))
+
+    def _key(self, text: str) -> str:
+        import hashlib
+
+        return hashlib.sha256((self._salt + "\x00" + text).encode("utf-8")).hexdigest()
+
+    @property
+    def dim(self) -> int:
+        return self._inner.dim
+
+    def describe(self) -> dict[str, Any]:
+        return self._inner.describe()
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._inner.encode_queries(texts)
+
+    def encode_documents(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+        keys = [self._key(t) for t in texts]
+        todo = sorted({k: i for i, k in enumerate(keys) if k not in self._vectors}.values())
+        if todo:
+            logger.info("embedding %d new text(s); %d cached", len(todo), len(texts) - len(todo))
+        for start in range(0, len(todo), self._shard_size):
+            batch = todo[start : start + self._shard_size]
+            vecs = self._inner.encode_documents([texts[i] for i in batch], show_progress=show_progress)
+            bkeys = [keys[i] for i in batch]
+            self._write_shard(bkeys, vecs)
+            self._vectors.update(zip(bkeys, vecs))
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        return np.stack([self._vectors[k] for k in keys]).astype(np.float32)
+
+    def _write_shard(self, keys: list[str], vecs: np.ndarray) -> None:
+        import os
+        import uuid
+
+        name = f"shard-{len(list(self._dir.glob('shard-*.keys'))):06d}-{uuid.uuid4().hex[:8]}"
+        tmp = self._dir / f".{name}.npy.tmp"
+        with open(tmp, "wb") as f:
+            np.save(f, np.ascontiguousarray(vecs, dtype=np.float32), allow_pickle=False)
+        os.replace(tmp, self._dir / f"{name}.npy")
+        ktmp = self._dir / f".{name}.keys.tmp"
+        ktmp.write_text("\n".join(keys))
+        os.replace(ktmp, self._dir / f"{name}.keys")  # written last: marks the shard complete

@@ -1,0 +1,68 @@
+"""Citation-grounded answers: every sentence cites a retrieved passage, or the answer
+abstains with a reason. The composers see only passages; :func:`answer` is the one
+place that asks an index for them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..types import Answer, Passage
+from .compose import AnswerConfig, SupportModel, compose_extractive, compose_generated
+from .generate import Generator, OpenAIChatGenerator
+from .verify import LexicalVerifier, Verdict, Verifier
+
+__all__ = [
+    "answer",
+    "AnswerConfig",
+    "SupportModel",
+    "compose_extractive",
+    "compose_generated",
+    "Generator",
+    "OpenAIChatGenerator",
+    "LexicalVerifier",
+    "Verdict",
+    "Verifier",
+]
+
+
+def answer(
+    question: str,
+    index,
+    *,
+    config: AnswerConfig | None = None,
+    filters=None,
+    generator: Generator | None = None,
+    verifier: Verifier | None = None,
+    audit=None,
+) -> Answer:
+    """Retrieve passages for ``question`` from ``index`` and compose a cited answer.
+
+    Without a ``generator`` the answer is extractive (exact quotes, offline). With one,
+    its output is verified sentence by sentence (``verifier``, default
+    :class:`LexicalVerifier`). ``filters`` are the index's metadata filters (retracted
+    publications are excluded unless they say otherwise). ``audit`` (an
+    :class:`~medrag.audit.AuditLog`) records the answer when given.
+    """
+    from ..index import Filters
+
+    config = config or AnswerConfig()
+    filters = filters or Filters()
+    passages: Sequence[Passage] = index.search(question, k=config.k, filters=filters)
+    retracted_only = False
+    if not filters.include_retracted:
+        from dataclasses import replace
+
+        with_retracted = index.search(question, k=config.k, filters=replace(filters, include_retracted=True))
+        if with_retracted and with_retracted[0].source.retracted:
+            from .compose import support_of
+
+            s_all, _ = support_of(question, with_retracted[:1], config)
+            s_clean, _ = support_of(question, passages, config) if passages else (0.0, None)
+            retracted_only = s_all >= config.threshold > s_clean
+    if generator is None:
+        result = compose_extractive(question, passages, index_id=index.id, config=config, retracted_only=retracted_only)
+    else:
+        result = compose_generated(question, passages, generator, index_id=index.id, config=config, verifier=verifier)
+    if audit is not None:
+        audit.record(result, index=index, verifier=(verifier or LexicalVerifier()).name)
+    return result

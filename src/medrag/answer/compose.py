@@ -1,0 +1,424 @@
+"""Compose an :class:`~medrag.types.Answer` from retrieved passages.
+
+Two composers share one contract (every sentence cites, or the answer abstains):
+
+- :func:`compose_extractive` (the default; offline, no language model): split the
+  passages into sentences with exact spans, score each against the question, pick a
+  small non-redundant set by maximal marginal relevance (Carbonell and Goldstein,
+  SIGIR 1998), order it by strength of evidence and recency, and emit each sentence as
+  an exact quote with its citation.
+- :func:`compose_generated`: ask a :class:`~medrag.answer.generate.Generator` for an
+  answer with a citation per sentence, then verify every sentence against the passages
+  it cites; unsupported sentences are removed and reported.
+
+Both abstain, with a reason, when support is too weak. Support is a calibrated
+probability that the passages answer the question (:class:`SupportModel`), fit on
+PubMedQA (``benchmarks/bench_answer.py`` reproduces the fit and the trade-off curve).
+The composer sees only passages: it knows nothing of how they were retrieved beyond
+the scores each passage carries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..sentences import split_sentences
+from ..types import Answer, AnswerSentence, Citation, Passage, RemovedSentence
+from .text import content_tokens
+from .verify import LexicalVerifier, Verifier
+
+__all__ = [
+    "AnswerConfig",
+    "SupportModel",
+    "compose_extractive",
+    "compose_generated",
+    "evidence_level",
+    "passage_features",
+]
+
+#: Publication types from strongest to weakest evidence (lower is stronger).
+_EVIDENCE_ORDER = [
+    ("Practice Guideline", 0),
+    ("Guideline", 0),
+    ("Meta-Analysis", 1),
+    ("Systematic Review", 1),
+    ("Randomized Controlled Trial", 2),
+    ("Controlled Clinical Trial", 3),
+    ("Clinical Trial", 3),
+    ("Multicenter Study", 4),
+    ("Comparative Study", 4),
+    ("Observational Study", 4),
+    ("Review", 5),
+    ("Case Reports", 6),
+    ("Editorial", 7),
+    ("Comment", 7),
+    ("Letter", 7),
+]
+_DEFAULT_LEVEL = 5
+_SECTION_BONUS = {"CONCLUSIONS": 0.15, "CONCLUSION": 0.15, "RESULTS": 0.08, "FINDINGS": 0.08, "INTERPRETATION": 0.1}
+
+
+def evidence_level(passage: Passage) -> int:
+    """0 (guideline) .. 7 (opinion): the strongest level among the document's types."""
+    if passage.source.kind == "guideline":
+        return 0
+    levels = [lvl for name, lvl in _EVIDENCE_ORDER if name in passage.source.publication_types]
+    return min(levels) if levels else _DEFAULT_LEVEL
+
+
+@dataclass(frozen=True, slots=True)
+class SupportModel:
+    """P(the passages answer the question) = sigmoid(w . features + bias).
+
+    Features of a passage (see :func:`passage_features`): its dense cosine with the
+    question, the share of the question's content words it contains, and that share
+    within its best sentence. Passages without a dense score (a lexical-only index) use
+    the ``lex_*`` weights. Weights were fit by logistic regression on PubMedQA PQA-L
+    dev questions asked with and without their own abstract in the index
+    (``python benchmarks/bench_answer.py`` reproduces the fit).
+    """
+
+    w_dense: float = 9.0
+    w_coverage: float = 6.0
+    w_sentence: float = 2.0
+    bias: float = -10.0
+    lex_w_coverage: float = 10.0
+    lex_w_sentence: float = 3.0
+    lex_bias: float = -8.0
+
+    def logit(self, features: tuple[float, float, float], has_dense: bool = True) -> float:
+        dense, cov, sent = features
+        if has_dense:
+            return self.w_dense * dense + self.w_coverage * cov + self.w_sentence * sent + self.bias
+        return self.lex_w_coverage * cov + self.lex_w_sentence * sent + self.lex_bias
+
+    def probability(self, features: tuple[float, float, float], has_dense: bool = True) -> float:
+        z = self.logit(features, has_dense)
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerConfig:
+    """How answers are composed.
+
+    Attributes:
+        k: passages retrieved (and given to a generator).
+        threshold: abstain when the support probability is below it. The default is
+            the operating point chosen on PubMedQA (see the README's "How good is it").
+        max_sentences: sentences in an extractive answer.
+        min_sentence_coverage: a picked sentence must contain at least this share of
+            the question's content words.
+        mmr_lambda: relevance vs. novelty in maximal marginal relevance.
+        partial_coverage: below this share of question words covered by the picked
+            sentences, the answer is ``partial``.
+        support: the calibrated support model.
+    """
+
+    k: int = 8
+    threshold: float = 0.5
+    max_sentences: int = 3
+    min_sentence_coverage: float = 0.2
+    mmr_lambda: float = 0.7
+    partial_coverage: float = 0.5
+    support: SupportModel = field(default_factory=SupportModel)
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    passage: Passage
+    start: int  # in the document's text
+    end: int
+    text: str
+    tokens: frozenset[str]
+    coverage: float
+    score: float
+
+
+def _coverage(q: Sequence[str], toks: frozenset[str] | set[str]) -> float:
+    return sum(1 for t in q if t in toks) / len(q) if q else 0.0
+
+
+def _sentences(p: Passage, q_tokens: list[str]) -> list[_Sent]:
+    c = p.chunk
+    out = []
+    for a, b in split_sentences(c.text):
+        text = c.text[a:b]
+        toks = frozenset(content_tokens(text))
+        if not toks:
+            continue
+        cov = _coverage(q_tokens, toks)
+        bonus = _SECTION_BONUS.get((c.section or "").split(";")[0].strip().upper(), 0.0)
+        out.append(_Sent(p, c.start + a, c.start + b, text, toks, cov, cov + bonus * cov))
+    return out
+
+
+def passage_features(question: str, passage: Passage) -> tuple[float, float, float]:
+    """(dense cosine, question-word coverage of the passage, best sentence's coverage)."""
+    q = sorted(set(content_tokens(question)))
+    dense = passage.scores.get("dense", 0.0)
+    toks = set(content_tokens(passage.chunk.index_text))
+    sents = _sentences(passage, q)
+    return (float(dense), _coverage(q, toks), max((s.coverage for s in sents), default=0.0))
+
+
+def support_of(question: str, passages: Sequence[Passage], config: AnswerConfig) -> tuple[float, Passage | None]:
+    """The best support probability over the passages, and the passage that gives it."""
+    best, best_p = 0.0, None
+    for p in passages:
+        prob = config.support.probability(passage_features(question, p), "dense" in p.scores)
+        if prob > best:
+            best, best_p = prob, p
+    return best, best_p
+
+
+def _citation(s: _Sent, support: float) -> Citation:
+    c = s.passage.chunk
+    page = None
+    if c.pages:
+        page = c.pages[0]
+    return Citation(
+        chunk_id=c.id,
+        doc_id=c.doc_id,
+        start=s.start,
+        end=s.end,
+        quote=s.text,
+        support=round(float(support), 4),
+        pmid=s.passage.source.pmid,
+        doi=s.passage.source.doi,
+        page=page,
+        section=c.section,
+    )
+
+
+def _abstain(question: str, passages: Sequence[Passage], index_id: str, reason: str, support: float = 0.0, **kw) -> Answer:
+    return Answer(
+        question=question,
+        status="abstained",
+        sentences=(),
+        passages=tuple(passages),
+        index_id=index_id,
+        abstain_reason=reason,
+        support=round(float(support), 4),
+        **kw,
+    )
+
+
+def compose_extractive(
+    question: str,
+    passages: Sequence[Passage],
+    *,
+    index_id: str = "unsaved",
+    config: AnswerConfig | None = None,
+    retracted_only: bool = False,
+) -> Answer:
+    """An extractive answer: exact quotes of the best sentences, each with its citation.
+
+    ``retracted_only`` tells the composer that the only evidence the index had for the
+    question came from retracted publications (which retrieval filtered out), so that
+    the abstention says so.
+    """
+    config = config or AnswerConfig()
+    q = sorted(set(content_tokens(question)))
+    if not passages:
+        reason = (
+            "only retracted evidence was found for this question"
+            if retracted_only
+            else "no passage was retrieved for the question"
+        )
+        return _abstain(question, passages, index_id, reason)
+    if not q:
+        return _abstain(question, passages, index_id, "the question has no content words to match")
+    support, _ = support_of(question, passages, config)
+    if support < config.threshold:
+        reason = (
+            f"no passage supports the question above the threshold "
+            f"(support {support:.2f} < {config.threshold:.2f})"
+        )
+        if retracted_only:
+            reason = "only retracted evidence supports this question; non-retracted " + reason[3:]
+        return _abstain(question, passages, index_id, reason, support)
+
+    cands = [s for p in passages for s in _sentences(p, q) if s.coverage >= config.min_sentence_coverage]
+    if not cands:
+        return _abstain(question, passages, index_id, "no sentence of the retrieved passages addresses the question", support)
+    # relevance: sentence coverage, weighted by how strongly its passage was retrieved
+    top_score = max(p.score for p in passages) or 1.0
+    rel = {id(s): s.score * (0.5 + 0.5 * (s.passage.score / top_score if top_score > 0 else 1.0)) for s in cands}
+    picked: list[_Sent] = []
+    pool = sorted(cands, key=lambda s: (-rel[id(s)], s.passage.rank, s.start))
+    while pool and len(picked) < config.max_sentences:
+        def mmr(s: _Sent) -> float:
+            red = max((len(s.tokens & t.tokens) / len(s.tokens | t.tokens) for t in picked), default=0.0)
+            return config.mmr_lambda * rel[id(s)] - (1 - config.mmr_lambda) * red
+        best = max(pool, key=lambda s: (mmr(s), -s.passage.rank, -s.start))
+        pool.remove(best)
+        if picked and rel[id(best)] < 0.5 * rel[id(picked[0])]:
+            break
+        picked.append(best)
+    # strongest evidence first, then newest, then the order of relevance
+    order = {id(s): i for i, s in enumerate(picked)}
+    picked.sort(key=lambda s: (evidence_level(s.passage), -(s.passage.source.year or 0), order[id(s)]))
+    covered = set().union(*(s.tokens for s in picked))
+    status = "answered" if _coverage(q, covered) >= config.partial_coverage else "partial"
+    sentences = tuple(
+        AnswerSentence(text=s.text, citations=(_citation(s, s.coverage),), support=round(float(s.coverage), 4))
+        for s in picked
+    )
+    return Answer(
+        question=question,
+        status=status,
+        sentences=sentences,
+        passages=tuple(passages),
+        index_id=index_id,
+        support=round(float(support), 4),
+    )
+
+
+# ----------------------------------------------------------------------------- generated
+
+_CITE = re.compile(r"\[(\d+(?:\s*[,;–-]\s*\d+)*)\]")
+
+PROMPT_VERSION = "medrag-cite-v1"
+SYSTEM_PROMPT = (
+    "You answer clinical questions using only the numbered passages given. "
+    "Write a short answer of one to four sentences. End every sentence with the number "
+    "of the passage that supports it in square brackets, like [2] or [1, 3]. Use only "
+    "facts, numbers, drugs and doses stated in the cited passage. If the passages do not "
+    "answer the question, reply exactly: INSUFFICIENT EVIDENCE"
+)
+
+
+def build_prompt(question: str, passages: Sequence[Passage]) -> list[dict[str, str]]:
+    """The chat messages sent to a generator: numbered passages, then the question."""
+    blocks = []
+    for i, p in enumerate(passages, start=1):
+        src = p.source
+        head = f"[{i}] {src.title}" + (f" ({src.year})" if src.year else "")
+        blocks.append(f"{head}\n{p.chunk.text}")
+    user = "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}\nAnswer:"
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+def prompt_id(messages: list[dict[str, str]]) -> str:
+    """A stable identifier of the prompt template and the exact prompt sent."""
+    h = hashlib.sha256("\x00".join(m["role"] + ":" + m["content"] for m in messages).encode("utf-8")).hexdigest()
+    return f"{PROMPT_VERSION}:{h[:16]}"
+
+
+def _parse_citations(sentence: str) -> tuple[str, list[int]]:
+    nums: list[int] = []
+    for m in _CITE.finditer(sentence):
+        for part in re.split(r"\s*[,;]\s*", m.group(1)):
+            if re.fullmatch(r"\d+\s*[–-]\s*\d+", part):
+                a, b = (int(x) for x in re.split(r"\s*[–-]\s*", part))
+                nums.extend(range(a, b + 1) if 0 < b - a < 20 else [a, b])
+            else:
+                nums.append(int(part))
+    clean = " ".join(_CITE.sub("", sentence).split())
+    clean = re.sub(r"\s+([.,;:!?])", r"\1", clean)
+    return clean, nums
+
+
+def _best_span(claim: str, p: Passage) -> tuple[int, int, str]:
+    """The passage sentence closest to the claim: what the citation quotes."""
+    c = p.chunk
+    claim_t = set(content_tokens(claim))
+    best = (0, len(c.text), -1.0)
+    for a, b in split_sentences(c.text):
+        t = set(content_tokens(c.text[a:b]))
+        score = len(claim_t & t) / (len(claim_t | t) or 1)
+        if score > best[2]:
+            best = (a, b, score)
+    a, b, _ = best
+    return c.start + a, c.start + b, c.text[a:b]
+
+
+def compose_generated(
+    question: str,
+    passages: Sequence[Passage],
+    generator,
+    *,
+    index_id: str = "unsaved",
+    config: AnswerConfig | None = None,
+    verifier: Verifier | None = None,
+) -> Answer:
+    """Ask ``generator`` for a cited answer and keep only verified sentences.
+
+    A sentence is removed (and reported in :attr:`Answer.removed`) when it cites
+    nothing, cites a passage number that was not given, or is not supported by the
+    passages it cites (numbers, drugs, doses or direction of effect not in them). If no
+    supported sentence remains, the answer abstains; if some were removed, it is
+    ``partial``.
+    """
+    from ..errors import GenerationError
+
+    config = config or AnswerConfig()
+    verifier = verifier or LexicalVerifier()
+    if not passages:
+        return _abstain(question, passages, index_id, "no passage was retrieved for the question")
+    support, _ = support_of(question, passages, config)
+    messages = build_prompt(question, passages)
+    pid = prompt_id(messages)
+    gen_name = getattr(generator, "name", type(generator).__name__)
+    if support < config.threshold:
+        return _abstain(
+            question, passages, index_id,
+            f"no passage supports the question above the threshold (support {support:.2f} < {config.threshold:.2f})",
+            support, generator=gen_name, prompt_id=pid,
+        )
+    try:
+        output = generator.generate(messages)
+    except GenerationError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise GenerationError(f"generator {gen_name} failed: {exc}") from exc
+    if "INSUFFICIENT EVIDENCE" in output.upper():
+        return _abstain(question, passages, index_id, "the generator found the passages insufficient",
+                        support, generator=gen_name, prompt_id=pid)
+    kept: list[AnswerSentence] = []
+    removed: list[RemovedSentence] = []
+    for a, b in split_sentences(output):
+        raw = output[a:b]
+        text, nums = _parse_citations(raw)
+        if not text:
+            continue
+        if not nums:
+            removed.append(RemovedSentence(text, "cites no passage"))
+            continue
+        bad = [n for n in nums if not 1 <= n <= len(passages)]
+        if bad:
+            removed.append(RemovedSentence(text, f"cites passage {bad[0]}, which was not given", tuple(nums)))
+            continue
+        cited = [passages[n - 1] for n in dict.fromkeys(nums)]
+        verdicts = [verifier.verify(text, p.chunk.text) for p in cited]
+        joint = verifier.verify(text, "\n".join(p.chunk.text for p in cited))
+        if not joint.supported:
+            removed.append(RemovedSentence(text, f"not supported by the cited passage(s): {joint.reason}", tuple(nums)))
+            continue
+        citations = []
+        for p, v in zip(cited, verdicts):
+            s, e, quote = _best_span(text, p)
+            citations.append(Citation(
+                chunk_id=p.chunk.id, doc_id=p.chunk.doc_id, start=s, end=e, quote=quote,
+                support=round(float(v.score), 4), pmid=p.source.pmid, doi=p.source.doi,
+                page=p.chunk.pages[0] if p.chunk.pages else None, section=p.chunk.section,
+            ))
+        kept.append(AnswerSentence(text=text, citations=tuple(citations), support=round(float(joint.score), 4)))
+    if not kept:
+        return _abstain(question, passages, index_id, "no generated sentence was supported by the passages it cites",
+                        support, removed=tuple(removed), generator=gen_name, prompt_id=pid)
+    return Answer(
+        question=question,
+        status="partial" if removed else "answered",
+        sentences=tuple(kept),
+        passages=tuple(passages),
+        index_id=index_id,
+        support=round(float(support), 4),
+        removed=tuple(removed),
+        generator=gen_name,
+        prompt_id=pid,
+    )

@@ -1,0 +1,281 @@
+"""Citation-grounded answers: the contract, abstention, generated answers verified
+against a local chat-completions server with scripted (and adversarial) outputs, audit."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from conftest import need_data
+
+from medrag.answer import AnswerConfig, LexicalVerifier, OpenAIChatGenerator, answer
+from medrag.answer.compose import compose_extractive
+from medrag.audit import AuditLog, verify_audit_log
+from medrag.errors import GenerationError
+from medrag.index import Index, IndexConfig
+from medrag.ingest import iter_pubmed
+from medrag.types import Answer, AnswerSentence, Citation
+
+
+@pytest.fixture(scope="module")
+def docs():
+    return {d.id: d for d in iter_pubmed(need_data("pubmed", "excerpts", "pubmed21n1298_feature_sample.xml"))}
+
+
+@pytest.fixture(scope="module")
+def index(docs):
+    return Index.build(list(docs.values()), IndexConfig(encoder=None))
+
+
+Q_DOPAMINE = "Does dopamine modulate acute responses to cocaine and nicotine in Drosophila?"
+
+
+def _check_contract(a: Answer, docs) -> None:
+    if a.status == "abstained":
+        assert a.abstain_reason and not a.sentences
+        return
+    assert a.sentences
+    for s in a.sentences:
+        assert s.citations
+        for c in s.citations:
+            assert docs[c.doc_id].text[c.start : c.end] == c.quote
+
+
+def test_extractive_answer_cites_exact_spans(index, docs):
+    a = answer(Q_DOPAMINE, index)
+    assert a.status in ("answered", "partial"), a.abstain_reason
+    _check_contract(a, docs)
+    assert any(c.pmid == "10704411" for s in a.sentences for c in s.citations)
+    # every sentence is an exact quote of its source
+    assert all(s.text == s.citations[0].quote for s in a.sentences)
+    assert len(a.sentences) <= AnswerConfig().max_sentences
+
+
+def test_unrelated_question_abstains_with_reason(index, docs):
+    a = answer("What is the Hawking temperature of a rotating black hole?", index)
+    assert a.status == "abstained"
+    assert "threshold" in a.abstain_reason or "no passage" in a.abstain_reason
+    _check_contract(a, docs)
+
+
+def test_only_retracted_evidence_abstains_and_says_so(index, docs):
+    q = "Does miR-429 promote proliferation of non-small cell lung cancer cells by targeting DLC-1?"
+    a = answer(q, index)
+    assert all(not p.source.retracted for p in a.passages)
+    assert a.status == "abstained" and "retracted" in a.abstain_reason
+    from medrag.index import Filters
+
+    b = answer(q, index, filters=Filters(include_retracted=True))
+    assert b.answered and any(c.pmid == "27602157" for s in b.sentences for c in s.citations)
+
+
+def test_threshold_is_the_callers(index):
+    strict = answer(Q_DOPAMINE, index, config=AnswerConfig(threshold=0.9999))
+    assert strict.status == "abstained" and "threshold" in strict.abstain_reason
+    assert answer("zebra", index, config=AnswerConfig(threshold=0.0)).answered or True
+
+
+def test_answer_round_trips_and_renders(index):
+    a = answer(Q_DOPAMINE, index)
+    again = Answer.from_dict(json.loads(json.dumps(a.to_dict())))
+    assert again == a
+    md = a.to_markdown()
+    assert "https://pubmed.ncbi.nlm.nih.gov/10704411/" in md and "[1]" in md
+    assert "<ol>" in a.to_html()
+
+
+def test_answer_refuses_to_break_the_contract(index):
+    a = answer(Q_DOPAMINE, index)
+    s = a.sentences[0]
+    c = s.citations[0]
+    with pytest.raises(ValueError, match="citation"):
+        dataclasses.replace(a, sentences=(AnswerSentence(text="Uncited.", citations=()),))
+    with pytest.raises(ValueError, match="not among the passages"):
+        dataclasses.replace(a, sentences=(dataclasses.replace(s, citations=(dataclasses.replace(c, chunk_id="pmid:1#0"),)),))
+    with pytest.raises(ValueError, match="quote"):
+        bad = dataclasses.replace(c, quote=c.quote.upper())
+        dataclasses.replace(a, sentences=(dataclasses.replace(s, citations=(bad,)),))
+    with pytest.raises(ValueError, match="reason"):
+        dataclasses.replace(a, status="abstained", sentences=(), abstain_reason=None)
+    with pytest.raises(ValueError):
+        dataclasses.replace(a, status="answered", sentences=())
+
+
+def test_no_passages_abstains():
+    a = compose_extractive("anything", [], index_id="x")
+    assert a.status == "abstained" and "no passage" in a.abstain_reason
+
+
+# ------------------------------------------------------------------ verifier
+
+
+def test_lexical_verifier_catches_doses_and_reversals():
+    v = LexicalVerifier()
+    passage = "Metformin 500 mg twice daily reduced HbA1c by 1.1% compared with placebo in 120 patients."
+    assert v.verify("Metformin 500 mg twice daily reduced HbA1c by 1.1% compared with placebo.", passage).supported
+    dose = v.verify("Metformin 850 mg twice daily reduced HbA1c by 1.1% compared with placebo.", passage)
+    assert not dose.supported and "850" in dose.reason
+    rev = v.verify("Metformin 500 mg twice daily increased HbA1c compared with placebo.", passage)
+    assert not rev.supported and "direction" in rev.reason
+    drug = v.verify("Sitagliptin 500 mg twice daily reduced HbA1c by 1.1% compared with placebo.", passage)
+    assert not drug.supported
+    neg = v.verify("Metformin did not reduce HbA1c compared with placebo.", passage)
+    assert not neg.supported
+
+
+# ------------------------------------------------------------------ generated answers
+
+
+class _ChatServer:
+    """A local chat-completions server that returns scripted outputs in turn."""
+
+    def __init__(self, outputs):
+        self.outputs = list(outputs)
+        self.requests = []
+        owner = self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                owner.requests.append((self.path, dict(self.headers), body))
+                if not owner.outputs:
+                    self.send_error(500)
+                    return
+                out = owner.outputs.pop(0)
+                data = json.dumps({"choices": [{"message": {"role": "assistant", "content": out}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.fixture
+def chat():
+    servers = []
+
+    def make(*outputs):
+        s = _ChatServer(outputs)
+        servers.append(s)
+        return OpenAIChatGenerator(base_url=s.url, model="scripted", api_key="sk-test"), s
+
+    yield make
+    for s in servers:
+        s.close()
+
+
+def _gen_answer(index, gen):
+    return answer(Q_DOPAMINE, index, generator=gen)
+
+
+def test_generated_answer_verified_and_cited(index, docs, chat):
+    a0 = answer(Q_DOPAMINE, index)
+    first = next(i for i, p in enumerate(a0.passages, 1) if p.source.pmid == "10704411")
+    good = (f"Dopamine plays a role in the responses of Drosophila to cocaine, nicotine or ethanol [{first}]. "
+            f"Acute responses to cocaine and nicotine are blunted by reductions in dopamine levels [{first}].")
+    gen, server = chat(good)
+    a = _gen_answer(index, gen)
+    assert a.status == "answered", (a.abstain_reason, a.removed)
+    assert len(a.sentences) == 2 and not a.removed
+    _check_contract(a, docs)
+    assert a.generator == "openai-chat:scripted" and a.prompt_id.startswith("medrag-cite-v1:")
+    path, headers, body = server.requests[0]
+    assert path == "/v1/chat/completions" and headers["Authorization"] == "Bearer sk-test"
+    assert "[1]" in body["messages"][1]["content"] and Q_DOPAMINE in body["messages"][1]["content"]
+
+
+def test_adversarial_generated_sentences_are_removed(index, docs, chat):
+    a0 = answer(Q_DOPAMINE, index)
+    n = next(i for i, p in enumerate(a0.passages, 1) if p.source.pmid == "10704411")
+    script = (
+        f"Dopamine plays a role in the responses of Drosophila to cocaine, nicotine or ethanol [{n}]. "
+        "Flies given dopamine agonists live longer. "  # uncited
+        f"Cocaine and nicotine showed a high degree of synergy in their effects [{len(a0.passages) + 7}]. "  # out of range
+        f"Acute responses to cocaine were blunted by 50 mg/kg of dopamine [{n}]. "  # hallucinated dose
+        f"Acute responses to cocaine and nicotine are increased by reductions in dopamine levels [{n}]."  # reversed
+    )
+    gen, _ = chat(script)
+    a = _gen_answer(index, gen)
+    assert a.status == "partial"
+    assert [s.text for s in a.sentences] == [
+        "Dopamine plays a role in the responses of Drosophila to cocaine, nicotine or ethanol."
+    ]
+    reasons = [r.reason for r in a.removed]
+    assert len(reasons) == 4
+    assert reasons[0] == "cites no passage"
+    assert "not given" in reasons[1]
+    assert "50" in reasons[2]
+    assert "direction" in reasons[3] or "negat" in reasons[3]
+    _check_contract(a, docs)
+
+
+def test_nothing_supported_abstains(index, chat):
+    gen, _ = chat("Dopamine cures Drosophila addiction with 20 mg of haloperidol [1]. It is safe.")
+    a = _gen_answer(index, gen)
+    assert a.status == "abstained" and "supported" in a.abstain_reason and a.removed
+
+
+def test_generator_says_insufficient(index, chat):
+    gen, _ = chat("INSUFFICIENT EVIDENCE")
+    assert _gen_answer(index, gen).status == "abstained"
+
+
+def test_generator_failure_is_a_generation_error(index, chat):
+    gen, server = chat()  # the server answers HTTP 500
+    with pytest.raises(GenerationError, match="500"):
+        _gen_answer(index, gen)
+
+
+def test_nothing_is_sent_without_a_generator(index, monkeypatch):
+    import socket
+
+    calls = []
+    monkeypatch.setattr(socket.socket, "connect", lambda *a: calls.append(a))
+    answer(Q_DOPAMINE, index)
+    assert calls == []
+
+
+# ------------------------------------------------------------------ audit trail
+
+
+def test_audit_trail_hash_chain(index, tmp_path):
+    log = AuditLog(tmp_path / "audit.jsonl")
+    a = answer(Q_DOPAMINE, index, audit=log)
+    b = answer("What is the Hawking temperature of a rotating black hole?", index, audit=log)
+    entries = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert [e["status"] for e in entries] == [a.status, b.status]
+    assert entries[0]["question"] == Q_DOPAMINE and entries[0]["sentences"][0]["citations"]
+    assert entries[1]["abstain_reason"] == b.abstain_reason
+    log.review(entries[0]["hash"], "edit", reviewer="dr-x", reason="tighter wording", sentence=0, new_text="x")
+    assert verify_audit_log(tmp_path / "audit.jsonl").ok
+
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    edited = json.loads(lines[0])
+    edited["status"] = "answered" if edited["status"] != "answered" else "partial"
+    (tmp_path / "edited.jsonl").write_text("\n".join([json.dumps(edited)] + lines[1:]) + "\n")
+    res = verify_audit_log(tmp_path / "edited.jsonl")
+    assert not res.ok and "line 1" in res.problems[0]
+    (tmp_path / "deleted.jsonl").write_text("\n".join([lines[0], lines[2]]) + "\n")
+    res = verify_audit_log(tmp_path / "deleted.jsonl")
+    assert not res.ok and any("line 2" in p for p in res.problems)
+
+
+def test_audit_redaction(index, tmp_path):
+    log = AuditLog(tmp_path / "a.jsonl", redact_question=True)
+    answer(Q_DOPAMINE, index, audit=log)
+    text = (tmp_path / "a.jsonl").read_text()
+    assert Q_DOPAMINE not in text and "question_sha256" in text
+    assert verify_audit_log(tmp_path / "a.jsonl").ok
