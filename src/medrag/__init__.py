@@ -3,14 +3,23 @@
 The public API is what ``__all__`` lists; everything in a module whose name starts
 with ``_`` is private. Importing medrag has no side effects: no environment variables,
 no logging handlers (only a ``NullHandler``), no network.
+
+    from medrag import Index, IndexConfig, answer
+    from medrag.ingest import iter_pubmed
+
+    index = Index.build(iter_pubmed("pubmed21n1298.xml.gz"), IndexConfig())
+    print(answer("Does tocilizumab reduce mortality in severe COVID-19?", index).to_markdown())
 """
 
-from __future__ import annotations
+import logging as _logging
 
-import logging
+__version__ = "0.1.0"
 
-from . import errors, ingest, types
-from .errors import (
+from . import errors, ingest, types  # noqa: E402
+from .answer import AnswerConfig, answer  # noqa: E402
+from .audit import AuditLog, verify_audit_log  # noqa: E402
+from .chunking import ChunkConfig  # noqa: E402
+from .errors import (  # noqa: E402
     ConfigError,
     GenerationError,
     IndexFormatError,
@@ -20,21 +29,48 @@ from .errors import (
     MedragError,
     MissingDependencyError,
 )
-from .types import Chunk, Deletion, Document, Section
+from .index import Filters, FusionConfig, Index, IndexConfig  # noqa: E402
+from .types import (  # noqa: E402
+    Answer,
+    AnswerSentence,
+    Chunk,
+    Citation,
+    Deletion,
+    Document,
+    Passage,
+    Section,
+    SourceInfo,
+)
 
-__version__ = "0.1.0"
-
-logging.getLogger(__name__).addHandler(logging.NullHandler())
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __all__ = [
     "__version__",
     "errors",
     "ingest",
     "types",
+    # building and searching
+    "Index",
+    "IndexConfig",
+    "ChunkConfig",
+    "FusionConfig",
+    "Filters",
+    # answering
+    "answer",
+    "AnswerConfig",
+    "AuditLog",
+    "verify_audit_log",
+    # data
+    "Answer",
+    "AnswerSentence",
     "Chunk",
+    "Citation",
     "Deletion",
     "Document",
+    "Passage",
     "Section",
+    "SourceInfo",
+    # errors
     "MedragError",
     "ConfigError",
     "MissingDependencyError",
