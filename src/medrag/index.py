@@ -319,6 +319,8 @@ class Index:
         """Add documents (chunked, analyzed and embedded); a document whose id is
         already in the index replaces it. Only the new chunks are embedded. Returns
         the number of chunks added."""
+        if self._vectors is not None and self._encoder is None:
+            raise ConfigError("this index was loaded without its encoder; load it with one to add documents")
         docs = list(documents)
         latest: dict[str, Document] = {}
         for d in docs:
@@ -414,14 +416,7 @@ class Index:
         ``filters.include_retracted``. Each passage keeps its fused score, rank, and
         each retriever's score.
         """
-        if k < 1:
-            raise ConfigError("k must be >= 1")
-        if mode not in ("hybrid", "bm25", "dense"):
-            raise ConfigError(f"mode must be hybrid, bm25 or dense, not {mode!r}")
-        if mode == "hybrid" and self._encoder is None:
-            mode = "bm25"
-        if mode == "dense" and self._encoder is None:
-            raise ConfigError("this index has no dense vectors; search with mode='bm25'")
+        mode = self._check_query_args(k, mode)
         qvec = self._encoder.encode_queries([query])[0] if mode != "bm25" and self._encoder else None
         with self._rw.read():
             return self._search_locked(query, qvec, k, filters, mode)
@@ -430,14 +425,24 @@ class Index:
         self, queries: Sequence[str], k: int = 10, *, filters: Filters | None = None, mode: Mode = "hybrid"
     ) -> list[list[Passage]]:
         """:meth:`search` for many queries, encoding them in one batch."""
-        if mode == "hybrid" and self._encoder is None:
-            mode = "bm25"
+        mode = self._check_query_args(k, mode)
         qvecs = self._encoder.encode_queries(list(queries)) if mode != "bm25" and self._encoder else None
         out = []
         with self._rw.read():
             for i, q in enumerate(queries):
                 out.append(self._search_locked(q, None if qvecs is None else qvecs[i], k, filters, mode))
         return out
+
+    def _check_query_args(self, k: int, mode: str) -> Mode:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ConfigError(f"k must be a positive integer, not {k!r}")
+        if mode not in ("hybrid", "bm25", "dense"):
+            raise ConfigError(f"mode must be hybrid, bm25 or dense, not {mode!r}")
+        if mode == "hybrid" and self._encoder is None:
+            return "bm25"
+        if mode == "dense" and self._encoder is None:
+            raise ConfigError("this index has no dense vectors; search with mode='bm25'")
+        return mode  # type: ignore[return-value]
 
     def _search_locked(
         self, query: str, qvec: np.ndarray | None, k: int, filters: Filters | None, mode: Mode
@@ -499,7 +504,11 @@ class Index:
         link to a versioned sibling (``.<name>.<id>``); the old version is removed only
         after the new one is in place.
         """
+        if self._vectors is not None and self._encoder is None:
+            raise ConfigError("this index was loaded without its encoder; load it with one to save it")
         target = Path(directory)
+        if target.exists() and not target.is_symlink() and not (target / _MANIFEST).is_file():
+            raise ConfigError(f"{target} exists and is not a medrag index; refusing to replace it")
         parent = target.parent
         parent.mkdir(parents=True, exist_ok=True)
         index_id = uuid.uuid4().hex[:16]
@@ -512,7 +521,9 @@ class Index:
         if target.is_symlink():
             old_real = (parent / os.readlink(target)).resolve() if not os.path.isabs(os.readlink(target)) else Path(os.readlink(target))
         elif target.exists():
-            # a plain directory (first save over an older layout, or a copy): move it aside
+            if not (target / _MANIFEST).is_file():
+                raise ConfigError(f"{target} exists and is not a medrag index; refusing to replace it")
+            # a plain index directory (a copy, or one unpacked from an archive): move it aside
             old_real = parent / f".{target.name}.old-{index_id}"
             os.replace(target, old_real)
         link_tmp = parent / f".{target.name}.link-{index_id}"
@@ -623,6 +634,7 @@ class Index:
         encoder: Encoder | None = None,
         verify: bool = True,
         mmap: bool = True,
+        load_encoder: bool = True,
     ) -> "Index":
         """Open a saved index.
 
@@ -630,6 +642,8 @@ class Index:
         manifest. ``encoder`` supplies a query encoder for a custom (non
         sentence-transformers) encoder; it must match the recorded dimension.
         ``verify=False`` skips the sha256 checks (sizes are always checked).
+        ``load_encoder=False`` opens the index without its query encoder (for
+        inspection, or BM25-only search).
 
         Raises:
             IndexNotFoundError: no index at ``directory``.
@@ -704,9 +718,9 @@ class Index:
             vectors = VectorIndex.load(root / "dense", config.vectors, dim, mmap=mmap)
             if len(vectors) != n_chunks:
                 raise IndexFormatError(f"{root}: {len(vectors)} vectors for {n_chunks} chunks")
-            if encoder is None:
+            if encoder is None and load_encoder:
                 encoder = encoder_from_description(dense["encoder"])
-            elif encoder.dim != dim:
+            elif encoder is not None and encoder.dim != dim:
                 raise ConfigError(f"the encoder gives dimension {encoder.dim}; the index has {dim}")
             try:
                 config = replace(config, encoder=EncoderConfig(**{

@@ -2,6 +2,7 @@
 :class:`~medrag.types.Document` objects. Knows nothing of retrieval."""
 
 from ._common import IngestReport, Skipped
+from .beir import beir_id, iter_beir_corpus, read_beir_qrels, read_beir_queries
 from .entrez import FetchResult, fetch_pubmed
 from .medline import iter_medline
 from .pdf import iter_guideline_pdf
@@ -12,6 +13,10 @@ __all__ = [
     "Skipped",
     "FetchResult",
     "fetch_pubmed",
+    "beir_id",
+    "iter_beir_corpus",
+    "read_beir_qrels",
+    "read_beir_queries",
     "iter_guideline_pdf",
     "iter_medline",
     "iter_pubmed",

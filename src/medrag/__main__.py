@@ -1,0 +1,8 @@
+"""``python -m medrag``: the same command as ``medrag``."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
