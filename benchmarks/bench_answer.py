@@ -32,7 +32,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from medrag.answer import AnswerConfig, answer  # noqa: E402
-from medrag.answer.compose import SupportModel, passage_features  # noqa: E402
+from medrag.answer.compose import passage_features  # noqa: E402
 from medrag.index import Index, IndexConfig  # noqa: E402
 from medrag.retrieve.dense import CachedEncoder, EncoderConfig, SentenceTransformerEncoder  # noqa: E402
 from medrag.types import Document, PubDate, PubmedMetadata, Section, SourceFile  # noqa: E402

@@ -17,7 +17,7 @@ from medrag.audit import AuditLog, verify_audit_log
 from medrag.errors import GenerationError
 from medrag.index import Index, IndexConfig
 from medrag.ingest import iter_pubmed
-from medrag.types import Answer, AnswerSentence, Citation
+from medrag.types import Answer, AnswerSentence
 
 
 @pytest.fixture(scope="module")

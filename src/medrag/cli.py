@@ -19,12 +19,12 @@ import logging
 import os
 import re
 import sys
-import tempfile
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
+from ._io import atomic_open
 from . import __version__
 from .errors import ConfigError, IndexFormatError, IngestError, MedragError
 
@@ -216,18 +216,9 @@ def _read_corpus(args: argparse.Namespace, *, keep: bool = True) -> tuple[list[A
 
 def _write_jsonl_atomic(path: Path, records: Iterable[dict[str, Any]]) -> None:
     """Write JSON lines to a temporary sibling, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for rec in records:
-                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        for rec in records:
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
 
 def _count(items: Any) -> dict[str, int]:

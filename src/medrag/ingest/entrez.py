@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from urllib.error import URLError
 
 from lxml import etree
 
+from .._io import atomic_write_bytes
 from ..errors import ConfigError, IngestError
 
 __all__ = ["fetch_pubmed", "FetchResult", "EUTILS_URL"]
@@ -50,17 +50,7 @@ class FetchResult:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
 
 
 def _request(base_url: str, utility: str, params: dict[str, object]) -> bytes:

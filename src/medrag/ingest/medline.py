@@ -234,9 +234,12 @@ def _iter_file(path: Path, on_error: OnError, report: IngestReport) -> Iterator[
                 rec = next(records)
             except StopIteration:
                 break
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, UnicodeDecodeError, KeyError) as exc:
+                # Bio.Medline raises KeyError for a continuation line ("      x") with no
+                # tag line before it in its record: malformed input, reported as such.
+                why = f"continuation line without a tag ({exc})" if isinstance(exc, KeyError) else str(exc)
                 handle(
-                    IngestError(f"not MEDLINE text: {exc}", source=source, position=position),
+                    IngestError(f"not MEDLINE text: {why}", source=source, position=position),
                     on_error,
                     report,
                 )

@@ -40,7 +40,6 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-import os
 import re
 import statistics
 import unicodedata

@@ -75,6 +75,10 @@ _MONTHS = {
 _YEAR_RE = re.compile(r"(?<!\d)(1[6-9]\d\d|20\d\d)(?!\d)")
 _ENTITY_DECL_RE = re.compile(rb"<!ENTITY", re.IGNORECASE)
 _HEAD_BYTES = 64 * 1024
+_ENTITY_REFUSAL = (
+    "the document type declares entities (possible entity-expansion bomb or "
+    "external entity); refused"
+)
 
 
 # --------------------------------------------------------------------------- text
@@ -128,7 +132,15 @@ def _int_or_none(s: str | None) -> int | None:
     if s is None:
         return None
     s = s.strip()
-    return int(s) if s.isdigit() else None
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses (and
+    # int() refuses more than 4300 digits); a number that long is no PubMed value.
+    return int(s) if s.isascii() and s.isdigit() and len(s) <= 18 else None
+
+
+def _year_or_none(s: str | None) -> int | None:
+    """A year of at most four digits, else None (an index keeps years as int32)."""
+    y = _int_or_none(s)
+    return y if y is not None and 0 < y <= 9999 else None
 
 
 def _month(s: str | None) -> int | None:
@@ -147,7 +159,7 @@ def _date(el: etree._Element | None) -> PubDate | None:
     year_el = el.find("Year")
     if year_el is not None:
         return PubDate(
-            year=_int_or_none(year_el.text),
+            year=_year_or_none(year_el.text),
             month=_month(el.findtext("Month")),
             day=_int_or_none(el.findtext("Day")),
             raw=_opt(el.find("Season")),
@@ -548,11 +560,7 @@ def _check_head(path: Path, source: str) -> None:
     doctype_end = head.find(b"<PubmedArticleSet")
     scope = head if doctype_end < 0 else head[:doctype_end]
     if _ENTITY_DECL_RE.search(scope):
-        raise IngestError(
-            "the document type declares entities (possible entity-expansion bomb or "
-            "external entity); refused",
-            source=source,
-        )
+        raise IngestError(_ENTITY_REFUSAL, source=source)
 
 
 def _iter_file(
@@ -573,6 +581,7 @@ def _iter_file(
 
     position = 0
     last_pmid: str | None = None
+    dtd_checked = False
     f = _open(path)
     try:
         context = etree.iterparse(
@@ -588,6 +597,15 @@ def _iter_file(
         )
         try:
             for _, el in context:
+                if not dtd_checked:
+                    # Second line of defence behind _check_head, which a DOCTYPE longer
+                    # than its byte window (or a fake root tag in a comment) slips past:
+                    # the parsed internal subset itself must declare no entity.
+                    dtd_checked = True
+                    dtd = el.getroottree().docinfo.internalDTD
+                    if dtd is not None and next(dtd.iterentities(), None) is not None:
+                        handle(IngestError(_ENTITY_REFUSAL, source=source), on_error, report)
+                        return
                 tag = el.tag
                 if tag == "DeleteCitation":
                     for p in el.findall("PMID"):

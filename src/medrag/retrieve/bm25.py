@@ -61,6 +61,7 @@ from typing import Any, Literal, Union
 import numpy as np
 import scipy.sparse as sp
 
+from .._io import atomic_open
 from ..errors import ConfigError, IndexFormatError, IndexNotFoundError, IndexVersionError
 from .analyzer import Analyzer
 
@@ -733,10 +734,8 @@ def _count(
 
 
 def _atomic_write(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_open(path, "wb") as f:
         write(f)
-    os.replace(tmp, path)
 
 
 def _read_json(path: Path) -> Any:
@@ -745,7 +744,8 @@ def _read_json(path: Path) -> Any:
             return json.loads(f.read().decode("utf-8"))
     except FileNotFoundError as e:
         raise IndexFormatError(f"{path}: missing") from e
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        # RecursionError: json nests arrays ("[[[[...") deeper than the stack allows
         raise IndexFormatError(f"{path}: not valid JSON ({e})") from e
 
 
