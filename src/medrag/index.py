@@ -192,6 +192,74 @@ class _ChunkStore:
             self._fh = None
 
 
+class _DocTable:
+    """Each document's :class:`SourceInfo`, parsed from ``docs.jsonl`` only when asked
+    for; ids, source hashes, years and retraction flags are kept as plain lists and
+    arrays so that loading and filtering never parse every line."""
+
+    def __init__(
+        self,
+        ids: list[str],
+        shas: list[str | None],
+        years: np.ndarray,
+        retracted: np.ndarray,
+        store: _ChunkStore | None = None,
+    ) -> None:
+        self.ids = ids
+        self.shas = shas
+        self.years = years
+        self.retracted = retracted
+        self._store = store
+        self._parsed: dict[int, SourceInfo] = {}
+
+    @classmethod
+    def from_sources(cls, sources: list[SourceInfo]) -> "_DocTable":
+        t = cls([], [], np.zeros(0, np.int32), np.zeros(0, bool))
+        t.extend(sources)
+        return t
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> SourceInfo:
+        i = int(i)
+        s = self._parsed.get(i)
+        if s is None:
+            if self._store is None or i >= len(self._store):
+                raise IndexError(i)
+            try:
+                s = SourceInfo.from_dict(json.loads(self._store.raw(i)))
+            except (ValueError, TypeError) as exc:
+                raise IndexFormatError(f"docs.jsonl line {i + 1} is not a valid source: {exc}") from exc
+            if s.doc_id != self.ids[i]:
+                raise IndexFormatError(f"docs.jsonl line {i + 1} is {s.doc_id}, expected {self.ids[i]}")
+            self._parsed[i] = s
+        return s
+
+    def extend(self, sources: list[SourceInfo]) -> None:
+        base = len(self.ids)
+        for k, src in enumerate(sources):
+            self._parsed[base + k] = src
+        self.ids.extend(src.doc_id for src in sources)
+        self.shas.extend(src.source_sha256 for src in sources)
+        self.years = np.concatenate(
+            [np.asarray(self.years), np.array([s.year if s.year is not None else -1 for s in sources], np.int32)]
+        )
+        self.retracted = np.concatenate([np.asarray(self.retracted), np.array([s.retracted for s in sources], bool)])
+
+    def take(self, rows: np.ndarray) -> "_DocTable":
+        return _DocTable.from_sources([self[int(i)] for i in rows])
+
+    def raw(self, i: int) -> bytes:
+        if i in self._parsed or self._store is None:
+            return (json.dumps(self[i].to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        return self._store.raw(i)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
 # --------------------------------------------------------------------------- index
 
 
@@ -210,7 +278,7 @@ class Index:
         self,
         *,
         config: IndexConfig,
-        docs: list[SourceInfo],
+        docs: _DocTable,
         chunk_doc: np.ndarray,
         store: _ChunkStore,
         new_chunks: list[Chunk],
@@ -221,7 +289,7 @@ class Index:
     ) -> None:
         self.config = config
         self._docs = docs
-        self._doc_row = {d.doc_id: i for i, d in enumerate(docs)}
+        self._doc_row = {d: i for i, d in enumerate(docs.ids)}
         self._doc_alive = np.ones(len(docs), dtype=bool)
         self._chunk_doc = chunk_doc
         self._store = store
@@ -260,7 +328,7 @@ class Index:
         vectors = VectorIndex(np.zeros((0, encoder.dim), np.float32), config.vectors) if encoder else None
         index = cls(
             config=config,
-            docs=[],
+            docs=_DocTable.from_sources([]),
             chunk_doc=np.zeros(0, np.int32),
             store=_ChunkStore(None, None),
             new_chunks=[],
@@ -272,9 +340,8 @@ class Index:
         return index
 
     def _refresh_doc_arrays(self) -> None:
-        n = len(self._docs)
-        self._doc_year = np.array([d.year if d.year is not None else -1 for d in self._docs], dtype=np.int32).reshape(n)
-        self._doc_retracted = np.array([d.retracted for d in self._docs], dtype=bool).reshape(n)
+        self._doc_year = np.asarray(self._docs.years, dtype=np.int32)
+        self._doc_retracted = np.asarray(self._docs.retracted, dtype=bool)
 
     # ------------------------------------------------------------------ basics
 
@@ -300,7 +367,7 @@ class Index:
         return json.loads(json.dumps(self._manifest))
 
     def document_ids(self) -> list[str]:
-        return [d.doc_id for d, alive in zip(self._docs, self._doc_alive) if alive]
+        return [d for d, alive in zip(self._docs.ids, self._doc_alive) if alive]
 
     def source(self, doc_id: str) -> SourceInfo:
         i = self._doc_row.get(doc_id)
@@ -343,9 +410,9 @@ class Index:
             replaced = [d.id for d in docs if d.id in self._doc_row and self._doc_alive[self._doc_row[d.id]]]
             if replaced:
                 self._delete_locked(replaced)
-            for d in docs:
-                self._doc_row[d.id] = len(self._docs)
-                self._docs.append(SourceInfo.from_document(d))
+            for k, d in enumerate(docs):
+                self._doc_row[d.id] = len(self._docs) + k
+            self._docs.extend([SourceInfo.from_document(d) for d in docs])
             self._doc_alive = np.concatenate([self._doc_alive, np.ones(len(docs), bool)])
             for c in chunks:
                 owners.append(self._doc_row[c.doc_id])
@@ -530,18 +597,24 @@ class Index:
         os.symlink(staging.name, link_tmp)
         os.replace(link_tmp, target)
         _fsync_dir(parent)
-        if old_real is not None and old_real.exists() and old_real.resolve() != staging.resolve():
-            shutil.rmtree(old_real, ignore_errors=True)
-        # reopen the chunk store from the saved file so memory is released
+        # serve from the saved files from now on (memory released, nothing read from
+        # the old version), then remove the old version
         loaded = Index.load(target, encoder=self._encoder, verify=False)
         with self._rw.write():
             self._store.close()
+            self._docs.close()
             self._store = loaded._store
+            self._docs = loaded._docs
+            self._doc_row = loaded._doc_row
+            self._doc_alive = loaded._doc_alive
             self._new_chunks = []
             self._bm25 = loaded._bm25
             self._vectors = loaded._vectors
             self._chunk_doc = loaded._chunk_doc
             self._manifest = loaded._manifest
+            self._refresh_doc_arrays()
+        if old_real is not None and old_real.exists() and old_real.resolve() != staging.resolve():
+            shutil.rmtree(old_real, ignore_errors=True)
         logger.info("saved index %s to %s", index_id, target)
         return target
 
@@ -557,8 +630,8 @@ class Index:
         new_doc_of_old = np.full(len(self._docs), -1, np.int64)
         new_doc_of_old[keep_docs] = np.arange(len(keep_docs))
         self._chunk_doc = new_doc_of_old[np.asarray(self._chunk_doc)[old_rows]].astype(np.int32)
-        self._docs = [self._docs[i] for i in keep_docs]
-        self._doc_row = {d.doc_id: i for i, d in enumerate(self._docs)}
+        self._docs = self._docs.take(keep_docs)
+        self._doc_row = {d: i for i, d in enumerate(self._docs.ids)}
         self._doc_alive = np.ones(len(self._docs), bool)
         self._store.close()
         self._store = _ChunkStore(None, None)
@@ -568,9 +641,19 @@ class Index:
     def _write_locked(self, d: Path, index_id: str) -> None:
         d.mkdir(parents=True)
         n = self._bm25.n_rows
-        with open(d / "docs.jsonl", "w", encoding="utf-8") as f:
-            for s in self._docs:
-                f.write(json.dumps(s.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n")
+        doc_offsets = np.zeros(len(self._docs) + 1, np.int64)
+        with open(d / "docs.jsonl", "wb") as f:
+            pos = 0
+            for i in range(len(self._docs)):
+                line = self._docs.raw(i)
+                f.write(line)
+                pos += len(line)
+                doc_offsets[i + 1] = pos
+        np.save(d / "doc_offsets.npy", doc_offsets, allow_pickle=False)
+        np.save(d / "doc_year.npy", np.asarray(self._docs.years, np.int32), allow_pickle=False)
+        np.save(d / "doc_retracted.npy", np.asarray(self._docs.retracted, bool), allow_pickle=False)
+        with open(d / "doc_ids.json", "w", encoding="utf-8") as f:
+            json.dump({"ids": self._docs.ids, "sha256": self._docs.shas}, f, ensure_ascii=False)
         offsets = np.zeros(n + 1, np.int64)
         with open(d / "chunks.jsonl", "wb") as f:
             pos = 0
@@ -602,7 +685,7 @@ class Index:
                 rel = p.relative_to(d).as_posix()
                 files[rel] = {"sha256": _sha256(p), "size": p.stat().st_size}
         fingerprint = hashlib.sha256(
-            "\n".join(f"{s.doc_id} {s.source_sha256}" for s in self._docs).encode("utf-8")
+            "\n".join(f"{i} {h}" for i, h in zip(self._docs.ids, self._docs.shas)).encode("utf-8")
         ).hexdigest()
         manifest = {
             "format": FORMAT,
@@ -671,7 +754,10 @@ class Index:
         files = manifest.get("files")
         if not isinstance(files, dict):
             raise IndexFormatError(f"{mpath} lists no files")
-        required = {"docs.jsonl", "chunks.jsonl", "chunk_offsets.npy", "chunk_doc.npy"}
+        required = {
+            "docs.jsonl", "doc_offsets.npy", "doc_ids.json", "doc_year.npy", "doc_retracted.npy",
+            "chunks.jsonl", "chunk_offsets.npy", "chunk_doc.npy",
+        }
         missing = required - set(files)
         if missing:
             raise IndexFormatError(f"{mpath} does not list {sorted(missing)}")
@@ -695,19 +781,27 @@ class Index:
             n_chunks = int(manifest["counts"]["chunks"])
         except (KeyError, TypeError, ValueError) as exc:
             raise IndexFormatError(f"{mpath}: malformed configuration: {exc}") from exc
-        docs = []
-        with open(root / "docs.jsonl", encoding="utf-8") as f:
-            for i, line in enumerate(f):
-                try:
-                    docs.append(SourceInfo.from_dict(json.loads(line)))
-                except (ValueError, TypeError) as exc:
-                    raise IndexFormatError(f"{root}/docs.jsonl line {i + 1}: {exc}") from exc
+        try:
+            id_table = json.loads((root / "doc_ids.json").read_text(encoding="utf-8"))
+            ids, shas = list(id_table["ids"]), list(id_table["sha256"])
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            raise IndexFormatError(f"{root}/doc_ids.json is malformed: {exc}") from exc
+        n_docs = len(ids)
+        if len(shas) != n_docs or not all(isinstance(i, str) for i in ids) or len(set(ids)) != n_docs:
+            raise IndexFormatError(f"{root}/doc_ids.json is malformed (ids not unique strings, or hashes missing)")
+        doc_offsets = _load_array(root / "doc_offsets.npy", np.int64, (n_docs + 1,), mmap)
+        _check_offsets(root / "doc_offsets.npy", doc_offsets, root / "docs.jsonl")
+        docs = _DocTable(
+            ids, shas,
+            _load_array(root / "doc_year.npy", np.int32, (n_docs,), mmap),
+            _load_array(root / "doc_retracted.npy", np.bool_, (n_docs,), mmap),
+            _ChunkStore(root / "docs.jsonl", doc_offsets),
+        )
         offsets = _load_array(root / "chunk_offsets.npy", np.int64, (n_chunks + 1,), mmap)
         chunk_doc = _load_array(root / "chunk_doc.npy", np.int32, (n_chunks,), mmap)
         if n_chunks and (int(chunk_doc.min()) < 0 or int(chunk_doc.max()) >= len(docs)):
             raise IndexFormatError(f"{root}/chunk_doc.npy points outside docs.jsonl")
-        if int(offsets[-1]) != (root / "chunks.jsonl").stat().st_size or np.any(np.diff(offsets) <= 0):
-            raise IndexFormatError(f"{root}/chunk_offsets.npy does not match chunks.jsonl")
+        _check_offsets(root / "chunk_offsets.npy", offsets, root / "chunks.jsonl")
         bm25 = BM25Index.load(root / "bm25", mmap=mmap)
         if bm25.n_rows != n_chunks:
             raise IndexFormatError(f"{root}: BM25 has {bm25.n_rows} rows, the manifest {n_chunks} chunks")
@@ -744,6 +838,11 @@ class Index:
         )
 
 
+def _check_offsets(path: Path, offsets: np.ndarray, data: Path) -> None:
+    if int(offsets[0]) != 0 or int(offsets[-1]) != data.stat().st_size or np.any(np.diff(offsets) <= 0):
+        raise IndexFormatError(f"{path} does not match {data.name}")
+
+
 def _load_array(path: Path, dtype: Any, shape: tuple[int, ...], mmap: bool) -> np.ndarray:
     try:
         a = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
@@ -751,7 +850,7 @@ def _load_array(path: Path, dtype: Any, shape: tuple[int, ...], mmap: bool) -> n
         raise IndexFormatError(f"{path}: not a valid array: {exc}") from exc
     if a.dtype != np.dtype(dtype) or a.shape != shape:
         raise IndexFormatError(f"{path}: expected {np.dtype(dtype)} {shape}, found {a.dtype} {a.shape}")
-    return a
+    return np.asarray(a)  # a plain ndarray view of the memory map: no memmap overhead per slice
 
 
 class _RWLock:

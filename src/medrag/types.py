@@ -15,7 +15,7 @@ import dataclasses
 import types as _pytypes
 import typing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 __all__ = [
     "SourceFile",
@@ -62,24 +62,58 @@ class _Record:
     @classmethod
     def from_dict(cls: type[T], data: dict[str, Any]) -> T:
         """Rebuild an instance from :meth:`to_dict` output; unknown keys are an error."""
-        hints = _hints(cls)
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"{cls.__name__}: unknown fields {sorted(unknown)}")
-        kwargs = {k: _load(hints[k], v) for k, v in data.items()}
+        converters = _converters(cls)
+        try:
+            kwargs = {k: converters[k](v) for k, v in data.items()}
+        except KeyError:
+            unknown = sorted(set(data) - set(converters))
+            raise ValueError(f"{cls.__name__}: unknown fields {unknown}") from None
         return cls(**kwargs)
 
 
-_HINT_CACHE: dict[type, dict[str, Any]] = {}
+_CONVERTERS: dict[type, dict[str, Any]] = {}
 
 
-def _hints(cls: type) -> dict[str, Any]:
-    h = _HINT_CACHE.get(cls)
-    if h is None:
-        h = typing.get_type_hints(cls)
-        _HINT_CACHE[cls] = h
-    return h
+def _identity(v: Any) -> Any:
+    return v
+
+
+def _converters(cls: type) -> dict[str, Any]:
+    """Per-field converters from JSON values, compiled once per class from its type
+    hints (identity for plain values, tuple() for sequences, from_dict for records)."""
+    conv = _CONVERTERS.get(cls)
+    if conv is None:
+        hints = typing.get_type_hints(cls)
+        conv = {f.name: _converter(hints[f.name]) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        _CONVERTERS[cls] = conv
+    return conv
+
+
+def _converter(tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, _pytypes.UnionType):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(inner) == 1:
+            c = _converter(inner[0])
+            if c is _identity:
+                return _identity
+            return lambda v: None if v is None else c(v)
+        return _identity
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            c = _converter(args[0])
+            if c is _identity:
+                return tuple
+            return lambda v: tuple(c(x) for x in v)
+        cs = [_converter(a) for a in args]
+        return lambda v: tuple(f(x) for f, x in zip(cs, v))
+    if origin is dict:
+        c = _converter(typing.get_args(tp)[1])
+        return dict if c is _identity else (lambda v: {k: c(x) for k, x in v.items()})
+    if isinstance(tp, type) and issubclass(tp, _Record):
+        return tp.from_dict
+    return _identity
 
 
 def _dump(value: Any) -> Any:
@@ -89,36 +123,6 @@ def _dump(value: Any) -> Any:
         return [_dump(v) for v in value]
     if isinstance(value, dict):
         return {k: _dump(v) for k, v in value.items()}
-    return value
-
-
-def _load(tp: Any, value: Any) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, _pytypes.UnionType):
-        args = typing.get_args(tp)
-        if value is None:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            if isinstance(arg, type) and issubclass(arg, _Record):
-                if isinstance(value, dict):
-                    return arg.from_dict(value)
-                continue
-            return _load(arg, value)
-        return value
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_load(args[0], v) for v in value)
-        return tuple(_load(a, v) for a, v in zip(args, value))
-    if origin is dict:
-        _, vt = typing.get_args(tp)
-        return {k: _load(vt, v) for k, v in value.items()}
-    if origin is Literal:
-        return value
-    if isinstance(tp, type) and issubclass(tp, _Record):
-        return tp.from_dict(value)
     return value
 
 

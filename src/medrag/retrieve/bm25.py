@@ -761,7 +761,7 @@ def _read_array(path: Path, dtype: np.dtype[Any], shape: tuple[int, ...], mmap: 
     if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.shape != shape:
         got = f"{getattr(arr, 'dtype', type(arr).__name__)} {getattr(arr, 'shape', '')}"
         raise IndexFormatError(f"{path}: expected {dtype} {shape}, found {got}")
-    return arr
+    return np.asarray(arr)  # a plain ndarray view of the memory map: no memmap overhead per slice
 
 
 def _check_structure(d: Path, a: dict[str, np.ndarray], n_rows: int, nnz: int) -> None:

@@ -323,7 +323,7 @@ class VectorIndex:
     def load(cls, directory: Path, config: VectorConfig, dim: int, mmap: bool = True) -> "VectorIndex":
         path = directory / "vectors.npy"
         try:
-            vectors = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+            vectors = np.asarray(np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False))
         except (OSError, ValueError) as exc:
             raise IndexFormatError(f"{path}: not a valid vector array: {exc}") from exc
         if vectors.dtype != np.float32 or vectors.ndim != 2 or (len(vectors) and vectors.shape[1] != dim):
