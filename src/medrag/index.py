@@ -734,6 +734,13 @@ class Index:
             IndexFormatError: anything missing, altered, malformed or unsafe.
         """
         root = Path(directory)
+        if not root.exists():
+            # a save over a plain directory moves it to .NAME.old-<id> before the new
+            # version's link is in place: a crash between the two leaves it there
+            olds = [p for p in root.parent.glob(f".{root.name}.old-*") if (p / _MANIFEST).is_file()]
+            if olds:
+                root = max(olds, key=lambda p: p.stat().st_mtime)
+                logger.warning("%s is missing; loading %s left by an interrupted save", directory, root)
         mpath = root / _MANIFEST
         if not mpath.is_file():
             raise IndexNotFoundError(f"no medrag index at {root} (no {_MANIFEST})")
@@ -741,7 +748,7 @@ class Index:
             raise IndexFormatError(f"{mpath} is implausibly large")
         try:
             manifest = json.loads(mpath.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise IndexFormatError(f"{mpath} is not valid JSON: {exc}") from exc
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise IndexFormatError(f"{mpath} is not a {FORMAT} manifest")
@@ -762,13 +769,21 @@ class Index:
         if missing:
             raise IndexFormatError(f"{mpath} does not list {sorted(missing)}")
         for rel, meta in files.items():
-            p = _safe_member(root, rel)
-            if not p.is_file():
+            try:
+                p = _safe_member(root, str(rel))
+                ok = p.is_file()
+                size = p.stat().st_size if ok else None
+            except (OSError, ValueError) as exc:
+                raise IndexFormatError(f"{root}: unusable file name {rel!r}: {exc}") from exc
+            if not ok:
                 raise IndexFormatError(f"{root}: {rel} is missing")
-            if not isinstance(meta, dict) or p.stat().st_size != meta.get("size"):
+            if not isinstance(meta, dict) or size != meta.get("size"):
                 raise IndexFormatError(f"{root}: {rel} has the wrong size (truncated or altered)")
             if verify and _sha256(p) != meta.get("sha256"):
                 raise IndexFormatError(f"{root}: {rel} fails its sha256 check (altered or corrupt)")
+        dense = manifest.get("dense")
+        if dense is not None and not isinstance(dense, dict):
+            raise IndexFormatError(f"{mpath}: 'dense' must be an object or null")
         try:
             config = IndexConfig(
                 chunking=ChunkConfig(**manifest["chunking"]),
@@ -806,9 +821,13 @@ class Index:
         if bm25.n_rows != n_chunks:
             raise IndexFormatError(f"{root}: BM25 has {bm25.n_rows} rows, the manifest {n_chunks} chunks")
         vectors = None
-        dense = manifest.get("dense")
         if dense:
-            dim = int(dense["dim"])
+            try:
+                dim = int(dense["dim"])
+                if not isinstance(dense.get("encoder"), dict):
+                    raise TypeError("no encoder description")
+            except (KeyError, TypeError, ValueError) as exc:
+                raise IndexFormatError(f"{mpath}: malformed dense section: {exc}") from exc
             vectors = VectorIndex.load(root / "dense", config.vectors, dim, mmap=mmap)
             if len(vectors) != n_chunks:
                 raise IndexFormatError(f"{root}: {len(vectors)} vectors for {n_chunks} chunks")
@@ -860,6 +879,7 @@ class _RWLock:
         self._cond = threading.Condition()
         self._readers = 0
         self._writer = False
+        self._writers_waiting = 0  # readers wait while a writer waits: no writer starvation
 
     class _Ctx:
         def __init__(self, enter, leave) -> None:
@@ -873,7 +893,7 @@ class _RWLock:
 
     def _acquire_read(self) -> None:
         with self._cond:
-            while self._writer:
+            while self._writer or self._writers_waiting:
                 self._cond.wait()
             self._readers += 1
 
@@ -885,8 +905,12 @@ class _RWLock:
 
     def _acquire_write(self) -> None:
         with self._cond:
-            while self._writer or self._readers:
-                self._cond.wait()
+            self._writers_waiting += 1
+            try:
+                while self._writer or self._readers:
+                    self._cond.wait()
+            finally:
+                self._writers_waiting -= 1
             self._writer = True
 
     def _release_write(self) -> None:
