@@ -56,7 +56,9 @@ class ChunkConfig:
     """How documents are cut into chunks.
 
     Attributes:
-        max_tokens: the token budget of a chunk's text.
+        max_tokens: the token budget of a chunk's text (512 by default: on SciFact the
+            fused run scores 0.733 nDCG@10 at 512 vs 0.731 at 256, and 94% of PubMed
+            abstracts stay whole; see benchmarks/bench_index.py).
         overlap_sentences: sentences repeated from the end of one chunk at the start of
             the next chunk of the same section.
         encoding: the tiktoken encoding the budget is measured in.
@@ -66,7 +68,7 @@ class ChunkConfig:
         min_section_tokens: sections with fewer tokens are merged with a neighbour.
     """
 
-    max_tokens: int = 256
+    max_tokens: int = 512
     overlap_sentences: int = 1
     encoding: str = DEFAULT_ENCODING
     encoding_file: str | None = None
