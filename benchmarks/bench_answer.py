@@ -146,10 +146,11 @@ def main() -> int:
     ap.add_argument("--distractors", action="store_true", help="add the 18,445 abstracts of the 2021 update file")
     ap.add_argument("--scifact", action="store_true", help="quoted sentences vs SciFact rationales")
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--lexical", action="store_true", help="a lexical-only index (calibrates the lex_* weights)")
     ap.add_argument("--plot", default=None, help="write the trade-off curve as a PNG")
     args = ap.parse_args()
     data = Path(args.data)
-    enc_cfg, encoder = make_encoder(Path(args.cache))
+    enc_cfg, encoder = (None, None) if args.lexical else make_encoder(Path(args.cache))
     config = AnswerConfig()
 
     docs, questions = pubmedqa_docs(data / "pubmedqa" / "pqal_dev.json")
@@ -165,7 +166,11 @@ def main() -> int:
         corpus += extra
         label = f"PubMedQA + {len(extra):,} distractor abstracts (pubmed21n1298)"
     t0 = time.perf_counter()
-    index = Index.build(corpus, IndexConfig(encoder=enc_cfg), encoder=encoder, show_progress=True)
+    if args.lexical:
+        label += ", lexical-only index"
+        index = Index.build(corpus, IndexConfig(encoder=None))
+    else:
+        index = Index.build(corpus, IndexConfig(encoder=enc_cfg), encoder=encoder, show_progress=True)
     print(f"{label}: {index.n_documents:,} documents, {len(index):,} chunks, built in {time.perf_counter() - t0:.0f} s")
     t0 = time.perf_counter()
     rows = run_protocol(index, by_id, questions, config)

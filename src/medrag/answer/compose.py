@@ -82,13 +82,15 @@ class SupportModel:
     (``python benchmarks/bench_answer.py`` reproduces the fit).
     """
 
-    w_dense: float = 9.0
-    w_coverage: float = 6.0
-    w_sentence: float = 2.0
-    bias: float = -10.0
-    lex_w_coverage: float = 10.0
-    lex_w_sentence: float = 3.0
-    lex_bias: float = -8.0
+    # fit on PubMedQA PQA-L dev, 500 answerable + 500 unanswerable questions
+    # (python benchmarks/bench_answer.py --fit; and --lexical --fit for lex_*)
+    w_dense: float = 11.357
+    w_coverage: float = 6.602
+    w_sentence: float = 3.373
+    bias: float = -11.398
+    lex_w_coverage: float = 9.398
+    lex_w_sentence: float = 4.349
+    lex_bias: float = -7.010
 
     def logit(self, features: tuple[float, float, float], has_dense: bool = True) -> float:
         dense, cov, sent = features
