@@ -280,3 +280,28 @@ def test_convex_by_hand():
     runs = {"x": {"a": 0.0, "b": 10.0}, "y": {"a": 1.0, "b": 0.5}}
     out = convex(runs, {"x": 0.3, "y": 0.7})
     assert out["a"] == pytest.approx(0.7) and out["b"] == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivfpq"])
+def test_ann_recall_against_exact_search(kind):
+    from medrag.retrieve.dense import VectorConfig, VectorIndex
+
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(40, 64)).astype(np.float32)
+    x = centers[rng.integers(0, 40, 4200)] + 0.6 * rng.normal(size=(4200, 64)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    base, queries = x[:4000], x[4000:]
+    exact = VectorIndex(base, VectorConfig(kind="flat"))
+    ann = VectorIndex(base, VectorConfig(kind=kind, nlist=64, pq_m=16))
+    hits = 0
+    for q in queries:
+        truth = set(exact.search(q, 10)[0].tolist())
+        rows, scores = ann.search(q, 10)
+        assert np.allclose(scores, base[rows] @ q, atol=1e-5)  # exact scores after re-ranking
+        hits += len(truth & set(rows.tolist()))
+    assert hits / (10 * len(queries)) >= 0.95
+    # a mask is honoured
+    allowed = np.zeros(len(base), bool)
+    allowed[::3] = True
+    rows, _ = ann.search(queries[0], 10, allowed=allowed)
+    assert len(rows) == 10 and all(allowed[rows])

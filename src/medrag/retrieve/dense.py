@@ -173,7 +173,9 @@ class VectorConfig:
     """Vector search. ``kind``: ``"flat"`` (exact inner product, the default), ``"hnsw"``
     (FAISS HNSW, ``m`` links per node, ``ef_construction`` / ``ef_search`` beam widths)
     or ``"ivfpq"`` (FAISS IVF with product quantization: ``nlist`` cells, ``pq_m``
-    sub-quantizers of 8 bits, ``nprobe`` cells searched)."""
+    sub-quantizers of 8 bits, ``nprobe`` cells searched). ANN kinds fetch
+    ``rerank * k`` candidates and re-rank them by exact inner product.
+    Recall@10 against exact search: benchmarks/bench_ann.py."""
 
     kind: str = "flat"
     m: int = 32
@@ -182,6 +184,7 @@ class VectorConfig:
     nlist: int = 1024
     pq_m: int = 48
     nprobe: int = 32
+    rerank: int = 4
 
     def __post_init__(self) -> None:
         if self.kind not in ("flat", "hnsw", "ivfpq"):
@@ -271,15 +274,20 @@ class VectorIndex:
             else:
                 params = faiss.SearchParametersIVF(nprobe=self.config.nprobe)
             n_allowed = n if allowed is None else int(allowed.sum())
-            fetch = min(n, k if allowed is None else int(k * n / max(n_allowed, 1) * 2) + k)
-            dist, idx = ann.search(q, fetch, params=params)
-            idx, dist = idx[0], dist[0]
+            want = k * max(1, self.config.rerank)
+            fetch = min(n, want if allowed is None else int(want * n / max(n_allowed, 1) * 2) + want)
+            _, idx = ann.search(q, fetch, params=params)
+            idx = idx[0]
             keep = idx >= 0
             if allowed is not None:
                 keep &= allowed[np.clip(idx, 0, n - 1)]
-            idx, dist = idx[keep], dist[keep]
+            idx = idx[keep].astype(np.int64)
             if len(idx) >= min(k, n_allowed):
-                return idx[:k].astype(np.int64), dist[:k].astype(np.float32)
+                # re-rank the candidates by their exact inner product (the vectors are
+                # kept): PQ's approximate scores never reach the caller
+                exact = self.vectors[idx] @ q[0]
+                order = np.lexsort((idx, -exact))[:k]
+                return idx[order], exact[order].astype(np.float32)
             logger.debug("ANN returned too few allowed rows; exact search instead")
         s = self.vectors @ q[0]
         if allowed is not None:
