@@ -377,6 +377,16 @@ class Index:
             raise KeyError(doc_id)
         return self._docs[i]
 
+    def term_weights(self, words: Sequence[str]) -> dict[str, float]:
+        """How informative each word is in this corpus: the largest BM25 idf among the
+        analyzer tokens of the word (0.0 for a word no document has)."""
+        out: dict[str, float] = {}
+        with self._rw.read():
+            for w in words:
+                toks = self.config.analyzer.tokenize(w)
+                out[w] = max((self._bm25.idf(t) for t in toks), default=0.0)
+        return out
+
     def chunk(self, row: int) -> Chunk:
         if row < len(self._store):
             return self._store.get(row)

@@ -60,7 +60,14 @@ def answer(
             s_clean, _ = support_of(question, passages, config) if passages else (0.0, None)
             retracted_only = s_all >= config.threshold > s_clean
     if generator is None:
-        result = compose_extractive(question, passages, index_id=index.id, config=config, retracted_only=retracted_only)
+        weights = None
+        if hasattr(index, "term_weights"):
+            from .text import content_tokens
+
+            weights = index.term_weights(sorted(set(content_tokens(question))))
+        result = compose_extractive(
+            question, passages, index_id=index.id, config=config, retracted_only=retracted_only, term_weights=weights
+        )
     else:
         result = compose_generated(question, passages, generator, index_id=index.id, config=config, verifier=verifier)
     if audit is not None:

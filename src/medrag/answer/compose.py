@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..sentences import split_sentences
@@ -115,6 +115,8 @@ class AnswerConfig:
         min_sentence_coverage: a picked sentence must contain at least this share of
             the question's content words.
         mmr_lambda: relevance vs. novelty in maximal marginal relevance.
+        min_relative_relevance: a further sentence is added only while its relevance is
+            at least this share of the first sentence's.
         partial_coverage: below this share of question words covered by the picked
             sentences, the answer is ``partial``.
         support: the calibrated support model.
@@ -125,6 +127,7 @@ class AnswerConfig:
     max_sentences: int = 3
     min_sentence_coverage: float = 0.2
     mmr_lambda: float = 0.7
+    min_relative_relevance: float = 0.7
     partial_coverage: float = 0.5
     support: SupportModel = field(default_factory=SupportModel)
 
@@ -216,8 +219,14 @@ def compose_extractive(
     index_id: str = "unsaved",
     config: AnswerConfig | None = None,
     retracted_only: bool = False,
+    term_weights: Mapping[str, float] | None = None,
 ) -> Answer:
     """An extractive answer: exact quotes of the best sentences, each with its citation.
+
+    ``term_weights`` (content word -> weight, e.g. the corpus idf from
+    :meth:`medrag.Index.term_weights`) makes rare question words count for more when
+    sentences are chosen; without it, words are weighted by their rarity among the
+    retrieved sentences.
 
     ``retracted_only`` tells the composer that the only evidence the index had for the
     question came from retracted publications (which retrieval filtered out), so that
@@ -244,12 +253,31 @@ def compose_extractive(
             reason = "only retracted evidence supports this question; non-retracted " + reason[3:]
         return _abstain(question, passages, index_id, reason, support)
 
-    cands = [s for p in passages for s in _sentences(p, q) if s.coverage >= config.min_sentence_coverage]
+    all_sents = [s for p in passages for s in _sentences(p, q)]
+    cands = [s for s in all_sents if s.coverage >= config.min_sentence_coverage]
     if not cands:
         return _abstain(question, passages, index_id, "no sentence of the retrieved passages addresses the question", support)
-    # relevance: sentence coverage, weighted by how strongly its passage was retrieved
+    # Question words are weighted by how informative they are (the corpus idf when the
+    # caller gives it, else rarity among the retrieved sentences): "tocilizumab" counts
+    # for more than "COVID-19" in a COVID-19 corpus.
+    n_sents = len(all_sents)
+    if term_weights:
+        weight = {t: max(0.1, float(term_weights.get(t, 1.0))) for t in q}
+    else:
+        weight = {t: math.log(1.0 + n_sents / (1.0 + sum(t in x.tokens for x in all_sents))) for t in q}
+    total = sum(weight.values()) or 1.0
+
+    def weighted(x: _Sent) -> float:
+        return sum(weight[t] for t in q if t in x.tokens) / total
+
+    # relevance: weighted coverage (with the section bonus), scaled by how strongly the
+    # sentence's passage was retrieved
     top_score = max(p.score for p in passages) or 1.0
-    rel = {id(s): s.score * (0.5 + 0.5 * (s.passage.score / top_score if top_score > 0 else 1.0)) for s in cands}
+    rel = {
+        id(x): weighted(x) * (x.score / x.coverage if x.coverage else 1.0)
+        * (0.5 + 0.5 * (x.passage.score / top_score if top_score > 0 else 1.0))
+        for x in cands
+    }
     picked: list[_Sent] = []
     pool = sorted(cands, key=lambda s: (-rel[id(s)], s.passage.rank, s.start))
     while pool and len(picked) < config.max_sentences:
@@ -258,7 +286,7 @@ def compose_extractive(
             return config.mmr_lambda * rel[id(s)] - (1 - config.mmr_lambda) * red
         best = max(pool, key=lambda s: (mmr(s), -s.passage.rank, -s.start))
         pool.remove(best)
-        if picked and rel[id(best)] < 0.5 * rel[id(picked[0])]:
+        if picked and rel[id(best)] < config.min_relative_relevance * rel[id(picked[0])]:
             break
         picked.append(best)
     # strongest evidence first, then newest, then the order of relevance
