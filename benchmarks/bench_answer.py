@@ -145,6 +145,7 @@ def main() -> int:
     ap.add_argument("--fit", action="store_true", help="refit the support model (2-fold CV)")
     ap.add_argument("--distractors", action="store_true", help="add the 18,445 abstracts of the 2021 update file")
     ap.add_argument("--scifact", action="store_true", help="quoted sentences vs SciFact rationales")
+    ap.add_argument("--scifact-only", action="store_true", help="only the SciFact rationale measurement")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--lexical", action="store_true", help="a lexical-only index (calibrates the lex_* weights)")
     ap.add_argument("--plot", default=None, help="write the trade-off curve as a PNG")
@@ -152,6 +153,9 @@ def main() -> int:
     data = Path(args.data)
     enc_cfg, encoder = (None, None) if args.lexical else make_encoder(Path(args.cache))
     config = AnswerConfig()
+    if args.scifact_only:
+        scifact_rationales(data, enc_cfg, encoder, config)
+        return 0
 
     docs, questions = pubmedqa_docs(data / "pubmedqa" / "pqal_dev.json")
     questions = questions[: args.limit] if args.limit else questions
