@@ -173,9 +173,11 @@ class VectorConfig:
     """Vector search. ``kind``: ``"flat"`` (exact inner product, the default), ``"hnsw"``
     (FAISS HNSW, ``m`` links per node, ``ef_construction`` / ``ef_search`` beam widths)
     or ``"ivfpq"`` (FAISS IVF with product quantization: ``nlist`` cells, ``pq_m``
-    sub-quantizers of 8 bits, ``nprobe`` cells searched). ANN kinds fetch
-    ``rerank * k`` candidates and re-rank them by exact inner product.
-    Recall@10 against exact search: benchmarks/bench_ann.py."""
+    sub-quantizers of 8 bits, ``nprobe`` cells searched; ``rerank * k`` candidates are
+    fetched by their PQ scores and re-ranked by exact inner product, since the vectors
+    are kept). Recall@10 against exact search at these defaults (benchmarks/bench_ann.py):
+    HNSW 0.999 on SciFact MiniLM vectors and 1.000 on 100k synthetic clustered vectors;
+    IVF-PQ 1.000 on the 100k set (0.54 without re-ranking)."""
 
     kind: str = "flat"
     m: int = 32
@@ -184,7 +186,7 @@ class VectorConfig:
     nlist: int = 1024
     pq_m: int = 48
     nprobe: int = 32
-    rerank: int = 4
+    rerank: int = 50
 
     def __post_init__(self) -> None:
         if self.kind not in ("flat", "hnsw", "ivfpq"):
@@ -274,7 +276,7 @@ class VectorIndex:
             else:
                 params = faiss.SearchParametersIVF(nprobe=self.config.nprobe)
             n_allowed = n if allowed is None else int(allowed.sum())
-            want = k * max(1, self.config.rerank)
+            want = k * max(1, self.config.rerank) if self.config.kind == "ivfpq" else k
             fetch = min(n, want if allowed is None else int(want * n / max(n_allowed, 1) * 2) + want)
             _, idx = ann.search(q, fetch, params=params)
             idx = idx[0]
