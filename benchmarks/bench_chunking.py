@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from medrag.chunking import ChunkConfig
+
 
 def find_update_file() -> Path | None:
     try:
@@ -36,13 +38,13 @@ def find_update_file() -> Path | None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--file", type=Path, default=None)
-    ap.add_argument("--max-tokens", type=int, default=256)
+    ap.add_argument("--max-tokens", type=int, default=ChunkConfig().max_tokens)
     ap.add_argument("--overlap", type=int, default=1)
     ap.add_argument("--min-section-tokens", type=int, default=32)
     ap.add_argument("--limit", type=int, default=0, help="chunk only the first N documents")
     args = ap.parse_args(argv)
 
-    from medrag.chunking import ChunkConfig, chunk_document
+    from medrag.chunking import chunk_document
     from medrag.ingest import iter_pubmed
     from medrag.tokens import get_encoding
 
