@@ -33,6 +33,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from medrag.answer import AnswerConfig, answer  # noqa: E402
 from medrag.answer.compose import passage_features  # noqa: E402
+from medrag.answer.text import content_tokens  # noqa: E402
 from medrag.index import Index, IndexConfig  # noqa: E402
 from medrag.retrieve.dense import CachedEncoder, EncoderConfig, SentenceTransformerEncoder  # noqa: E402
 from medrag.types import Document, PubDate, PubmedMetadata, Section, SourceFile  # noqa: E402
@@ -69,22 +70,31 @@ def make_encoder(cache: Path):
 
 
 def run_protocol(index: Index, docs: dict[str, Document], questions, config: AnswerConfig):
-    """For each question: (support, cites_own) answerable, support unanswerable, features."""
+    """For each question: support and cites-own when answerable, support when
+    unanswerable, and the top passage's support features in both cases."""
     cfg0 = dataclasses.replace(config, threshold=0.0)
+    zero = (0.0, 0.0, 0.0, 0.0)
+
+    def top_features(q: str, passages) -> tuple[float, ...]:
+        if not passages:
+            return zero
+        weights = index.term_weights(sorted(set(content_tokens(q))))
+        return passage_features(q, passages[0], weights)
+
     rows = []
     for pmid, q in questions:
         own = f"pmid:{pmid}"
         a = answer(q, index, config=cfg0)
-        feats_a = [passage_features(q, p) for p in a.passages[:1]]
+        feats_a = top_features(q, a.passages)
         cites = a.answered and any(c.doc_id == own for s in a.sentences for c in s.citations)
         index.delete([own])
         u = answer(q, index, config=cfg0)
-        feats_u = [passage_features(q, p) for p in u.passages[:1]]
+        feats_u = top_features(q, u.passages)
         index.add([docs[own]])
         rows.append({
             "pmid": pmid, "a_support": a.support if a.answered else 0.0, "a_cites_own": cites,
             "a_status": a.status, "u_support": u.support if u.answered else 0.0,
-            "a_feats": feats_a[0] if feats_a else (0.0, 0.0, 0.0), "u_feats": feats_u[0] if feats_u else (0.0, 0.0, 0.0),
+            "a_feats": feats_a, "u_feats": feats_u,
             "top_is_own": bool(a.passages) and a.passages[0].chunk.doc_id == own,
         })
     return rows
@@ -189,7 +199,8 @@ def main() -> int:
                   f"abstained on unanswerable {r['abstained_unanswerable']:.1%}")
     if args.fit:
         coef, intercept, cv_a, cv_u = fit(rows)
-        print(f"\nfit on all: w_dense={coef[0]:.3f} w_coverage={coef[1]:.3f} w_sentence={coef[2]:.3f} bias={intercept:.3f}")
+        print(f"\nfit on all: w_dense={coef[0]:.3f} w_coverage={coef[1]:.3f} w_sentence={coef[2]:.3f} "
+              f"w_idf_coverage={coef[3]:.3f} bias={intercept:.3f}")
         cv_rows = [dict(r, a_support=float(a) if r["a_status"] != "abstained" else 0.0, u_support=float(u))
                    for r, a, u in zip(rows, cv_a, cv_u)]
         cc = curve(cv_rows)

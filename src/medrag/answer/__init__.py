@@ -48,6 +48,11 @@ def answer(
     config = config or AnswerConfig()
     filters = filters or Filters()
     passages: Sequence[Passage] = index.search(question, k=config.k, filters=filters)
+    weights = None
+    if hasattr(index, "term_weights"):
+        from .text import content_tokens
+
+        weights = index.term_weights(sorted(set(content_tokens(question))))
     retracted_only = False
     if not filters.include_retracted:
         from dataclasses import replace
@@ -56,20 +61,17 @@ def answer(
         if with_retracted and with_retracted[0].source.retracted:
             from .compose import support_of
 
-            s_all, _ = support_of(question, with_retracted[:1], config)
-            s_clean, _ = support_of(question, passages, config) if passages else (0.0, None)
+            s_all, _ = support_of(question, with_retracted[:1], config, weights)
+            s_clean, _ = support_of(question, passages, config, weights) if passages else (0.0, None)
             retracted_only = s_all >= config.threshold > s_clean
     if generator is None:
-        weights = None
-        if hasattr(index, "term_weights"):
-            from .text import content_tokens
-
-            weights = index.term_weights(sorted(set(content_tokens(question))))
         result = compose_extractive(
             question, passages, index_id=index.id, config=config, retracted_only=retracted_only, term_weights=weights
         )
     else:
-        result = compose_generated(question, passages, generator, index_id=index.id, config=config, verifier=verifier)
+        result = compose_generated(
+            question, passages, generator, index_id=index.id, config=config, verifier=verifier, term_weights=weights
+        )
     if audit is not None:
         audit.record(result, index=index, verifier=(verifier or LexicalVerifier()).name)
     return result

@@ -75,30 +75,33 @@ class SupportModel:
     """P(the passages answer the question) = sigmoid(w . features + bias).
 
     Features of a passage (see :func:`passage_features`): its dense cosine with the
-    question, the share of the question's content words it contains, and that share
-    within its best sentence. Passages without a dense score (a lexical-only index) use
-    the ``lex_*`` weights. Weights were fit by logistic regression on PubMedQA PQA-L
-    dev questions asked with and without their own abstract in the index
-    (``python benchmarks/bench_answer.py`` reproduces the fit).
+    question; the share of the question's content words it contains; that share
+    within its best sentence; and the share weighted by each word's corpus idf (rare
+    words such as a drug's name count for more than "patients"). Passages without a
+    dense score (a lexical-only index) use the ``lex_*`` weights. Weights were fit by
+    logistic regression on PubMedQA PQA-L dev questions asked with and without their
+    own abstract in the index (``python benchmarks/bench_answer.py --fit``).
     """
 
-    # fit on PubMedQA PQA-L dev, 500 answerable + 500 unanswerable questions
-    # (python benchmarks/bench_answer.py --fit; and --lexical --fit for lex_*)
     w_dense: float = 11.357
     w_coverage: float = 6.602
     w_sentence: float = 3.373
+    w_idf_coverage: float = 0.0
     bias: float = -11.398
     lex_w_coverage: float = 9.398
     lex_w_sentence: float = 4.349
+    lex_w_idf_coverage: float = 0.0
     lex_bias: float = -7.010
 
-    def logit(self, features: tuple[float, float, float], has_dense: bool = True) -> float:
-        dense, cov, sent = features
+    def logit(self, features: Sequence[float], has_dense: bool = True) -> float:
+        dense, cov, sent = features[:3]
+        wcov = features[3] if len(features) > 3 else cov
         if has_dense:
-            return self.w_dense * dense + self.w_coverage * cov + self.w_sentence * sent + self.bias
-        return self.lex_w_coverage * cov + self.lex_w_sentence * sent + self.lex_bias
+            return (self.w_dense * dense + self.w_coverage * cov + self.w_sentence * sent
+                    + self.w_idf_coverage * wcov + self.bias)
+        return self.lex_w_coverage * cov + self.lex_w_sentence * sent + self.lex_w_idf_coverage * wcov + self.lex_bias
 
-    def probability(self, features: tuple[float, float, float], has_dense: bool = True) -> float:
+    def probability(self, features: Sequence[float], has_dense: bool = True) -> float:
         z = self.logit(features, has_dense)
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
@@ -161,20 +164,36 @@ def _sentences(p: Passage, q_tokens: list[str]) -> list[_Sent]:
     return out
 
 
-def passage_features(question: str, passage: Passage) -> tuple[float, float, float]:
-    """(dense cosine, question-word coverage of the passage, best sentence's coverage)."""
+def passage_features(
+    question: str, passage: Passage, term_weights: Mapping[str, float] | None = None
+) -> tuple[float, float, float, float]:
+    """(dense cosine, question-word coverage of the passage, best sentence's coverage,
+    idf-weighted coverage of the passage). Without ``term_weights`` the last equals the
+    second."""
     q = sorted(set(content_tokens(question)))
     dense = passage.scores.get("dense", 0.0)
     toks = set(content_tokens(passage.chunk.index_text))
     sents = _sentences(passage, q)
-    return (float(dense), _coverage(q, toks), max((s.coverage for s in sents), default=0.0))
+    cov = _coverage(q, toks)
+    if term_weights:
+        w = {t: max(0.0, float(term_weights.get(t, 0.0))) for t in q}
+        total = sum(w.values())
+        wcov = sum(w[t] for t in q if t in toks) / total if total > 0 else cov
+    else:
+        wcov = cov
+    return (float(dense), cov, max((s.coverage for s in sents), default=0.0), wcov)
 
 
-def support_of(question: str, passages: Sequence[Passage], config: AnswerConfig) -> tuple[float, Passage | None]:
+def support_of(
+    question: str,
+    passages: Sequence[Passage],
+    config: AnswerConfig,
+    term_weights: Mapping[str, float] | None = None,
+) -> tuple[float, Passage | None]:
     """The best support probability over the passages, and the passage that gives it."""
     best, best_p = 0.0, None
     for p in passages:
-        prob = config.support.probability(passage_features(question, p), "dense" in p.scores)
+        prob = config.support.probability(passage_features(question, p, term_weights), "dense" in p.scores)
         if prob > best:
             best, best_p = prob, p
     return best, best_p
@@ -243,7 +262,7 @@ def compose_extractive(
         return _abstain(question, passages, index_id, reason)
     if not q:
         return _abstain(question, passages, index_id, "the question has no content words to match")
-    support, _ = support_of(question, passages, config)
+    support, _ = support_of(question, passages, config, term_weights)
     if support < config.threshold:
         reason = (
             f"no passage supports the question above the threshold "
@@ -375,6 +394,7 @@ def compose_generated(
     index_id: str = "unsaved",
     config: AnswerConfig | None = None,
     verifier: Verifier | None = None,
+    term_weights: Mapping[str, float] | None = None,
 ) -> Answer:
     """Ask ``generator`` for a cited answer and keep only verified sentences.
 
@@ -390,7 +410,7 @@ def compose_generated(
     verifier = verifier or LexicalVerifier()
     if not passages:
         return _abstain(question, passages, index_id, "no passage was retrieved for the question")
-    support, _ = support_of(question, passages, config)
+    support, _ = support_of(question, passages, config, term_weights)
     messages = build_prompt(question, passages)
     pid = prompt_id(messages)
     gen_name = getattr(generator, "name", type(generator).__name__)
