@@ -21,7 +21,8 @@ import pytest
 
 from medrag.index import Filters, Index, IndexConfig
 from medrag.retrieve.dense import VectorConfig
-from test_crash import HashEncoder, unique_docs
+from conftest import HashEncoder
+from test_crash import unique_docs
 
 QUERIES = [
     "dopamine cocaine response in Drosophila",

@@ -28,42 +28,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, need_data
+from conftest import REPO, HashEncoder, need_data
 
 from medrag.errors import IndexFormatError, IndexVersionError, MedragError
 from medrag.index import Index, IndexConfig
 from medrag.ingest import iter_pubmed
 from medrag.retrieve.dense import VectorConfig
-
-
-class HashEncoder:
-    """A tiny deterministic encoder (hashed bag of words, unit norm)."""
-
-    def __init__(self, dim: int = 32) -> None:
-        self._dim = dim
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    def _one(self, text: str) -> np.ndarray:
-        v = np.zeros(self._dim, np.float32)
-        for w in text.lower().split():
-            h = int.from_bytes(hashlib.blake2b(w.strip(".,;:()").encode(), digest_size=8).digest(), "little")
-            v[h % self._dim] += 1.0 if (h >> 8) & 1 else -1.0
-        n = float(np.linalg.norm(v))
-        return v / n if n else v
-
-    def encode_queries(self, texts):
-        if not len(texts):
-            return np.zeros((0, self._dim), np.float32)
-        return np.stack([self._one(t) for t in texts]).astype(np.float32)
-
-    def encode_documents(self, texts, *, show_progress=False):
-        return self.encode_queries(texts)
-
-    def describe(self):
-        return {"type": "test-hash", "dim": self._dim}
 
 
 def unique_docs():

@@ -2,47 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
 import numpy as np
 import pytest
-from conftest import need_data
+from conftest import HashEncoder, need_data
 
 from medrag.errors import ConfigError, IndexFormatError, IndexNotFoundError, IndexVersionError
 from medrag.index import Filters, FusionConfig, Index, IndexConfig
 from medrag.ingest import iter_pubmed
 from medrag.retrieve.fusion import convex, min_max, rrf
-
-
-class HashEncoder:
-    """A deterministic stand-in encoder (bag of hashed words, unit norm): fast, offline,
-    and a real implementation of the Encoder protocol."""
-
-    def __init__(self, dim: int = 64) -> None:
-        self._dim = dim
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    def _one(self, text: str) -> np.ndarray:
-        v = np.zeros(self._dim, np.float32)
-        for w in text.lower().split():
-            h = int(hashlib.md5(w.strip(".,;:()").encode()).hexdigest(), 16)
-            v[h % self._dim] += 1.0 if (h >> 8) % 2 else -1.0
-        n = np.linalg.norm(v)
-        return v / n if n else v
-
-    def encode_queries(self, texts):
-        return np.stack([self._one(t) for t in texts]) if texts else np.zeros((0, self._dim), np.float32)
-
-    def encode_documents(self, texts, *, show_progress=False):
-        return self.encode_queries(texts)
-
-    def describe(self):
-        return {"type": "test-hash", "dim": self._dim}
 
 
 @pytest.fixture(scope="module")
