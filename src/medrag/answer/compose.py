@@ -83,15 +83,17 @@ class SupportModel:
     own abstract in the index (``python benchmarks/bench_answer.py --fit``).
     """
 
-    w_dense: float = 11.357
-    w_coverage: float = 6.602
-    w_sentence: float = 3.373
-    w_idf_coverage: float = 0.0
-    bias: float = -11.398
-    lex_w_coverage: float = 9.398
-    lex_w_sentence: float = 4.349
-    lex_w_idf_coverage: float = 0.0
-    lex_bias: float = -7.010
+    # dense: fit with 18,445 distractor abstracts in the index (--distractors --fit);
+    # lexical: fit on a lexical-only index of the 500 abstracts (--lexical --fit)
+    w_dense: float = 11.241
+    w_coverage: float = 2.946
+    w_sentence: float = 2.503
+    w_idf_coverage: float = 2.643
+    bias: float = -11.629
+    lex_w_coverage: float = 7.672
+    lex_w_sentence: float = 3.948
+    lex_w_idf_coverage: float = 2.392
+    lex_bias: float = -7.280
 
     def logit(self, features: Sequence[float], has_dense: bool = True) -> float:
         dense, cov, sent = features[:3]
