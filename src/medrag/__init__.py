@@ -8,7 +8,8 @@ no logging handlers (only a ``NullHandler``), no network.
     from medrag.ingest import iter_pubmed
 
     index = Index.build(iter_pubmed("pubmed21n1298.xml.gz"), IndexConfig())
-    print(answer("Does tocilizumab reduce mortality in severe COVID-19?", index).to_markdown())
+    result = answer("Does tocilizumab reduce mortality in severe COVID-19?", index)
+    result.to_markdown()   # cited sentences and references, or the reason it abstained
 """
 
 import logging as _logging

@@ -498,12 +498,14 @@ class BM25Index:
         vocab = self._ensure_term_dict()
         self._term_order = None  # stale once terms are added
         n_old_terms = len(self._vocab)
+        counted = False
         try:
             new_csc, new_len = _count(token_lists, vocab)
-        except BaseException:
-            for t in list(vocab)[n_old_terms:]:  # undo the terms this call added
-                del vocab[t]
-            raise
+            counted = True
+        finally:
+            if not counted:  # an error (re-raised): undo the terms this call added
+                for t in list(vocab)[n_old_terms:]:
+                    del vocab[t]
         self._vocab.extend(list(vocab)[n_old_terms:])
         if new_len.size == 0:
             return np.empty(0, np.int64)
