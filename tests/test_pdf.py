@@ -394,6 +394,8 @@ def test_one_bad_page_keeps_the_good_pages(tmp_path):
     assert doc.page_at(doc.text.index("three")) == 3
     assert [(s.record_id, s.position) for s in report.skipped] == [("page 2", 1)]
     assert report.documents == 1
+    # the document itself says which page it lost
+    assert doc.guideline.unreadable_pages == (2,) and doc.guideline.pages_without_text == ()
 
 
 def test_directory_takes_only_pdfs(tmp_path):

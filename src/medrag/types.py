@@ -285,13 +285,16 @@ class Recommendation(_Record):
 
 @dataclass(frozen=True, slots=True)
 class GuidelineMetadata(_Record):
-    """What a guideline PDF states about itself."""
+    """What a guideline PDF states about itself, and which pages gave no evidence:
+    ``pages_without_text`` (no text layer, e.g. scanned) and ``unreadable_pages``
+    (damaged, skipped with ``on_error="skip"``), both 1-based."""
 
     organization: str | None = None
     page_count: int = 0
     pdf_title: str | None = None
     recommendations: tuple[Recommendation, ...] = ()
     pages_without_text: tuple[int, ...] = ()
+    unreadable_pages: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

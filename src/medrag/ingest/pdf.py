@@ -1006,6 +1006,7 @@ def _read_document(path: Path, on_error: OnError, report: IngestReport) -> Docum
             pdf_title=pdf_title,
             recommendations=tuple(recs),
             pages_without_text=tuple(without_text),
+            unreadable_pages=tuple(failed),
         ),
     )
 
