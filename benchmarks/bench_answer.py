@@ -32,7 +32,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from medrag.answer import AnswerConfig, answer  # noqa: E402
+from medrag.answer import LexicalVerifier  # noqa: E402
 from medrag.answer.compose import passage_features  # noqa: E402
+from medrag.eval import abstention_curve, citation_precision_recall  # noqa: E402
 from medrag.answer.text import content_tokens  # noqa: E402
 from medrag.index import Index, IndexConfig  # noqa: E402
 from medrag.retrieve.dense import CachedEncoder, EncoderConfig, SentenceTransformerEncoder  # noqa: E402
@@ -40,6 +42,7 @@ from medrag.types import Document, PubDate, PubmedMetadata, Section, SourceFile 
 
 REPO = Path(__file__).resolve().parents[1]
 THRESHOLDS = [round(x, 2) for x in np.arange(0.0, 1.0001, 0.05)]
+VERIFIER = LexicalVerifier()
 
 
 def pubmedqa_docs(path: Path) -> tuple[list[Document], list[tuple[str, str]]]:
@@ -87,6 +90,11 @@ def run_protocol(index: Index, docs: dict[str, Document], questions, config: Ans
         a = answer(q, index, config=cfg0)
         feats_a = top_features(q, a.passages)
         cites = a.answered and any(c.doc_id == own for s in a.sentences for c in s.citations)
+        chunk_text = {p.chunk.id: p.chunk.text for p in a.passages}
+        alce = citation_precision_recall(
+            [(s.text, [chunk_text[c.chunk_id] for c in s.citations]) for s in a.sentences],
+            lambda sent, text: VERIFIER.verify(sent, text).supported,
+        ) if a.answered else None
         index.delete([own])
         u = answer(q, index, config=cfg0)
         feats_u = top_features(q, u.passages)
@@ -96,19 +104,25 @@ def run_protocol(index: Index, docs: dict[str, Document], questions, config: Ans
             "a_status": a.status, "u_support": u.support if u.answered else 0.0,
             "a_feats": feats_a, "u_feats": feats_u,
             "top_is_own": bool(a.passages) and a.passages[0].chunk.doc_id == own,
+            "alce": alce,
         })
     return rows
 
 
 def curve(rows, key_a="a_support", key_u="u_support"):
-    out = []
-    n = len(rows)
-    for t in THRESHOLDS:
-        answered = sum(r[key_a] >= t for r in rows) / n
-        own = sum(r[key_a] >= t and r["a_cites_own"] for r in rows) / n
-        abst = sum(r[key_u] < t for r in rows) / n
-        out.append({"threshold": t, "answered": answered, "answered_citing_own": own, "abstained_unanswerable": abst})
-    return out
+    """The trade-off over THRESHOLDS, computed by medrag.eval.abstention_curve (a
+    support of None: abstained whatever the threshold)."""
+    raw = abstention_curve(
+        [r[key_a] if r["a_status"] != "abstained" else None for r in rows],
+        [r["a_cites_own"] for r in rows],
+        [r[key_u] for r in rows],
+        THRESHOLDS,
+    )
+    return [
+        {"threshold": c["threshold"], "answered": c["answered_rate"],
+         "answered_citing_own": c["answered_citing_own_rate"], "abstained_unanswerable": c["abstained_unanswerable_rate"]}
+        for c in raw
+    ]
 
 
 def print_curve(title, c):
@@ -191,6 +205,11 @@ def main() -> int:
     dt = time.perf_counter() - t0
     print(f"{len(rows)} questions x 2 protocols in {dt:.0f} s ({dt / len(rows) / 2 * 1000:.0f} ms per answer)")
     print(f"own abstract ranked first: {sum(r['top_is_own'] for r in rows) / len(rows):.1%}")
+    scored = [r["alce"] for r in rows if r["alce"] and r["alce"]["recall"] is not None]
+    if scored:
+        print(f"ALCE citation recall {np.mean([x['recall'] for x in scored]):.3f}, precision "
+              f"{np.mean([x['precision'] for x in scored]):.3f} over {len(scored)} answers "
+              f"(verifier {VERIFIER.name}; extractive sentences quote their citation)")
     c = curve(rows)
     print_curve(f"{label}: default support model {config.support}", c)
     for name, r in zip(("abstain >= 80%", "abstain >= 95%"), operating_points(c)):
