@@ -57,13 +57,15 @@ def answer(
     if not filters.include_retracted:
         from dataclasses import replace
 
-        with_retracted = index.search(question, k=config.k, filters=replace(filters, include_retracted=True))
-        if with_retracted and with_retracted[0].source.retracted:
-            from .compose import support_of
+        from .compose import support_of
 
-            s_all, _ = support_of(question, with_retracted[:1], config, weights)
-            s_clean, _ = support_of(question, passages, config, weights) if passages else (0.0, None)
-            retracted_only = s_all >= config.threshold > s_clean
+        s_clean, _ = support_of(question, passages, config, weights) if passages else (0.0, None)
+        if s_clean < config.threshold:
+            # about to abstain: say so when retracted papers were the only support
+            with_retracted = index.search(question, k=config.k, filters=replace(filters, include_retracted=True))
+            if with_retracted and with_retracted[0].source.retracted:
+                s_all, _ = support_of(question, with_retracted[:1], config, weights)
+                retracted_only = s_all >= config.threshold
     if generator is None:
         result = compose_extractive(
             question, passages, index_id=index.id, config=config, retracted_only=retracted_only, term_weights=weights
