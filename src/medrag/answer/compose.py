@@ -299,6 +299,7 @@ def compose_extractive(
         * (0.5 + 0.5 * (x.passage.score / top_score if top_score > 0 else 1.0))
         for x in cands
     }
+    key_term = max(q, key=lambda t: (weight[t], t))
     picked: list[_Sent] = []
     pool = sorted(cands, key=lambda s: (-rel[id(s)], s.passage.rank, s.start))
     while pool and len(picked) < config.max_sentences:
@@ -309,6 +310,8 @@ def compose_extractive(
         pool.remove(best)
         if picked and rel[id(best)] < config.min_relative_relevance * rel[id(picked[0])]:
             break
+        if picked and key_term in picked[0].tokens and key_term not in best.tokens:
+            continue  # stays on the question's most specific word once the answer has it
         picked.append(best)
     # strongest evidence first, then newest, then the order of relevance
     order = {id(s): i for i, s in enumerate(picked)}
