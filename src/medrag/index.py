@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ._io import library_version, sha256_file
 from .chunking import ChunkConfig, chunk_document
 from .errors import ConfigError, IndexFormatError, IndexNotFoundError, IndexVersionError
 from .retrieve.analyzer import Analyzer
@@ -125,14 +126,6 @@ class Filters:
 # --------------------------------------------------------------------------- files
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -142,12 +135,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _library_version() -> str:
-    from . import __version__
-
-    return __version__
 
 
 def _safe_member(root: Path, rel: str) -> Path:
@@ -695,14 +682,14 @@ class Index:
         for p in sorted(d.rglob("*")):
             if p.is_file():
                 rel = p.relative_to(d).as_posix()
-                files[rel] = {"sha256": _sha256(p), "size": p.stat().st_size}
+                files[rel] = {"sha256": sha256_file(p), "size": p.stat().st_size}
         fingerprint = hashlib.sha256(
             "\n".join(f"{i} {h}" for i, h in zip(self._docs.ids, self._docs.shas)).encode("utf-8")
         ).hexdigest()
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "library_version": _library_version(),
+            "library_version": library_version(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "index_id": index_id,
             "corpus_fingerprint": fingerprint,
@@ -767,7 +754,7 @@ class Index:
         version = manifest.get("format_version")
         if version != FORMAT_VERSION:
             raise IndexVersionError(
-                f"{root} has index format version {version!r}; this medrag ({_library_version()}) "
+                f"{root} has index format version {version!r}; this medrag ({library_version()}) "
                 f"reads version {FORMAT_VERSION} only. Rebuild the index or upgrade medrag."
             )
         files = manifest.get("files")
@@ -791,7 +778,7 @@ class Index:
                 raise IndexFormatError(f"{root}: {rel} is missing")
             if not isinstance(meta, dict) or size != meta.get("size"):
                 raise IndexFormatError(f"{root}: {rel} has the wrong size (truncated or altered)")
-            if verify and _sha256(p) != meta.get("sha256"):
+            if verify and sha256_file(p) != meta.get("sha256"):
                 raise IndexFormatError(f"{root}: {rel} fails its sha256 check (altered or corrupt)")
         dense = manifest.get("dense")
         if dense is not None and not isinstance(dense, dict):

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._io import sha256_file
 from .errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -180,14 +181,6 @@ def _candidates(spec: EncodingSpec, path: str | os.PathLike[str] | None) -> list
     return out
 
 
-def _sha256(p: Path) -> str:
-    h = hashlib.sha256()
-    with p.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def find_bpe_file(name: str = DEFAULT_ENCODING, path: str | os.PathLike[str] | None = None) -> Path:
     """The first local BPE file for encoding ``name`` whose sha256 is the expected one.
 
@@ -201,7 +194,7 @@ def find_bpe_file(name: str = DEFAULT_ENCODING, path: str | os.PathLike[str] | N
         if not cand.is_file():
             looked.append(f"{cand} (absent)")
             continue
-        digest = _sha256(cand)
+        digest = sha256_file(cand)
         if digest != spec.sha256:
             logger.warning(
                 "rejecting %s for encoding %s: sha256 %s, expected %s",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Iterable
@@ -10,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Union
 
+from .._io import sha256_file  # noqa: F401  (re-exported for the ingestors)
 from ..errors import ConfigError, IngestError
 from ..types import Deletion
 
@@ -87,15 +87,6 @@ def expand_paths(
         else:
             out.append(path)
     return out
-
-
-def sha256_file(path: Path) -> str:
-    """The hex sha256 of a file's bytes (read in 1 MiB blocks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(_HASH_BLOCK):
-            h.update(block)
-    return h.hexdigest()
 
 
 def handle(err: IngestError, on_error: OnError, report: IngestReport) -> None:

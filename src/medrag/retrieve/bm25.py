@@ -61,7 +61,7 @@ from typing import Any, Literal, Union
 import numpy as np
 import scipy.sparse as sp
 
-from .._io import atomic_open
+from .._io import atomic_open, library_version
 from ..errors import ConfigError, IndexFormatError, IndexNotFoundError, IndexVersionError
 from .analyzer import Analyzer
 
@@ -620,7 +620,7 @@ class BM25Index:
         meta = {
             "format": BM25_FORMAT,
             "format_version": BM25_FORMAT_VERSION,
-            "library_version": _library_version(),
+            "library_version": library_version(),
             "params": self._params.to_dict(),
             "analyzer": self._analyzer.to_dict() if self._analyzer is not None else None,
             "n_rows": self.n_rows,
@@ -782,12 +782,3 @@ def _check_structure(d: Path, a: dict[str, np.ndarray], n_rows: int, nnz: int) -
         raise IndexFormatError(f"{d / 'term_order.npy'}: term ids out of range")
     if n_rows and int(a["doc_len"].min()) < 0:
         raise IndexFormatError(f"{d / 'doc_len.npy'}: negative document length")
-
-
-def _library_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("medrag")
-    except PackageNotFoundError:
-        return "unknown"
