@@ -20,6 +20,7 @@ the scores each passage carries.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -152,14 +153,23 @@ def _coverage(q: Sequence[str], toks: frozenset[str] | set[str]) -> float:
     return sum(1 for t in q if t in toks) / len(q) if q else 0.0
 
 
+@functools.lru_cache(maxsize=4096)
+def _split(text: str) -> tuple[tuple[int, int, frozenset[str]], ...]:
+    """Sentence spans of a chunk's text with their content tokens (cached: support,
+    features and selection all look at the same passages)."""
+    out = []
+    for a, b in split_sentences(text):
+        toks = frozenset(content_tokens(text[a:b]))
+        if toks:
+            out.append((a, b, toks))
+    return tuple(out)
+
+
 def _sentences(p: Passage, q_tokens: list[str]) -> list[_Sent]:
     c = p.chunk
     out = []
-    for a, b in split_sentences(c.text):
+    for a, b, toks in _split(c.text):
         text = c.text[a:b]
-        toks = frozenset(content_tokens(text))
-        if not toks:
-            continue
         cov = _coverage(q_tokens, toks)
         bonus = _SECTION_BONUS.get((c.section or "").split(";")[0].strip().upper(), 0.0)
         out.append(_Sent(p, c.start + a, c.start + b, text, toks, cov, cov + bonus * cov))
