@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..types import Answer, Passage
-from .compose import AnswerConfig, SupportModel, compose_extractive, compose_generated
+from .compose import AnswerConfig, SupportModel, compose_extractive
+from .generated import compose_generated
 from .generate import Generator, OpenAIChatGenerator
 from .verify import LexicalVerifier, Verdict, Verifier
 

@@ -1,4 +1,4 @@
-"""Language-model generators for :func:`~medrag.answer.compose.compose_generated`.
+"""Language-model generators for :func:`~medrag.answer.generated.compose_generated`.
 
 Nothing here sends anything anywhere unless the caller constructs a generator with an
 endpoint. :class:`OpenAIChatGenerator` speaks the chat-completions protocol that
