@@ -1,0 +1,123 @@
+"""Reading order (recursive XY-cut) and running headers and footers.
+
+A recursive XY-cut over the lines: cut at vertical gutters first (columns, read left to
+right); where no gutter runs the whole height, cut into horizontal slabs and merge
+consecutive slabs back together while their union still has a gutter, so a full-width
+heading or box above two columns is read first and each column is read whole. A node cut
+into three or more columns is a table (:mod:`.tables`). Lines in the top or bottom 8 % of
+the page whose text (digits masked) repeats on several pages, and bare page numbers
+there, are dropped.
+
+Reference: G. Nagy and S. Seth, "Hierarchical representation of optically scanned
+documents", ICPR 1984 (the XY-cut).
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+
+from .lines import _Block, _Line, _x_gaps, _y_slabs
+from .tables import _looks_tabular, _table_block
+
+def _xy_cut(lines: list[_Line], gutter: float, out: list[_Block], depth: int = 0) -> None:
+    if len(lines) == 1 or depth > 40:
+        out.append(_Block(sorted(lines, key=lambda ln: (-ln.y, ln.x0))))
+        return
+    cuts = _x_gaps(lines, gutter)
+    if cuts:
+        cols: list[list[_Line]] = [[] for _ in range(len(cuts) + 1)]
+        for ln in lines:
+            i = 0
+            while i < len(cuts) and ln.x0 > cuts[i]:
+                i += 1
+            cols[i].append(ln)
+        if len(cols) >= 3 and _looks_tabular(cols):
+            out.append(_table_block(lines, cuts))
+            return
+        # A heading set above a later column, higher than everything before it
+        # (a title over the right-hand column), is read before the columns.
+        size = statistics.median(ln.size for ln in lines)
+        lifted: list[_Line] = []
+        for k in range(1, len(cols)):
+            if not cols[k]:
+                continue
+            ceiling = max((ln.top for c in cols[:k] for ln in c), default=0.0)
+            up = [ln for ln in cols[k] if ln.bottom > ceiling and ln.size >= 1.2 * size]
+            if up and len(up) < len(cols[k]):
+                lifted.extend(up)
+                cols[k] = [ln for ln in cols[k] if ln not in up]
+        if lifted:
+            out.append(_Block(sorted(lifted, key=lambda ln: (-ln.y, ln.x0))))
+        for col in cols:
+            if col:
+                _xy_cut(col, gutter, out, depth + 1)
+        return
+    slabs = _y_slabs(lines, 0.01)
+    if len(slabs) == 1:
+        out.append(_Block(sorted(lines, key=lambda ln: (-ln.y, ln.x0))))
+        return
+    groups: list[list[_Line]] = [slabs[0]]
+    for slab in slabs[1:]:
+        merged = groups[-1] + slab
+        if _x_gaps(merged, gutter):
+            # the columns of the slabs before go on: read them as one column set
+            groups[-1] = merged
+        else:
+            groups.append(slab)
+    # Consecutive groups without a gutter are stacked single-column slabs: one block,
+    # read top to bottom. Groups with a gutter are cut again.
+    leaf: list[_Line] = []
+    for g in groups:
+        if len(g) == 1 or not _x_gaps(g, gutter):
+            leaf.extend(g)
+            continue
+        if leaf:
+            out.append(_Block(leaf))
+            leaf = []
+        _xy_cut(g, gutter, out, depth + 1)
+    if leaf:
+        out.append(_Block(leaf))
+
+
+def _page_blocks(lines: list[_Line]) -> list[_Block]:
+    if not lines:
+        return []
+    size = statistics.median(ln.size for ln in lines)
+    out: list[_Block] = []
+    _xy_cut(lines, max(4.0, 0.6 * size), out)
+    return [b for b in out if b.lines]
+
+
+# ---------------------------------------------------------------------------------------
+# Running headers and footers
+# ---------------------------------------------------------------------------------------
+
+_PAGE_NO = re.compile(r"^(page\s*)?(\d{1,4}|[ivxlcdm]{1,6})(\s*(of|/)\s*\d{1,4})?$", re.I)
+_MARGIN = 0.08
+
+
+def _furniture_key(text: str) -> str:
+    return re.sub(r"[^a-z#]", "", re.sub(r"\d+", "#", text.lower()))
+
+
+def _drop_furniture(pages: list[list[_Line]], heights: list[float]) -> None:
+    """Remove running headers, footers and page numbers, in place."""
+    n = len(pages)
+    seen: dict[str, set[int]] = {}
+    for i, lines in enumerate(pages):
+        h = heights[i]
+        for ln in lines:
+            if ln.y > h * (1 - _MARGIN) or ln.y < h * _MARGIN:
+                seen.setdefault(_furniture_key(ln.text), set()).add(i)
+    need = 2 if n <= 4 else 3
+    running = {k for k, v in seen.items() if len(v) >= need and k}
+    for i, lines in enumerate(pages):
+        h = heights[i]
+        keep = []
+        for ln in lines:
+            in_margin = ln.y > h * (1 - _MARGIN) or ln.y < h * _MARGIN
+            if in_margin and (_furniture_key(ln.text) in running or _PAGE_NO.match(ln.text.strip())):
+                continue
+            keep.append(ln)
+        pages[i] = keep
