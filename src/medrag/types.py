@@ -272,7 +272,29 @@ class PubmedMetadata(_Record):
 
 @dataclass(frozen=True, slots=True)
 class Recommendation(_Record):
-    """A graded recommendation in a guideline, with its span in :attr:`Document.text`."""
+    """A recommendation in a guideline, with its span in :attr:`Document.text`.
+
+    Attributes:
+        text: ``Document.text[start:end]``, the statement as printed (with its grade
+            when the grade is printed inline).
+        page: the page where the statement begins (1-based); ``pages`` lists every
+            page it runs over (a statement across a page break is one record).
+        strength: normalized strength: ``"strong"``, ``"conditional"`` (GRADE weak /
+            conditional / discretionary, ACC/AHA 2a/2b, USPSTF C, NICE "consider"),
+            ``"against"`` (a grade that is itself against: ACC/AHA 3, USPSTF D),
+            ``"good-practice"`` or ``"ungraded"``; None only in data written before 0.2.
+        certainty: normalized certainty of evidence: ``"high"``, ``"moderate"``,
+            ``"low"``, ``"very low"``, ``"expert opinion"``, or None when not stated.
+        label: the heading of the section the statement sits in.
+        number: the statement's own label or number as printed ("Recommendation 1.1",
+            "1.1.4", "R"), or None.
+        grade: the grade text exactly as printed ("Strong recommendation, low quality
+            evidence", "Grade A, Level 1+", "COR 1, LOE B-R"), or None when ungraded.
+        system: the grading system the grade was read in: ``"GRADE"``, ``"ACC/AHA"``,
+            ``"USPSTF"``, ``"SIGN"``, ``"NICE-wording"``, ``"other"`` (an unknown
+            phrase: ``grade`` keeps it), or None (ungraded). The mapping is documented
+            in :mod:`medrag.ingest.pdf.grades`.
+    """
 
     text: str
     start: int
@@ -281,6 +303,10 @@ class Recommendation(_Record):
     strength: str | None = None
     certainty: str | None = None
     label: str | None = None
+    number: str | None = None
+    grade: str | None = None
+    system: str | None = None
+    pages: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
