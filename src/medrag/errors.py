@@ -8,6 +8,7 @@ Every exception the library raises on purpose derives from :class:`MedragError`:
     ├── IngestError (.source, .record_id, .position: the file and the PMID or page)
     ├── IndexNotFoundError (also FileNotFoundError)
     ├── IndexFormatError ── IndexVersionError
+    ├── IndexConflictError (another process is saving, or has saved, the same index)
     └── GenerationError (wraps a generator backend's error with ``raise ... from``)
 
 Abstaining is not an error: an :class:`~medrag.types.Answer` with status
@@ -24,6 +25,7 @@ __all__ = [
     "IndexNotFoundError",
     "IndexFormatError",
     "IndexVersionError",
+    "IndexConflictError",
     "GenerationError",
 ]
 
@@ -91,6 +93,12 @@ class IndexFormatError(MedragError):
 
 class IndexVersionError(IndexFormatError):
     """An index directory was written in a format version this library does not know."""
+
+
+class IndexConflictError(MedragError):
+    """Another writer holds the index's write lock past the caller's timeout, or saved
+    the index after this :class:`~medrag.Index` loaded it (saving would discard its
+    changes: load the index again and reapply yours)."""
 
 
 class GenerationError(MedragError):
