@@ -1,0 +1,344 @@
+"""The on-disk segment: an immutable directory of ``.npy`` arrays plus ``segment.json``.
+
+A segment holds ``n_docs`` documents (local rows ``0 .. n_docs - 1``) and their postings,
+term-major, rows ascending within a term::
+
+    terms.bin      the UTF-8 bytes of every term, sorted by bytes, concatenated
+    term_off.npy   uint64 (n_terms + 1,)   term t is terms.bin[term_off[t]:term_off[t+1]]
+    post_ptr.npy   uint64 (n_terms + 1,)   term t's postings are [post_ptr[t], post_ptr[t+1])
+    docs.npy       uint32 (nnz,)           local row of each posting
+    tf.npy         uint8|uint16|uint32     term frequency of each posting (narrowest fit)
+    max_tf.npy     like tf (n_terms,)      per term: the largest tf  } MaxScore upper
+    min_dl.npy     uint32 (n_terms,)       per term: the shortest doc } bounds (search.py)
+    doc_len.npy    uint32 (n_docs,)        tokens per document
+    ids.bin        the UTF-8 bytes of the documents' ids, concatenated
+    ids_off.npy    uint64 (n_docs + 1,)
+    segment.json   format, version, counts, and size + sha256 of every file (written last)
+
+A posting costs 5 bytes with small tfs (uint32 row + uint8 tf) against 16 in
+``BM25Index`` (int32 row, int32 tf, float64 weight); no weight is stored because BM25's
+weights depend on corpus-wide statistics that change when any segment is added.
+
+The directory is written under a temporary name and renamed into place, so a segment
+either exists whole or not at all; it is visible to searchers only once a manifest
+(manifest.py) lists it. Arrays are read with ``allow_pickle=False`` and memory-mapped.
+Opening checks every file's size against ``segment.json`` (O(files)); :func:`verify_segment`
+recomputes the sha256 of every byte and the structural invariants (O(segment)).
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from .._io import sha256_file
+from ..errors import IndexFormatError, IndexVersionError
+
+__all__ = ["SEGMENT_FORMAT", "SEGMENT_VERSION", "Segment", "write_segment", "verify_segment"]
+
+logger = logging.getLogger(__name__)
+
+SEGMENT_FORMAT = "medrag.store.segment"
+SEGMENT_VERSION = 1
+_META = "segment.json"
+_ARRAYS = ("term_off", "post_ptr", "docs", "tf", "max_tf", "min_dl", "doc_len", "ids_off")
+_BLOBS = ("terms.bin", "ids.bin")
+_SAMPLE = 64  # every 64th term is kept in memory to find a term's block
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _tf_dtype(max_tf: int) -> np.dtype[Any]:
+    for dt in (np.uint8, np.uint16, np.uint32):
+        if max_tf <= np.iinfo(dt).max:
+            return np.dtype(dt)
+    raise IndexFormatError(f"term frequency {max_tf} does not fit in uint32")
+
+
+def _join(strings: list[bytes]) -> tuple[bytes, np.ndarray]:
+    off = np.zeros(len(strings) + 1, np.uint64)
+    if strings:
+        np.cumsum(np.fromiter(map(len, strings), np.uint64, len(strings)), out=off[1:])
+    return b"".join(strings), off
+
+
+def write_segment(
+    parent: Path,
+    name: str,
+    *,
+    terms: list[bytes],
+    post_ptr: np.ndarray,
+    docs: np.ndarray,
+    tf: np.ndarray,
+    doc_len: np.ndarray,
+    ids: list[str],
+) -> dict[str, Any]:
+    """Write a segment directory ``parent/name`` atomically; returns its description
+    (the content of ``segment.json``). ``terms`` must be sorted and unique (as bytes);
+    ``docs`` ascending within each term."""
+    n_terms, nnz, n_docs = len(terms), int(docs.shape[0]), int(doc_len.shape[0])
+    if post_ptr.shape != (n_terms + 1,) or tf.shape != (nnz,) or len(ids) != n_docs:
+        raise IndexFormatError(f"segment {name}: inconsistent array shapes")
+    tmp = parent / f"tmp-{name}-{secrets.token_hex(4)}"
+    tmp.mkdir(parents=True)
+    try:
+        tdt = _tf_dtype(int(tf.max()) if nnz else 1)
+        starts = post_ptr[:-1].astype(np.int64)
+        if n_terms and np.any(np.diff(post_ptr.astype(np.int64)) <= 0):
+            raise IndexFormatError(f"segment {name}: a term without postings")
+        max_tf = np.maximum.reduceat(tf, starts) if nnz else np.zeros(n_terms, tdt)
+        dl = np.asarray(doc_len, np.uint32)
+        min_dl = np.minimum.reduceat(dl[docs], starts) if nnz else np.zeros(n_terms, np.uint32)
+        terms_blob, term_off = _join(terms)
+        ids_blob, ids_off = _join([i.encode("utf-8") for i in ids])
+        arrays = {
+            "term_off": term_off,
+            "post_ptr": np.asarray(post_ptr, np.uint64),
+            "docs": np.asarray(docs, np.uint32),
+            "tf": np.asarray(tf, tdt),
+            "max_tf": np.asarray(max_tf, tdt),
+            "min_dl": np.asarray(min_dl, np.uint32),
+            "doc_len": dl,
+            "ids_off": ids_off,
+        }
+        files: dict[str, dict[str, Any]] = {}
+        for key, arr in arrays.items():
+            p = tmp / f"{key}.npy"
+            with open(p, "wb") as f:
+                np.save(f, np.ascontiguousarray(arr), allow_pickle=False)
+                f.flush()
+                os.fsync(f.fileno())
+        for fname, blob in (("terms.bin", terms_blob), ("ids.bin", ids_blob)):
+            with open(tmp / fname, "wb") as f:
+                f.write(blob)
+                f.flush()
+                os.fsync(f.fileno())
+        for p in sorted(tmp.iterdir()):
+            files[p.name] = {"size": p.stat().st_size, "sha256": sha256_file(p)}
+        meta = {
+            "format": SEGMENT_FORMAT,
+            "format_version": SEGMENT_VERSION,
+            "n_docs": n_docs,
+            "n_terms": n_terms,
+            "nnz": nnz,
+            "sum_len": int(dl.sum(dtype=np.int64)),
+            "tf_dtype": str(tdt),
+            "files": files,
+        }
+        with open(tmp / _META, "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_dir(tmp)
+        os.rename(tmp, parent / name)
+        _fsync_dir(parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # our own temporary directory only
+        raise
+    logger.debug("wrote segment %s: %d docs, %d terms, %d postings", name, n_docs, n_terms, nnz)
+    return meta
+
+
+@dataclass(frozen=True)
+class _TermBlocks:
+    """Term lookup with a sparse in-memory sample (every 64th term), as Lucene's
+    term index does: bisect the sample, then bisect one block of the mmap'd terms."""
+
+    sample: list[bytes]
+    blob: np.ndarray  # uint8 memmap of terms.bin
+    off: np.ndarray  # uint64 memmap
+
+    def find(self, term: bytes) -> int:
+        """The term id of ``term``, or -1."""
+        j = bisect.bisect_right(self.sample, term) - 1
+        if j < 0:
+            return -1
+        lo = j * _SAMPLE
+        hi = min(lo + _SAMPLE, self.off.shape[0] - 1)
+        offs = self.off[lo : hi + 1].tolist()
+        base = offs[0]
+        chunk = self.blob[base : offs[-1]].tobytes()
+        offs = [o - base for o in offs]
+        k = bisect.bisect_left(range(hi - lo), term, key=lambda i: chunk[offs[i] : offs[i + 1]])
+        return lo + k if k < hi - lo and chunk[offs[k] : offs[k + 1]] == term else -1
+
+    def term(self, t: int) -> bytes:
+        return self.blob[int(self.off[t]) : int(self.off[t + 1])].tobytes()
+
+
+class Segment:
+    """A read-only, memory-mapped segment (see the module docstring)."""
+
+    def __init__(self, path: Path, meta: dict[str, Any]) -> None:
+        self.path = path
+        self.name = path.name
+        self.meta = meta
+        self.n_docs = int(meta["n_docs"])
+        self.n_terms = int(meta["n_terms"])
+        self.nnz = int(meta["nnz"])
+        self.sum_len = int(meta["sum_len"])
+        tdt = np.dtype(meta["tf_dtype"])
+        shapes = {
+            "term_off": ((self.n_terms + 1,), np.uint64),
+            "post_ptr": ((self.n_terms + 1,), np.uint64),
+            "docs": ((self.nnz,), np.uint32),
+            "tf": ((self.nnz,), tdt),
+            "max_tf": ((self.n_terms,), tdt),
+            "min_dl": ((self.n_terms,), np.uint32),
+            "doc_len": ((self.n_docs,), np.uint32),
+            "ids_off": ((self.n_docs + 1,), np.uint64),
+        }
+        a = {k: _load_array(path / f"{k}.npy", *shapes[k]) for k in _ARRAYS}
+        self.term_off, self.post_ptr = a["term_off"], a["post_ptr"]
+        self.docs, self.tf, self.max_tf, self.min_dl = a["docs"], a["tf"], a["max_tf"], a["min_dl"]
+        self.doc_len, self.ids_off = a["doc_len"], a["ids_off"]
+        self._terms_blob = _load_blob(path / "terms.bin")
+        self._ids_blob = _load_blob(path / "ids.bin")
+        n_sample = (self.n_terms + _SAMPLE - 1) // _SAMPLE
+        so = self.term_off[: self.n_terms : _SAMPLE].tolist()
+        eo = self.term_off[1 : self.n_terms + 1 : _SAMPLE].tolist()
+        blob = self._terms_blob
+        sample = [blob[s:e].tobytes() for s, e in zip(so, eo)]
+        if len(sample) != n_sample:
+            raise IndexFormatError(f"{path}: term sample does not match n_terms")
+        self._terms = _TermBlocks(sample, blob, self.term_off)
+
+    @classmethod
+    def open(cls, path: Path, expected: dict[str, Any] | None = None) -> "Segment":
+        """Open a segment, checking format, version and every file's size (never the
+        contents: see :func:`verify_segment`). ``expected`` is the manifest's record of
+        the segment; its file sizes and checksums must equal the segment's own."""
+        meta = _read_meta(path)
+        if expected is not None and expected.get("files") != meta["files"]:
+            raise IndexFormatError(f"{path}: files differ from what the manifest recorded")
+        for fname, rec in meta["files"].items():
+            p = path / fname
+            try:
+                size = p.stat().st_size
+            except FileNotFoundError as e:
+                raise IndexFormatError(f"{p}: missing") from e
+            if size != rec["size"]:
+                raise IndexFormatError(f"{p}: {size} bytes, expected {rec['size']} (truncated?)")
+        return cls(path, meta)
+
+    def find(self, term: str) -> int:
+        """The local term id of ``term``, or -1."""
+        if self.n_terms == 0:
+            return -1
+        return self._terms.find(term.encode("utf-8"))
+
+    def term(self, t: int) -> str:
+        return self._terms.term(t).decode("utf-8")
+
+    def iter_terms(self, block: int = 65536) -> Iterator[bytes]:
+        """Every term, in order, as bytes; reads ``block`` terms at a time."""
+        for lo in range(0, self.n_terms, block):
+            hi = min(lo + block, self.n_terms)
+            off = self.term_off[lo : hi + 1].tolist()
+            chunk = self._terms_blob[off[0] : off[-1]].tobytes()
+            base = off[0]
+            for i in range(hi - lo):
+                yield chunk[off[i] - base : off[i + 1] - base]
+
+    def terms_list(self) -> list[bytes]:
+        """Every term, in order (O(n_terms) memory: for merging)."""
+        return list(self.iter_terms())
+
+    def df(self) -> np.ndarray:
+        return np.diff(self.post_ptr.astype(np.int64))
+
+    def postings(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        s, e = int(self.post_ptr[t]), int(self.post_ptr[t + 1])
+        return self.docs[s:e], self.tf[s:e]
+
+    def doc_id(self, row: int) -> str:
+        return self._ids_blob[int(self.ids_off[row]) : int(self.ids_off[row + 1])].tobytes().decode("utf-8")
+
+    def all_ids(self) -> list[str]:
+        blob = self._ids_blob.tobytes()
+        off = self.ids_off.tolist()
+        return [blob[off[i] : off[i + 1]].decode("utf-8") for i in range(self.n_docs)]
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    p = path / _META
+    try:
+        meta = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise IndexFormatError(f"{p}: missing (an incomplete segment?)") from e
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise IndexFormatError(f"{p}: not valid JSON ({e})") from e
+    if not isinstance(meta, dict) or meta.get("format") != SEGMENT_FORMAT:
+        raise IndexFormatError(f"{p}: not a {SEGMENT_FORMAT}")
+    if meta.get("format_version") != SEGMENT_VERSION:
+        raise IndexVersionError(
+            f"{p}: format_version {meta.get('format_version')!r} is not one this library "
+            f"reads ({SEGMENT_VERSION})"
+        )
+    for k in ("n_docs", "n_terms", "nnz", "sum_len", "tf_dtype", "files"):
+        if k not in meta:
+            raise IndexFormatError(f"{p}: no {k!r}")
+    if meta["tf_dtype"] not in ("uint8", "uint16", "uint32"):
+        raise IndexFormatError(f"{p}: tf_dtype {meta['tf_dtype']!r}")
+    expected = {f"{k}.npy" for k in _ARRAYS} | set(_BLOBS)
+    if set(meta["files"]) != expected:
+        raise IndexFormatError(f"{p}: file list {sorted(meta['files'])} is not {sorted(expected)}")
+    return meta
+
+
+def _load_array(path: Path, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    dtype = np.dtype(dtype)
+    try:
+        arr = np.load(path, mmap_mode="r" if int(np.prod(shape)) > 0 else None, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise IndexFormatError(f"{path}: truncated or not a .npy array ({e})") from e
+    if arr.dtype != dtype or arr.shape != shape:
+        raise IndexFormatError(f"{path}: expected {dtype} {shape}, found {arr.dtype} {arr.shape}")
+    return np.asarray(arr)
+
+
+def _load_blob(path: Path) -> np.ndarray:
+    if path.stat().st_size == 0:
+        return np.zeros(0, np.uint8)
+    return np.asarray(np.memmap(path, dtype=np.uint8, mode="r"))
+
+
+def verify_segment(path: Path) -> None:
+    """Full check: sha256 of every file and the structural invariants. O(segment)."""
+    meta = _read_meta(path)
+    for fname, rec in meta["files"].items():
+        got = sha256_file(path / fname)
+        if got != rec["sha256"]:
+            raise IndexFormatError(f"{path / fname}: sha256 {got[:12]}... != recorded {rec['sha256'][:12]}...")
+    seg = Segment.open(path)
+    ptr = seg.post_ptr.astype(np.int64)
+    if seg.n_terms and (ptr[0] != 0 or ptr[-1] != seg.nnz or np.any(np.diff(ptr) <= 0)):
+        raise IndexFormatError(f"{path}: post_ptr is not a valid pointer array")
+    if seg.nnz:
+        if int(seg.docs.max()) >= seg.n_docs:
+            raise IndexFormatError(f"{path}: a posting's row is out of range")
+        if int(seg.tf.min()) < 1:
+            raise IndexFormatError(f"{path}: a term frequency < 1")
+        d = seg.docs.astype(np.int64)
+        inner = np.ones(seg.nnz, bool)
+        inner[ptr[:-1]] = False
+        if np.any(np.diff(d)[inner[1:]] <= 0):
+            raise IndexFormatError(f"{path}: rows not ascending within a term")
+    terms = seg.terms_list()
+    if any(a >= b for a, b in zip(terms, terms[1:])):
+        raise IndexFormatError(f"{path}: terms not sorted and unique")
