@@ -1,6 +1,15 @@
 #!/usr/bin/env bash
 # Create .venv and install medrag with everything its tests and examples need.
 # Works on a fresh machine that has only Python 3.10+; idempotent.
+#
+# torch's CPU build goes in first, from PyTorch's CPU wheel index (a plain `torch`
+# requirement resolved on PyPI pulls the multi-GB CUDA build). When that index cannot
+# be reached (air-gapped site, local mirror) the configured index is used, only after a
+# dry run shows a CPU build with no nvidia-* packages: scripts/install_torch_cpu.py.
+# A torch already installed (any build) is left alone.
+# MEDRAG_EXTRAS (default "all,notebook") chooses the extras; the LangChain / LlamaIndex
+# adapters' packages (extra "integrations") are added when the index has them
+# (MEDRAG_INTEGRATIONS=0 skips them; their tests skip without them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
@@ -9,7 +18,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
-# torch's CPU build first: a plain `torch` requirement would pull a multi-GB CUDA build.
-python -c "import torch" 2>/dev/null || python -m pip install -q "torch==2.13.0" \
-  || python -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
-python -m pip install -q -e ".[all]"
+python scripts/install_torch_cpu.py --version "${TORCH_VERSION:-2.13.0}"
+python -m pip install -q -e ".[${MEDRAG_EXTRAS:-all,notebook}]"
+if [ "${MEDRAG_INTEGRATIONS:-1}" != 0 ]; then
+  python -m pip install -q -e ".[integrations]" \
+    || echo "setup: the LangChain / LlamaIndex packages could not be installed; their adapters' tests will skip" >&2
+fi

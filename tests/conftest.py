@@ -17,15 +17,38 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 
 
+FIXTURES = REPO / "tests" / "data"  # small redistributable real files (tests/data/SOURCE.md)
+
+
 def data_root() -> Path:
     return Path(os.environ.get("MEDRAG_DATA", REPO.parent / "shared" / "data"))
 
 
+def _partial(p: Path) -> bool:
+    """True when `p` is a folder of tests/data holding only some of the full folder's files."""
+    return p.is_dir() and (p / ".partial").exists()
+
+
+def find_data(*parts: str) -> Path | None:
+    """The real data at `parts`: in the full data folder when it is there, else the
+    committed copy under tests/data (same relative path, same bytes; large files are
+    excerpts that keep their records in order, see tests/data/SOURCE.md), else None."""
+    full = data_root().joinpath(*parts)
+    if full.exists():
+        return full
+    local = FIXTURES.joinpath(*parts)
+    if local.exists() and not _partial(local):
+        return local
+    return None
+
+
 def need_data(*parts: str) -> Path:
-    """The path under the data root, or skip the test when it is absent."""
-    p = data_root().joinpath(*parts)
-    if not p.exists():
-        pytest.skip(f"real data not found: {p} (set MEDRAG_DATA)")
+    """The path under the data root (or its tests/data fallback), or skip the test."""
+    p = find_data(*parts)
+    if p is None:
+        where = data_root().joinpath(*parts)
+        why = " (tests/data has only some of its files)" if _partial(FIXTURES.joinpath(*parts)) else ""
+        pytest.skip(f"real data not found: {where}{why} (set MEDRAG_DATA)")
     return p
 
 

@@ -45,6 +45,7 @@ from .retrieve.analyzer import Analyzer
 from .retrieve.bm25 import BM25Index, BM25Params
 from .retrieve.dense import Encoder, EncoderConfig, VectorConfig, VectorIndex, encoder_from_description
 from .retrieve.fusion import convex, ranked, rrf
+from .progress import ProgressSpec, embed_with_progress, resolve_progress, tokenize_with_progress, track
 from .types import Chunk, Document, Passage, SourceInfo
 
 __all__ = ["Index", "IndexConfig", "FusionConfig", "Filters", "FORMAT", "FORMAT_VERSION"]
@@ -300,8 +301,14 @@ class Index:
         *,
         encoder: Encoder | None = None,
         show_progress: bool = False,
+        progress: ProgressSpec = None,
     ) -> "Index":
         """Chunk, analyze and embed ``documents`` into a new in-memory index.
+
+        The encoder is loaded before ``documents`` is read (a model that cannot load
+        fails at once). ``progress`` shows read → chunk → BM25 → embed with counts,
+        rate and ETA (``"auto"``, ``"tqdm"``, ``"log"`` or a
+        :class:`medrag.progress.Progress`; ``show_progress=True`` is ``"auto"``).
 
         ``encoder`` overrides the one ``config.encoder`` describes (e.g. a custom
         :class:`~medrag.retrieve.dense.Encoder`); with ``config.encoder=None`` and no
@@ -325,7 +332,7 @@ class Index:
             vectors=vectors,
             encoder=encoder,
         )
-        index.add(documents, show_progress=show_progress)
+        index.add(documents, show_progress=show_progress, progress=progress)
         return index
 
     def _refresh_doc_arrays(self) -> None:
@@ -381,30 +388,31 @@ class Index:
 
     # ------------------------------------------------------------------ updates
 
-    def add(self, documents: Iterable[Document], *, show_progress: bool = False) -> int:
+    def add(self, documents: Iterable[Document], *, show_progress: bool = False, progress: ProgressSpec = None) -> int:
         """Add documents (chunked, analyzed and embedded); a document whose id is
         already in the index replaces it. Only the new chunks are embedded. Returns
-        the number of chunks added."""
+        the number of chunks added. ``progress``: as in :meth:`build`."""
         if self._vectors is not None and self._encoder is None:
             raise ConfigError("this index was loaded without its encoder; load it with one to add documents")
-        docs = list(documents)
+        prog = resolve_progress(progress if progress is not None else (show_progress or None))
+        docs = list(track(documents, "read", progress=prog, unit="doc"))
         latest: dict[str, Document] = {}
         for d in docs:
             latest[d.id] = d  # the last version wins
         docs = list(latest.values())
         chunks: list[Chunk] = []
         owners: list[int] = []
-        for d in docs:
+        for d in track(docs, "chunk", progress=prog, unit="doc"):
             cs = chunk_document(d, self.config.chunking)
             chunks.extend(cs)
         if not chunks and not docs:
             return 0
+        tokens = tokenize_with_progress(self.config.analyzer, [c.index_text for c in chunks], prog)
         vecs = None
         if self._encoder is not None and chunks:
-            vecs = self._encoder.encode_documents([c.index_text for c in chunks], show_progress=show_progress)
+            vecs = embed_with_progress(self._encoder, [c.index_text for c in chunks], prog)
             if vecs.shape != (len(chunks), self._encoder.dim):
                 raise ConfigError(f"encoder returned {vecs.shape}, expected {(len(chunks), self._encoder.dim)}")
-        tokens = self.config.analyzer.tokenize_many([c.index_text for c in chunks])
         with self._rw.write():
             replaced = [d.id for d in docs if d.id in self._doc_row and self._doc_alive[self._doc_row[d.id]]]
             if replaced:

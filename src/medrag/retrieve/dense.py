@@ -117,7 +117,13 @@ class SentenceTransformerEncoder:
         path = resolve_model(self.config.model)
         local = Path(path).exists()
         logger.info("loading encoder %s from %s", self.config.model, path if local else "the hub")
-        self._model = SentenceTransformer(path, device=device, local_files_only=local)
+        try:
+            self._model = SentenceTransformer(path, device=device, local_files_only=local)
+        except OSError as exc:  # a hub name with no network or cache; a broken folder
+            raise ConfigError(
+                f"cannot load the encoder model {self.config.model!r} ({' '.join(str(exc).split())[:200]}); "
+                f"use package:<name> (e.g. {DEFAULT_MODEL}, shipped on PyPI) or a local folder"
+            ) from exc
         if self.config.max_seq_length:
             self._model.max_seq_length = self.config.max_seq_length
         get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
