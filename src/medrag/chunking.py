@@ -339,10 +339,19 @@ def chunk_document(doc: Document, config: ChunkConfig | None = None) -> list[Chu
         text = doc.text[p.start : p.end]
         label, path = _label(sections, p.start, p.end)
         pages: tuple[int, ...] = ()
+        page_starts: tuple[int, ...] = ()
         if doc.page_starts:
             first, last = doc.page_at(p.start), doc.page_at(p.end - 1)
             if first is not None and last is not None:
                 pages = tuple(range(first, last + 1))
+                if len(pages) > 1:  # where each page begins, for a quote's own page
+                    page_starts = (p.start, *(doc.page_starts[q - 1] for q in pages[1:]))
+        touched = [s for s in sections if s.start < p.end and p.start < s.end]
+        section_spans = (
+            tuple((max(s.start, p.start), min(s.end, p.end), s.label or "") for s in touched)
+            if len(touched) > 1
+            else ()
+        )
         index_text = f"{doc.title}\n{text}" if config.title_prefix and doc.title else text
         chunks.append(
             Chunk(
@@ -357,6 +366,8 @@ def chunk_document(doc: Document, config: ChunkConfig | None = None) -> list[Chu
                 pages=pages,
                 n_tokens=p.n_tokens,
                 oversized=p.oversized,
+                page_starts=page_starts,
+                section_spans=section_spans,
             )
         )
     return chunks

@@ -416,6 +416,12 @@ class Chunk(_Record):
         index_text: the text given to retrievers (may carry the title as a prefix).
         n_tokens: the chunk's length in tokens of the chunker's encoding.
         oversized: True when one sentence alone exceeded the token budget and was cut.
+        page_starts: when the chunk spans several pages, the document offset at which
+            each of ``pages`` begins inside the chunk (the first is ``start``), so that
+            a quote cites its own page(s); empty otherwise.
+        section_spans: when the chunk touches several sections, ``(start, end, label)``
+            of each (document offsets), so that a quote names its own section; empty
+            otherwise.
     """
 
     id: str
@@ -429,6 +435,25 @@ class Chunk(_Record):
     pages: tuple[int, ...] = ()
     n_tokens: int = 0
     oversized: bool = False
+    page_starts: tuple[int, ...] = ()
+    section_spans: tuple[tuple[int, int, str], ...] = ()
+
+    def pages_of(self, start: int, end: int) -> tuple[int, ...]:
+        """The pages a span ``[start, end)`` of the document (inside the chunk) lies on."""
+        if not self.pages:
+            return ()
+        if len(self.page_starts) != len(self.pages):
+            return self.pages[:1]
+        first = max(0, bisect.bisect_right(self.page_starts, start) - 1)
+        last = max(0, bisect.bisect_right(self.page_starts, max(start, end - 1)) - 1)
+        return self.pages[first : last + 1]
+
+    def section_of(self, start: int) -> str | None:
+        """The label of the section holding document offset ``start`` (inside the chunk)."""
+        for a, b, label in self.section_spans:
+            if a <= start < b:
+                return label or None
+        return None if self.section_spans else self.section
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,6 +482,8 @@ class SourceInfo(_Record):
     organization: str | None = None
     book_title: str | None = None
     source_sha256: str | None = None
+    file: str | None = None
+    url: str | None = None
 
     #: Authors kept for a Vancouver-style reference ("et al." after six).
     MAX_AUTHORS: ClassVar[int] = 7
@@ -484,6 +511,9 @@ class SourceInfo(_Record):
             organization=g.organization if g else None,
             book_title=p.book_title if p else None,
             source_sha256=doc.source.sha256,
+            # a guideline's reference names its file (base name only) and URL if known
+            file=doc.source.path.replace("\\", "/").rsplit("/", 1)[-1] if g else None,
+            url=getattr(g, "url", None) if g else None,
         )
 
 
@@ -513,7 +543,9 @@ class Citation(_Record):
     ``start`` / ``end`` are character offsets into the *document's* text (so
     ``document.text[start:end] == quote``); ``chunk_id`` names the passage it was
     retrieved in, whose span contains them. ``support`` is the verifier's support
-    score of the cited sentence by this quote, in [0, 1].
+    score of the cited sentence by this quote, in [0, 1]. ``section`` and ``page`` are
+    the quote's own (the section it starts in, the page it starts on); ``pages`` every
+    page it lies on (a sentence across a page break cites both).
     """
 
     chunk_id: str
@@ -526,6 +558,7 @@ class Citation(_Record):
     doi: str | None = None
     page: int | None = None
     section: str | None = None
+    pages: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

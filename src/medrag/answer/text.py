@@ -6,6 +6,8 @@ import functools
 import re
 import unicodedata
 
+from ..spelling import fold
+
 __all__ = ["surface_words", "content_tokens", "numbers", "stem"]
 
 _WORD = re.compile(r"[^\W_]+(?:[-'][^\W_]+)*")
@@ -43,12 +45,13 @@ def surface_words(text: str) -> list[str]:
 
 
 def content_tokens(text: str) -> list[str]:
-    """Stemmed words that carry content: no stopwords, no bare numbers."""
+    """Stemmed words that carry content (no stopwords, no bare numbers), British
+    spellings folded to American ones (:func:`medrag.spelling.fold`)."""
     out = []
     for w in surface_words(text):
         if w in STOPWORDS or w.isdigit():
             continue
-        out.append(stem(w))
+        out.append(stem("-".join(fold(p) for p in w.split("-")) if "-" in w else fold(w)))
     return out
 
 

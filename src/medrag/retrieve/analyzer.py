@@ -9,7 +9,13 @@ stopwords are stored as a list, never as the name of a library default that may 
 The steps, in order::
 
     NFKC  ->  dashes/apostrophes to ASCII  ->  casefold  ->  (Greek spelled out)
-          ->  token pattern  ->  compound splitting  ->  stopwords  ->  stemming
+          ->  token pattern  ->  (British spelling to American)  ->  compound splitting
+          ->  stopwords  ->  stemming
+
+Spelling folding (``spelling="us"``, the default since 0.2; :mod:`medrag.spelling`)
+makes ``bacteraemia`` and ``bacteremia``, ``tumour`` and ``tumor``, ``randomised`` and
+``randomized`` one token. Indexes written by 0.1 have no ``spelling`` in their manifest
+and keep analysing without it (``"none"``), exactly as they were built.
 
 Biomedical tokens stay searchable. A hyphenated token is always emitted as its parts
 (stopword parts dropped, every part stemmed) and, when it looks like a name (see
@@ -33,6 +39,8 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from ..errors import ConfigError, MissingDependencyError
+from ..spelling import SPELLING_RULES_VERSION
+from ..spelling import fold as _fold_spelling
 
 __all__ = ["Analyzer", "LUCENE_ENGLISH_STOPWORDS", "DEFAULT_TOKEN_PATTERN"]
 
@@ -64,6 +72,13 @@ _GREEK_NAMES = {
 }  # fmt: skip
 _GREEK_MAP = {ord(k): v for k, v in _GREEK_NAMES.items()}
 _GREEK_WORDS = frozenset(_GREEK_NAMES.values())
+
+
+def _fold_token(tok: str) -> str:
+    """British -> American spelling of a raw token, part by part for compounds."""
+    if "-" in tok:
+        return "-".join(_fold_spelling(p) for p in tok.split("-"))
+    return _fold_spelling(tok)
 
 
 def _is_identifier_part(part: str) -> bool:
@@ -131,6 +146,9 @@ class Analyzer:
         greek: ``"keep"`` leaves Greek letters as they are (``tnf-α``); ``"spell"``
             writes them out (``tnf-alpha``) so ``TNF-α`` and ``TNF-alpha`` match.
         min_token_len: drop tokens (and compound parts) shorter than this, in characters.
+        spelling: ``"us"`` folds British spellings to American ones in documents and
+            queries alike (:func:`medrag.spelling.fold`); ``"none"`` leaves them (the
+            behaviour of indexes written by 0.1, whose manifests lack this field).
     """
 
     lowercase: bool = True
@@ -141,6 +159,7 @@ class Analyzer:
     compounds: Literal["identifiers", "always", "never"] = "identifiers"
     greek: Literal["keep", "spell"] = "keep"
     min_token_len: int = 1
+    spelling: Literal["us", "none"] = "us"
 
     def __post_init__(self) -> None:
         if isinstance(self.stopwords, (set, frozenset)):
@@ -158,6 +177,8 @@ class Analyzer:
             )
         if self.greek not in ("keep", "spell"):
             raise ConfigError(f"Analyzer.greek must be 'keep' or 'spell', not {self.greek!r}")
+        if self.spelling not in ("us", "none"):
+            raise ConfigError(f"Analyzer.spelling must be 'us' or 'none', not {self.spelling!r}")
         if not isinstance(self.min_token_len, int) or self.min_token_len < 1:
             raise ConfigError("Analyzer.min_token_len must be an integer >= 1")
         try:
@@ -189,6 +210,8 @@ class Analyzer:
         minlen = self.min_token_len
         fold = (lambda w: w) if self.lowercase else str.casefold
         stem = _stemmer(self.stemmer).stemWord if self.stemmer is not None else (lambda w: w)
+        if self.spelling == "us":
+            raw = [_fold_token(t) for t in raw]
         out: list[str] = []
         for tok in raw:
             if "-" not in tok:
@@ -222,6 +245,8 @@ class Analyzer:
             "compounds": self.compounds,
             "greek": self.greek,
             "min_token_len": self.min_token_len,
+            "spelling": self.spelling,
+            "spelling_rules": SPELLING_RULES_VERSION if self.spelling != "none" else None,
         }
 
     @classmethod
@@ -238,6 +263,15 @@ class Analyzer:
         names = {
             "lowercase", "stopwords_name", "stopwords", "stemmer", "token_pattern", "compounds", "greek", "min_token_len",
         }  # fmt: skip
+        # written by 0.1: no spelling folding (the index was built without it)
+        data.setdefault("spelling", "none")
+        rules = data.pop("spelling_rules", None)
+        if data["spelling"] != "none" and rules != SPELLING_RULES_VERSION:
+            raise ConfigError(
+                f"the index was built with spelling rules {rules!r}; this library has "
+                f"{SPELLING_RULES_VERSION}: rebuild the index"
+            )
+        names = names | {"spelling"}
         unknown = set(data) - names
         missing = names - set(data)
         if unknown or missing:

@@ -1,0 +1,51 @@
+"""Citations that point exactly: a quote's own section and page(s)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..types import Answer, Citation, Passage
+
+__all__ = ["citation", "abstain"]
+
+
+def citation(passage: Passage, start: int, end: int, support: float) -> Citation:
+    """The citation of document span ``[start, end)`` inside ``passage``'s chunk.
+
+    ``section`` is the label of the section the quote starts in (not the chunk's joined
+    labels) and ``page`` the page it starts on; ``pages`` lists every page it lies on
+    (a sentence across a page break cites both). Chunks from indexes written before
+    chunks recorded their page and section offsets fall back to the chunk's first page
+    and its label.
+    """
+    c = passage.chunk
+    pages = c.pages_of(start, end)
+    return Citation(
+        chunk_id=c.id,
+        doc_id=c.doc_id,
+        start=start,
+        end=end,
+        quote=c.text[start - c.start : end - c.start],
+        support=round(float(support), 4),
+        pmid=passage.source.pmid,
+        doi=passage.source.doi,
+        page=pages[0] if pages else None,
+        pages=pages,
+        section=c.section_of(start),
+    )
+
+
+def abstain(
+    question: str, passages: Sequence[Passage], index_id: str, reason: str, support: float = 0.0, **kw
+) -> Answer:
+    """An abstention with its reason."""
+    return Answer(
+        question=question,
+        status="abstained",
+        sentences=(),
+        passages=tuple(passages),
+        index_id=index_id,
+        abstain_reason=reason,
+        support=round(float(support), 4),
+        **kw,
+    )
