@@ -1,30 +1,25 @@
-"""The text layer: spans placed on the page, grouped into lines (pypdf visitor).
+"""The text layer: spans placed on the page (PDFium), grouped into lines.
 
-A span is one run of text with its text matrix, font and size: start ``x``, baseline ``y``,
-effective font size, bold or not, and an end ``x`` computed from the font's glyph widths.
+A span is one run of text in one font on one baseline: start and end ``x`` of its ink,
+baseline ``y``, effective font size, bold or not, and the font family.
 Spans on one baseline form a row; a row is cut where the horizontal gap between two spans
 is wider than a word gap, so two columns that share baselines give two lines.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 import re
-import statistics
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-import pypdf
-from pypdf.errors import PyPdfError
+import pypdfium2.raw as _pr
 
 from .repair import _MULTISPACE, _SPACE_PUNCT, _normalize
 
-try:  # pypdf's font model gives glyph widths; private, so guarded.
-    from pypdf.generic._font import Font as _PdfFont
-except ImportError:  # pragma: no cover - older or newer pypdf
-    _PdfFont = None
 
 logger = logging.getLogger(__name__)
 
@@ -95,40 +90,6 @@ class _Line:
         return self.y - 0.25 * self.size
 
 
-class _Widths:
-    """Glyph widths (per 1000 em) by Unicode character, for one font resource."""
-
-    __slots__ = ("widths", "default")
-
-    def __init__(self, font_dict: Any) -> None:
-        self.widths: dict[str, float] = {}
-        self.default = 500.0
-        if _PdfFont is None or font_dict is None:
-            return
-        try:
-            font = _PdfFont.from_font_resource(font_dict)
-        except (PyPdfError, KeyError, ValueError, TypeError, AttributeError, IndexError) as err:
-            logger.debug("no widths for font %s: %s", font_dict.get("/BaseFont"), err)
-            return
-        cw = {k: float(v) for k, v in font.character_widths.items() if k != "default" and v}
-        if isinstance(font.encoding, str) and font.character_map:
-            # A CID font: widths are keyed by code; map them through ToUnicode.
-            for code, uni in font.character_map.items():
-                w = cw.get(code)
-                if w and isinstance(uni, str) and uni:
-                    for ch in uni:
-                        self.widths.setdefault(ch, w / len(uni))
-        else:
-            self.widths = cw
-        if self.widths:
-            self.default = statistics.median(self.widths.values())
-
-    def width(self, text: str) -> float:
-        w = self.widths
-        d = self.default
-        return sum(w.get(c, d) for c in text)
-
-
 def _family(base_font: str) -> str:
     """``/ABCDEF+AGaramondPro-Italic`` -> ``agaramondpro``."""
     name = base_font.lstrip("/")
@@ -141,64 +102,129 @@ def _drop_markers(spans: list[_Span]) -> list[_Span]:
     if len(spans) < 2:
         return spans
     out = []
+    dropped: list[tuple[_Span, _Span]] = []  # (marker, the body span it is raised over)
     for i, s in enumerate(spans):
         if _MARKER.match(s.text.strip()):
             near = [t for t in spans[max(0, i - 3):i + 4] if t is not s and t.size > s.size * 1.3]
-            if any(0.15 * t.size < s.y - t.y < 0.8 * t.size and t.x0 - 2 <= s.x0 <= t.x1 + 2 for t in near):
+            base = next((t for t in near if 0.15 * t.size < s.y - t.y < 0.8 * t.size
+                         and t.x0 - 2 <= s.x0 <= t.x1 + 2), None)
+            if base is not None:
+                dropped.append((s, base))
                 continue
         out.append(s)
+    # The text right after a dropped marker ("activities4. While") closes up to where
+    # the marker began, so the marker's width is not read as a gap between columns.
+    for m, base in dropped:
+        for u in out:
+            if abs(u.y - base.y) < 0.3 * base.size and m.x0 - 1 <= u.x0 <= m.x1 + 0.3 * base.size:
+                u.x0 = min(u.x0, m.x0)
     return out
 
 
 _MARKER = re.compile(r"^[\d,\-–*†‡]{1,12}$")
 
 
-def _page_spans(page: pypdf.PageObject, fonts: dict[Any, _Widths]) -> list[_Span]:
+def _page_spans(textpage: Any, y_offset: float = 0.0) -> list[_Span]:
+    """The spans of one page, from PDFium's text page (``pypdfium2``).
+
+    PDFium places every glyph with the full text state (character and word spacing,
+    horizontal scaling, TJ adjustments; PDF 32000-1 section 9.4.4), so a justified line
+    keeps its true width and a column gutter stays empty. Words are measured by the
+    loose boxes of their first and last glyphs; a word whose glyphs come from more than
+    one text object (an inline font change) is measured glyph by glyph.
+    """
+    raw = textpage.raw
+    n = _pr.FPDFText_CountChars(raw)
+    if n <= 0:
+        return []
+    buf = (ctypes.c_ushort * (n + 1))()
+    _pr.FPDFText_GetText(raw, 0, n, buf)
+    # PDFium writes a hyphen that ends a line as 0xFFFE (older builds: 2): keep it a hyphen
+    codes = [45 if c in (2, 0xFFFE) else c for c in buf[:n]]
+    rect = _pr.FS_RECTF()
+    prect = ctypes.byref(rect)
+    mat = _pr.FS_MATRIX()
+    pmat = ctypes.byref(mat)
+    get_obj = _pr.FPDFText_GetTextObject
+    get_box = _pr.FPDFText_GetLooseCharBox
+    infos: dict[Any, tuple[float, bool, str, bool] | None] = {}
+    namebuf = ctypes.create_string_buffer(256)
+
+    def info_of(i: int) -> tuple[Any, tuple[float, bool, str, bool] | None]:
+        obj = get_obj(raw, i)
+        key = ctypes.cast(obj, ctypes.c_void_p).value if obj else None
+        if key in infos:
+            return key, infos[key]
+        fs = _pr.FPDFText_GetFontSize(raw, i)
+        _pr.FPDFText_GetMatrix(raw, i, pmat)
+        a, b = mat.a, mat.b
+        size = abs(fs * math.hypot(a, b))
+        inf: tuple[float, bool, str, bool] | None
+        if abs(b) > 0.05 * abs(a) or a <= 0 or size < 1.0:
+            inf = None  # rotated or mirrored text: margin decorations, not reading text
+        else:
+            name = ""
+            if obj:
+                font = _pr.FPDFTextObj_GetFont(obj)
+                if font and _pr.FPDFFont_GetBaseFontName(font, namebuf, 256):
+                    name = namebuf.value.decode("latin-1", "replace")
+            weight = _pr.FPDFText_GetFontWeight(raw, i)
+            bold = bool(_BOLD.search(name)) or weight >= 600
+            inf = (size, bold, _family(name), True)
+        infos[key] = inf
+        return key, inf
+
     spans: list[_Span] = []
-    prev: list[Any] = [None, None, 0.0]  # last span, its reported (x, y), where it ended
+    cur: _Span | None = None
+    cur_key: Any = None
 
-    def visit(text: str, cm: Any, tm: Any, font_dict: Any, font_size: float) -> None:
-        if not text or not text.strip():
+    def place(text: str, x0: float, x1: float, y: float, key: Any, inf: tuple[float, bool, str, bool]) -> None:
+        nonlocal cur, cur_key
+        size = inf[0]
+        if (cur is not None and cur_key == key and abs(cur.y - y) < 0.3 * size
+                and -0.5 * size < x0 - cur.x1 < 0.6 * size):
+            gap = x0 - cur.x1
+            cur.text += (" " if gap > 0.12 * size else "") + text
+            cur.x1 = max(cur.x1, x1)
             return
-        a = tm[0] * cm[0] + tm[1] * cm[2]
-        b = tm[0] * cm[1] + tm[1] * cm[3]
-        if abs(b) > 0.05 * abs(a) or a <= 0:
-            return  # rotated or mirrored text: margin decorations, not reading text
-        x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
-        y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
-        size = abs(font_size * math.hypot(a, b))
-        if size < 1.0:
-            return
-        text = _normalize(text.replace("\n", " "))
-        if not text.strip():
-            return
-        ref = getattr(font_dict, "indirect_reference", None)
-        key = (ref.idnum, ref.generation) if ref is not None else id(font_dict)
-        widths = fonts.get(key)
-        if widths is None:
-            widths = fonts[key] = _Widths(font_dict)
-        name = str(font_dict.get("/BaseFont", "")) if font_dict is not None else ""
-        last, last_xy, _ = prev
-        # pypdf reports the position where the text object was last moved, so a run
-        # after an inline font change sits at the start of its line: put it after the
-        # previous run instead.
-        if last is not None and last_xy is not None and abs(last_xy[1] - y) < 0.5 and x <= last_xy[0] + 0.5:
-            x = prev[2]
-        # Spaces carry no ink: measure the span without them, so that a column's
-        # trailing spaces do not bridge the gutter.
-        scale = size / 1000.0
-        stripped = text.lstrip()
-        x += widths.width(text[: len(text) - len(stripped)]) * scale
-        x_next = x + widths.width(stripped) * scale
-        stripped = stripped.rstrip()
-        width = widths.width(stripped) * scale
-        span = _Span(stripped, x, x + width, y, size, bool(_BOLD.search(name)), _family(name))
-        spans.append(span)
-        prev[0] = span
-        prev[1] = (tm[4] * cm[0] + tm[5] * cm[2] + cm[4], y)
-        prev[2] = x_next
+        cur = _Span(text, x0, x1, y, size, inf[1], inf[2])
+        cur_key = key
+        spans.append(cur)
 
-    page.extract_text(visitor_text=visit)
+    i = 0
+    while i < n:
+        c = codes[i]
+        if c <= 32 or c == 0xFFFF:
+            i += 1
+            continue
+        j = i + 1
+        while j < n and codes[j] > 32 and codes[j] != 0xFFFF:
+            j += 1
+        k1, inf1 = info_of(i)
+        k2, inf2 = info_of(j - 1) if j - 1 > i else (k1, inf1)
+        if k1 == k2:
+            if inf1 is not None:
+                get_box(raw, i, prect)
+                x0, bottom, top = rect.left, rect.bottom, rect.top
+                if j - 1 > i:
+                    get_box(raw, j - 1, prect)
+                if abs(rect.bottom - bottom) < 0.3 * inf1[0]:
+                    word = _normalize("".join(map(chr, codes[i:j])))
+                    place(word, x0, max(rect.right, x0), bottom + 0.22 * (top - bottom), k1, inf1)
+                    i = j
+                    continue
+        # glyph by glyph: an inline font change, or a word broken across lines
+        for q in range(i, j):
+            kq, infq = info_of(q)
+            if infq is None:
+                continue
+            get_box(raw, q, prect)
+            ch = _normalize(chr(codes[q]))
+            if ch:
+                place(ch, rect.left, rect.right, rect.bottom + 0.22 * (rect.top - rect.bottom), kq, infq)
+        i = j
+    for s in spans:
+        s.y -= y_offset
     return _drop_markers(spans)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pypdf
+import pypdfium2 as pdfium
 from pypdf.errors import DependencyError, PyPdfError
 
 from ...errors import IngestError
@@ -24,7 +25,7 @@ from .._common import (
     sha256_file,
 )
 from .layout import _drop_furniture, _page_blocks
-from .lines import _Line, _rows, _page_spans, _Widths
+from .lines import _Line, _page_spans, _rows, _Span
 from .metadata import _BAD_TITLE, _front_title, _meta_str, _organization, _year
 from .repair import _join_lines, _vocabulary
 from .structure import _Placed, _paragraphs, _sections
@@ -92,7 +93,19 @@ def _read_document(path: Path, on_error: OnError, report: IngestReport) -> Docum
     src = str(path)
     reader = _open(path)
     n_pages = len(reader.pages)
-    fonts: dict[Any, _Widths] = {}  # by the font's object number: shared across pages
+    try:
+        pdfium_doc = pdfium.PdfDocument(str(path), password="" if reader.is_encrypted else None)
+    except (pdfium.PdfiumError, OSError, ValueError) as err:
+        raise IngestError(f"corrupt or truncated PDF (PDFium): {err}", source=src) from err
+    try:
+        return _read_pages(path, reader, pdfium_doc, n_pages, on_error, report)
+    finally:
+        pdfium_doc.close()
+
+
+def _read_pages(path: Path, reader: pypdf.PdfReader, pdfium_doc: Any, n_pages: int,
+                on_error: OnError, report: IngestReport) -> Document:
+    src = str(path)
     page_lines: list[list[_Line]] = []
     heights: list[float] = []
     without_text: list[int] = []
@@ -102,13 +115,9 @@ def _read_document(path: Path, on_error: OnError, report: IngestReport) -> Docum
             page = reader.pages[i]
             box = page.mediabox
             heights.append(float(box.top) - float(box.bottom) or 792.0)
-            spans = _page_spans(page, fonts)
-            bottom = float(box.bottom)
-            if bottom:
-                for s in spans:
-                    s.y -= bottom
-        except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError,
-                RecursionError, ZeroDivisionError, OverflowError) as err:
+            spans = _pdfium_page_spans(pdfium_doc, i, float(box.bottom))
+        except (PyPdfError, pdfium.PdfiumError, ValueError, KeyError, TypeError, AttributeError,
+                IndexError, RecursionError, ZeroDivisionError, OverflowError) as err:
             if len(heights) <= i:
                 heights.append(792.0)
             page_lines.append([])
@@ -247,6 +256,18 @@ def _read_document(path: Path, on_error: OnError, report: IngestReport) -> Docum
             unreadable_pages=tuple(failed),
         ),
     )
+
+
+def _pdfium_page_spans(doc: Any, index: int, y_offset: float) -> list[_Span]:
+    page = doc[index]
+    try:
+        textpage = page.get_textpage()
+        try:
+            return _page_spans(textpage, y_offset)
+        finally:
+            textpage.close()
+    finally:
+        page.close()
 
 
 def _join_with_offsets(lines: list[_Line], vocab: set[str]) -> tuple[str, list[int]]:
