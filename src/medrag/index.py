@@ -362,6 +362,16 @@ class Index:
     def manifest(self) -> dict[str, Any]:
         return json.loads(json.dumps(self._manifest))
 
+    def _repr_html_(self) -> str:  # notebooks (medrag.display)
+        from .display import index_html
+
+        return index_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from .display import index_markdown
+
+        return index_markdown(self)
+
     def document_ids(self) -> list[str]:
         return [d for d, alive in zip(self._docs.ids, self._doc_alive) if alive]
 
@@ -493,7 +503,10 @@ class Index:
         mode = self._check_query_args(k, mode)
         qvec = self._encoder.encode_queries([query])[0] if mode != "bm25" and self._encoder else None
         with self._rw.read():
-            return self._search_locked(query, qvec, k, filters, mode)
+            found = self._search_locked(query, qvec, k, filters, mode)
+        from .display import SearchResults  # a list that shows itself in notebooks
+
+        return SearchResults(found, query=query, mode=mode)
 
     def search_many(
         self, queries: Sequence[str], k: int = 10, *, filters: Filters | None = None, mode: Mode = "hybrid"
@@ -505,7 +518,9 @@ class Index:
         with self._rw.read():
             for i, q in enumerate(queries):
                 out.append(self._search_locked(q, None if qvecs is None else qvecs[i], k, filters, mode))
-        return out
+        from .display import SearchResults
+
+        return [SearchResults(r, query=q, mode=mode) for r, q in zip(out, queries)]
 
     def _check_query_args(self, k: int, mode: str) -> Mode:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:

@@ -387,6 +387,16 @@ class Document(_Record):
                 return s
         return None
 
+    def _repr_html_(self) -> str:  # notebooks (medrag.display)
+        from .display import document_html
+
+        return document_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from .display import document_markdown
+
+        return document_markdown(self)
+
 
 @dataclass(frozen=True, slots=True)
 class Deletion(_Record):
@@ -532,6 +542,16 @@ class Passage(_Record):
     def page(self) -> int | None:
         return self.chunk.pages[0] if self.chunk.pages else None
 
+    def _repr_html_(self) -> str:  # notebooks (medrag.display)
+        from .display import passage_html
+
+        return passage_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from .display import passage_markdown
+
+        return passage_markdown(self)
+
 
 ANSWER_STATUSES = ("answered", "partial", "abstained")
 
@@ -646,3 +666,16 @@ class Answer(_Record):
 
     def _repr_html_(self) -> str:  # notebooks
         return self.to_html()
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """The evidence table: one dict per (sentence, citation); see
+        :func:`medrag.display.answer_records`."""
+        from .display import answer_records
+
+        return answer_records(self)
+
+    def to_pandas(self) -> Any:
+        """:meth:`to_records` as a pandas DataFrame (``pip install 'medrag[notebook]'``)."""
+        from .display import ANSWER_COLUMNS, answer_records, records_to_pandas
+
+        return records_to_pandas(answer_records(self), ANSWER_COLUMNS)

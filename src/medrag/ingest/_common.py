@@ -55,6 +55,16 @@ class IngestReport:
             f"{len(self.skipped)} skipped, {len(self.deletions)} deletion(s)"
         )
 
+    def _repr_html_(self) -> str:  # notebooks (medrag.display)
+        from ..display import report_html
+
+        return report_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from ..display import report_markdown
+
+        return report_markdown(self)
+
 
 def check_on_error(on_error: str) -> None:
     if on_error not in ("raise", "skip"):
