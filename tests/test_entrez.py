@@ -83,15 +83,61 @@ def test_email_is_required(tmp_path, monkeypatch):
 
 
 def test_bad_pmid_and_batch_size(tmp_path):
-    with pytest.raises(ConfigError):
-        fetch_pubmed(pmids=["12a"], out_dir=tmp_path, email="a@example.org")
+    for bad in ["12a", "²", "-5", "0", "1234567890"]:
+        with pytest.raises(ConfigError):
+            fetch_pubmed(pmids=[bad], out_dir=tmp_path, email="a@example.org")
     with pytest.raises(ConfigError):
         fetch_pubmed(pmids=["1"], out_dir=tmp_path, email="a@example.org", batch_size=500)
 
 
-def test_unreachable_server_is_an_ingest_error(tmp_path, monkeypatch):
-    import Bio.Entrez
+def _closed_port() -> int:
+    import socket
 
-    monkeypatch.setattr(Bio.Entrez, "max_tries", 1)
-    with pytest.raises(IngestError, match="request failed"):
-        fetch_pubmed(pmids=["1"], out_dir=tmp_path, email="a@example.org", base_url="http://127.0.0.1:9/")
+    with socket.socket() as s:  # bound, then closed: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_server_fails_fast_with_one_short_line(tmp_path):
+    import time
+
+    base = f"http://127.0.0.1:{_closed_port()}/entrez/eutils/"
+    t0 = time.monotonic()
+    with pytest.raises(IngestError, match="cannot reach E-utilities at 127.0.0.1") as info:
+        fetch_pubmed(query="covid", out_dir=tmp_path, email="a@example.org", base_url=base)
+    took = time.monotonic() - t0
+    msg = str(info.value)
+    # Bio.Entrez's own retry loop took 31 s here and printed the whole request URL.
+    assert took < 3, took
+    assert "\n" not in msg and len(msg) < 160, msg
+    assert "a@example.org" not in msg and "esearch.fcgi?" not in msg  # no URL with the e-mail
+
+
+def test_http_5xx_is_retried_then_reported(tmp_path, monkeypatch):
+    import medrag.ingest.entrez as entrez
+
+    monkeypatch.setattr(entrez, "_BACKOFF", 0.01)  # the back-off length is not under test
+    calls = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            calls.append(self.path)
+            self.send_error(503)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(IngestError, match="HTTP 503"):
+            fetch_pubmed(query="x", out_dir=tmp_path, email="a@example.org",
+                         base_url=f"http://127.0.0.1:{server.server_address[1]}/")
+    finally:
+        server.shutdown()
+    assert len(calls) == 3  # NCBI's transient errors are retried, a bounded number of times
+
+
+def test_timeout_must_be_positive(tmp_path):
+    with pytest.raises(ConfigError, match="timeout"):
+        fetch_pubmed(pmids=["1"], out_dir=tmp_path, email="a@example.org", timeout=0)

@@ -1,7 +1,7 @@
 """Ingestion: PubMed XML, MEDLINE text, E-utilities fetch and guideline PDFs into
 :class:`~medrag.types.Document` objects. Knows nothing of retrieval."""
 
-from ._common import IngestReport, Skipped
+from ._common import IngestReport, RecordLimits, Skipped
 from .beir import beir_id, iter_beir_corpus, read_beir_qrels, read_beir_queries
 from .entrez import FetchResult, fetch_pubmed
 from .medline import iter_medline
@@ -10,6 +10,7 @@ from .pubmed import iter_pubmed, iter_pubmed_events
 
 __all__ = [
     "IngestReport",
+    "RecordLimits",
     "Skipped",
     "FetchResult",
     "fetch_pubmed",

@@ -9,6 +9,7 @@ format does not carry).
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from collections.abc import Iterable, Iterator
@@ -29,8 +30,19 @@ from ..types import (
     PubmedMetadata,
     SourceFile,
 )
-from ._common import IngestReport, OnError, PathLike, check_on_error, expand_paths, handle, sha256_file
-from .pubmed import _TextBuilder
+from ._common import (
+    IngestReport,
+    OnError,
+    PathLike,
+    bad_pmid_reason,
+    check_on_error,
+    expand_paths,
+    handle,
+    open_regular,
+    sha256_handle,
+    valid_pmid,
+)
+from .pubmed import _TextBuilder, checked_date
 
 __all__ = ["iter_medline"]
 
@@ -80,7 +92,7 @@ def _list(rec: dict, key: str) -> list[str]:
     return [" ".join(x.split()) for x in v if x and x.strip()]
 
 
-def _date(dp: str | None) -> PubDate:
+def _date(dp: str | None, notes: list[str]) -> PubDate:
     if not dp:
         return PubDate()
     parts = dp.split()
@@ -88,8 +100,12 @@ def _date(dp: str | None) -> PubDate:
     year = int(m.group(1)) if m else None
     if len(parts) >= 2 and parts[0].isdigit() and len(parts) <= 3 and "-" not in dp:
         month = _MONTHS.get(parts[1][:3].lower())
-        day = int(parts[2]) if len(parts) == 3 and parts[2].isdigit() else None
         if month is not None:
+            # The day as written, checked against the month (out of range: dropped).
+            day_s = parts[2] if len(parts) == 3 else None
+            _, _, day = checked_date(
+                str(year) if year is not None else None, str(month), day_s, notes, "DP"
+            )
             return PubDate(year=year, month=month, day=day)
     if len(parts) == 1 and parts[0].isdigit():
         return PubDate(year=year)
@@ -151,10 +167,10 @@ def _id_with(values: list[str], kind: str) -> str | None:
     return None
 
 
-def _record_to_document(rec: dict, src: SourceFile) -> Document:
+def _record_to_document(rec: dict, src: SourceFile, notes: list[str]) -> Document:
     pmid = _first(rec, "PMID")
-    if not pmid:
-        raise ValueError("record has no PMID")
+    if not valid_pmid(pmid):
+        raise ValueError(bad_pmid_reason(pmid))
     body = _TextBuilder()
     abstract = _first(rec, "AB")
     if abstract:
@@ -166,8 +182,9 @@ def _record_to_document(rec: dict, src: SourceFile) -> Document:
     for tag, ref_type in _CC_TAGS.items():
         for v in _list(rec, tag):
             m = _CC_PMID_RE.search(v)
+            ref = m.group(1) if m else None
             comments.append(
-                CommentCorrection(ref_type=ref_type, ref_source=v, pmid=m.group(1) if m else None)
+                CommentCorrection(ref_type=ref_type, ref_source=v, pmid=ref if valid_pmid(ref) else None)
             )
     pub_types = tuple(PublicationType(name=p) for p in _list(rec, "PT"))
     chemicals = []
@@ -177,7 +194,7 @@ def _record_to_document(rec: dict, src: SourceFile) -> Document:
             Chemical(name=m.group(2), registry_number=m.group(1) or None) if m else Chemical(name=rn)
         )
     ids = _list(rec, "AID") + _list(rec, "LID")
-    pub_date = _date(_first(rec, "DP"))
+    pub_date = _date(_first(rec, "DP"), notes)
     meta = PubmedMetadata(
         pmid=pmid,
         vernacular_title=_first(rec, "TT"),
@@ -221,9 +238,15 @@ def _iter_file(path: Path, on_error: OnError, report: IngestReport) -> Iterator[
 
     source = str(path)
     try:
-        src = SourceFile(path=source, sha256=sha256_file(path))
-        handle_ = open(path, encoding="utf-8")
+        raw = open_regular(path)
     except OSError as exc:
+        handle(IngestError(f"cannot read file: {exc}", source=source), on_error, report)
+        return
+    try:
+        src = SourceFile(path=source, sha256=sha256_handle(raw))
+        handle_ = io.TextIOWrapper(raw, encoding="utf-8")
+    except OSError as exc:
+        raw.close()
         handle(IngestError(f"cannot read file: {exc}", source=source), on_error, report)
         return
     position = 0
@@ -244,15 +267,19 @@ def _iter_file(path: Path, on_error: OnError, report: IngestReport) -> Iterator[
                     report,
                 )
                 return
+            notes: list[str] = []
             try:
-                doc = _record_to_document(rec, src)
+                doc = _record_to_document(rec, src, notes)
             except (ValueError, TypeError, AttributeError) as exc:
+                pmid = _first(rec, "PMID")
                 handle(
-                    IngestError(str(exc), source=source, record_id=_first(rec, "PMID"), position=position),
+                    IngestError(str(exc), source=source, record_id=pmid if valid_pmid(pmid) else None, position=position),
                     on_error,
                     report,
                 )
             else:
+                for note in notes:
+                    logger.warning("%s, record %s: %s", source, doc.pmid, note)
                 yield doc
             position += 1
     if position == 0:
@@ -272,7 +299,7 @@ def iter_medline(
     """
     check_on_error(on_error)
     report = report if report is not None else IngestReport()
-    for path in expand_paths(paths, suffixes=(".nbib", ".txt", ".medline")):
+    for path in expand_paths(paths, suffixes=(".nbib", ".txt", ".medline"), on_error=on_error, report=report):
         report.files += 1
         for doc in _iter_file(path, on_error, report):
             report.documents += 1

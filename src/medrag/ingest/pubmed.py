@@ -1,8 +1,18 @@
 """Stream PubMed XML (baseline, update and E-utilities ``efetch`` files) into Documents.
 
-Memory stays constant however large the file: :func:`lxml.etree.iterparse` reports each
-``<PubmedArticle>``, ``<PubmedBookArticle>`` and ``<DeleteCitation>`` when it closes, and
-the element is cleared (with its already-processed siblings) right after.
+Memory follows the record being read, never the file: the decompressed XML is fed to
+an :class:`lxml.etree.XMLPullParser` 64 KiB at a time; each ``<PubmedArticle>``,
+``<PubmedBookArticle>`` and ``<DeleteCitation>`` is cleared (with its already-processed
+siblings) as soon as it closes, and after every read whatever finished element is not a
+record (unknown elements between records, however many) is deleted too. A record over
+:class:`~medrag.ingest.RecordLimits` (bytes or elements) is an ``IngestError`` for that
+record, and its content is discarded as it arrives. Only regular files are read (a FIFO
+or ``/dev/zero`` is refused, not waited on).
+
+PMIDs are positive integers of at most 9 digits; a record (or a ``<DeleteCitation>``
+entry) with anything else is an ``IngestError`` for that record. A date field out of
+range (a Day of 0 or 32, Feb 30, a Year past 9999) is dropped from the record (``None``)
+with a logged warning naming the file, the PMID and the value: the record is kept.
 
 Security: the parser never loads a DTD, never touches the network and never resolves
 entities other than XML's five predefined ones; a document type with an internal
@@ -17,6 +27,7 @@ one space.
 
 from __future__ import annotations
 
+import calendar
 import gzip
 import logging
 import re
@@ -27,7 +38,7 @@ from typing import IO
 
 from lxml import etree
 
-from ..errors import IngestError
+from ..errors import ConfigError, IngestError
 from ..types import (
     RETRACTION_REF_TYPES,
     Author,
@@ -48,10 +59,14 @@ from ._common import (
     IngestReport,
     OnError,
     PathLike,
+    RecordLimits,
+    bad_pmid_reason,
     check_on_error,
     expand_paths,
     handle,
-    sha256_file,
+    open_regular,
+    sha256_handle,
+    valid_pmid,
 )
 
 __all__ = ["iter_pubmed", "iter_pubmed_events", "SECTION_SEPARATOR"]
@@ -75,6 +90,12 @@ _MONTHS = {
 _YEAR_RE = re.compile(r"(?<!\d)(1[6-9]\d\d|20\d\d)(?!\d)")
 _ENTITY_DECL_RE = re.compile(rb"<!ENTITY", re.IGNORECASE)
 _HEAD_BYTES = 64 * 1024
+#: Decompressed bytes fed to the parser at a time.
+_CHUNK = 64 * 1024
+#: Elements that produce parser events: the records, and the root (to find the tree).
+_EVENT_TAGS = _RECORD_TAGS + ("PubmedArticleSet",)
+#: A PubMed file opens its root within a few KB; past this without one, it is not PubMed.
+_NO_ROOT_BYTES = 1 << 20
 _ENTITY_REFUSAL = (
     "the document type declares entities (possible entity-expansion bomb or "
     "external entity); refused"
@@ -153,17 +174,41 @@ def _month(s: str | None) -> int | None:
     return _MONTHS.get(s[:3].lower())
 
 
-def _date(el: etree._Element | None) -> PubDate | None:
+def checked_date(
+    year: str | None, month: str | None, day: str | None, notes: list[str], field: str
+) -> tuple[int | None, int | None, int | None]:
+    """Year, month and day of a date, each ``None`` when absent or out of range (a
+    year outside 1-9999, a month not 1-12 or a month name, a day outside the month);
+    each value dropped adds a line to ``notes``."""
+    y = _year_or_none(year)
+    if year is not None and year.strip() and y is None:
+        notes.append(f"{field} Year {_shown(year)} is out of range; dropped")
+    m = _month(month)
+    if month is not None and month.strip() and m is None:
+        notes.append(f"{field} Month {_shown(month)} is not a month; dropped")
+    d = _int_or_none(day)
+    if day is not None and day.strip():
+        last = calendar.monthrange(y, m)[1] if y is not None and m is not None else 31
+        if d is None or not 1 <= d <= last:
+            notes.append(f"{field} Day {_shown(day)} is {'not a day' if d is None else 'out of range'}; dropped")
+            d = None
+    return y, m, d
+
+
+def _shown(value: str) -> str:
+    value = value.strip()
+    return repr(value if len(value) <= 24 else value[:21] + "...")
+
+
+def _date(el: etree._Element | None, notes: list[str] | None = None, field: str = "date") -> PubDate | None:
     if el is None:
         return None
     year_el = el.find("Year")
     if year_el is not None:
-        return PubDate(
-            year=_year_or_none(year_el.text),
-            month=_month(el.findtext("Month")),
-            day=_int_or_none(el.findtext("Day")),
-            raw=_opt(el.find("Season")),
+        y, m, d = checked_date(
+            year_el.text, el.findtext("Month"), el.findtext("Day"), notes if notes is not None else [], field
         )
+        return PubDate(year=y, month=m, day=d, raw=_opt(el.find("Season")))
     raw = _opt(el.find("MedlineDate"))
     if raw is None:
         return PubDate()
@@ -233,12 +278,18 @@ def _pub_types(parent: etree._Element | None) -> tuple[PublicationType, ...]:
     )
 
 
+def _ref_pmid(value: str | None) -> str | None:
+    # A comment/correction names another record by PMID; a value that is not one is
+    # not kept (the reference keeps its RefSource text).
+    return value if valid_pmid(value) else None
+
+
 def _comments(citation: etree._Element) -> tuple[CommentCorrection, ...]:
     return tuple(
         CommentCorrection(
             ref_type=c.get("RefType") or "",
             ref_source=_opt(c.find("RefSource")),
-            pmid=_opt(c.find("PMID")),
+            pmid=_ref_pmid(_opt(c.find("PMID"))),
             note=_opt(c.find("Note")),
         )
         for c in citation.findall("CommentsCorrectionsList/CommentsCorrections")
@@ -293,7 +344,7 @@ class _TextBuilder:
         return "".join(self.parts), tuple(self.sections)
 
 
-def _parse_article(el: etree._Element, source: SourceFile) -> Document:
+def _parse_article(el: etree._Element, source: SourceFile, notes: list[str]) -> Document:
     # One pass over the children of each level, dispatching on the tag: several
     # times faster than a find() per field on a record of ~150 elements.
     citation = pubmed_data = None
@@ -325,8 +376,8 @@ def _parse_article(el: etree._Element, source: SourceFile) -> Document:
         elif tag == "OtherAbstract":
             other_abstracts.append(c)
     pmid = _text(pmid_el)
-    if not pmid:
-        raise ValueError("record has no PMID")
+    if not valid_pmid(pmid):
+        raise ValueError(bad_pmid_reason(pmid))
     if article is None:
         raise ValueError("no <Article>")
 
@@ -357,7 +408,7 @@ def _parse_article(el: etree._Element, source: SourceFile) -> Document:
         elif tag == "PublicationTypeList":
             pub_types = tuple(PublicationType(_text(p), p.get("UI")) for p in c)
         elif tag == "ArticleDate":
-            article_date = _date(c)
+            article_date = _date(c, notes, "ArticleDate")
         elif tag == "VernacularTitle":
             vernacular_el = c
 
@@ -381,7 +432,7 @@ def _parse_article(el: etree._Element, source: SourceFile) -> Document:
                     elif ic.tag == "Issue":
                         jf["issue"] = _opt(ic)
                     elif ic.tag == "PubDate":
-                        pub_date = _date(ic) or PubDate()
+                        pub_date = _date(ic, notes, "PubDate") or PubDate()
             elif tag == "Title":
                 jf["title"] = _opt(c)
             elif tag == "ISOAbbreviation":
@@ -470,14 +521,14 @@ def _add_book_sections(parent: etree._Element, body: _TextBuilder, path: tuple[s
         _add_book_sections(sec, body, sub_path)
 
 
-def _parse_book(el: etree._Element, source: SourceFile) -> Document:
+def _parse_book(el: etree._Element, source: SourceFile, notes: list[str]) -> Document:
     doc = el.find("BookDocument")
     if doc is None:
         raise ValueError("no <BookDocument>")
     pmid_el = doc.find("PMID")
     pmid = _text(pmid_el)
-    if not pmid:
-        raise ValueError("record has no PMID")
+    if not valid_pmid(pmid):
+        raise ValueError(bad_pmid_reason(pmid))
     book = doc.find("Book")
     book_title = _opt(book.find("BookTitle")) if book is not None else None
 
@@ -489,7 +540,7 @@ def _parse_book(el: etree._Element, source: SourceFile) -> Document:
         _add_book_sections(sections_el, body, ())
     text, sections = body.build()
 
-    pub_date = (_date(book.find("PubDate")) if book is not None else None) or PubDate()
+    pub_date = (_date(book.find("PubDate"), notes, "PubDate") if book is not None else None) or PubDate()
     ids = _article_ids(el, "PubmedBookData")
     ids.update({k: v for k, v in _article_ids(el, "BookDocument").items() if k not in ids})
     authors = _authors(doc.find("AuthorList"))
@@ -530,31 +581,33 @@ def _parse_book(el: etree._Element, source: SourceFile) -> Document:
 # --------------------------------------------------------------------------- files
 
 
-def _open(path: Path) -> IO[bytes]:
-    with open(path, "rb") as f:
-        magic = f.read(2)
+def _decompressed(f: IO[bytes]) -> IO[bytes]:
+    """The file's XML bytes from its start: gunzipped when its first bytes say gzip."""
+    f.seek(0)
+    magic = f.read(2)
+    f.seek(0)
     if magic == b"\x1f\x8b":
-        return gzip.open(path, "rb")
-    return open(path, "rb")
+        return gzip.GzipFile(fileobj=f, mode="rb")
+    return f
 
 
-def _check_head(path: Path, source: str) -> None:
+def _check_head(f: IO[bytes], source: str) -> None:
     """Refuse entity declarations (bombs, external entities) before parsing."""
     chunks: list[bytes] = []
     size = 0
-    with _open(path) as f:
-        try:
-            while size < _HEAD_BYTES:
-                block = f.read(4096)
-                if not block:
-                    break
-                chunks.append(block)
-                size += len(block)
-        except (EOFError, OSError, zlib.error) as exc:
-            # A truncated file: what was read so far is checked; the parser will
-            # meet the same error later and report it with the record position.
-            if not chunks:
-                raise IngestError(f"unreadable or truncated file: {exc}", source=source) from exc
+    stream = _decompressed(f)
+    try:
+        while size < _HEAD_BYTES:
+            block = stream.read(4096)
+            if not block:
+                break
+            chunks.append(block)
+            size += len(block)
+    except (EOFError, OSError, zlib.error) as exc:
+        # A truncated file: what was read so far is checked; the parser will
+        # meet the same error later and report it with the record position.
+        if not chunks:
+            raise IngestError(f"unreadable or truncated file: {exc}", source=source) from exc
     head = b"".join(chunks)
     # An internal DTD subset sits inside the DOCTYPE, before the root element.
     doctype_end = head.find(b"<PubmedArticleSet")
@@ -563,115 +616,246 @@ def _check_head(path: Path, source: str) -> None:
         raise IngestError(_ENTITY_REFUSAL, source=source)
 
 
+def _record_pmid(el: etree._Element) -> str | None:
+    """The PMID of a record, when it has a valid one (for error messages)."""
+    pmid = _text(el.find("MedlineCitation/PMID")) or _text(el.find("BookDocument/PMID"))
+    return pmid if valid_pmid(pmid) else None
+
+
+def _prune(root: etree._Element, keep: etree._Element | None) -> None:
+    """Delete every finished element that is not needed any more.
+
+    The parser's open elements form the chain of last children from the root; every
+    earlier sibling along that chain is finished (and, when a record, already read).
+    Those are deleted, level by level, down to ``keep`` (the record being read, whose
+    content is still needed) or to the bottom of the chain. The chain is at most 256
+    deep: libxml2 refuses deeper documents unless ``huge_tree`` is set, and it is not.
+    """
+    node = root
+    while True:
+        n = len(node)
+        if n == 0:
+            return
+        if n > 1:
+            del node[: n - 1]
+        node = node[-1]
+        if node is keep:
+            return
+
+
+def _limit_breach(limits: RecordLimits, n_bytes: int, n_elements: int) -> str | None:
+    if n_bytes > limits.max_record_bytes:
+        return (
+            f"record is over {limits.max_record_bytes:,} bytes of XML "
+            "(RecordLimits.max_record_bytes); refused"
+        )
+    if n_elements > limits.max_record_elements:
+        return (
+            f"record has over {limits.max_record_elements:,} elements "
+            "(RecordLimits.max_record_elements); refused"
+        )
+    return None
+
+
+def _deletions(
+    el: etree._Element, src: SourceFile, position: int, on_error: OnError, report: IngestReport
+) -> Iterator[Deletion]:
+    for p in el.iterchildren("PMID"):
+        pmid = _text(p)
+        if not pmid:
+            continue
+        if not valid_pmid(pmid):
+            handle(
+                IngestError(f"<DeleteCitation>: {bad_pmid_reason(pmid)}", source=src.path, position=position),
+                on_error,
+                report,
+            )
+            continue
+        yield Deletion(pmid=pmid, source=src, version=_int_or_none(p.get("Version")) or 1)
+
+
 def _iter_file(
-    path: Path, on_error: OnError, report: IngestReport
+    path: Path, on_error: OnError, report: IngestReport, limits: RecordLimits
 ) -> Iterator[Document | Deletion]:
     source = str(path)
     try:
-        digest = sha256_file(path)
+        f = open_regular(path)
     except OSError as exc:
         handle(IngestError(f"cannot read file: {exc}", source=source), on_error, report)
         return
-    src = SourceFile(path=source, sha256=digest)
-    try:
-        _check_head(path, source)
-    except IngestError as err:
-        handle(err, on_error, report)
-        return
+    with f:
+        try:
+            src = SourceFile(path=source, sha256=sha256_handle(f))
+            _check_head(f, source)
+        except OSError as exc:
+            handle(IngestError(f"cannot read file: {exc}", source=source), on_error, report)
+            return
+        except IngestError as err:
+            handle(err, on_error, report)
+            return
+        yield from _iter_records(_decompressed(f), source, src, on_error, report, limits)
 
+
+def _iter_records(
+    stream: IO[bytes],
+    source: str,
+    src: SourceFile,
+    on_error: OnError,
+    report: IngestReport,
+    limits: RecordLimits,
+) -> Iterator[Document | Deletion]:
+    parser = etree.XMLPullParser(
+        events=("start", "end"),
+        tag=_EVENT_TAGS,
+        load_dtd=False,
+        no_network=True,
+        resolve_entities=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
     position = 0
     last_pmid: str | None = None
-    dtd_checked = False
-    f = _open(path)
+    root: etree._Element | None = None
+    # The record being read: its element, the bytes and start tags fed since it
+    # opened (counted per read, so to within one read), and whether it broke a limit.
+    current: etree._Element | None = None
+    rec_bytes = rec_elements = 0
+    refused = False
+    fed = 0
+    done = False
+    # read1 on a gzip stream decompresses what it has; a truncated file then loses
+    # nothing before its last incomplete block (read() would drop the whole buffer).
+    read = stream.read1 if isinstance(stream, gzip.GzipFile) else stream.read
+    closed_root: etree._Element | None = None
     try:
-        context = etree.iterparse(
-            f,
-            events=("end",),
-            tag=_RECORD_TAGS,
-            load_dtd=False,
-            no_network=True,
-            resolve_entities=False,
-            huge_tree=False,
-            remove_comments=True,
-            remove_pis=True,
-        )
-        try:
-            for _, el in context:
-                if not dtd_checked:
+        while not done:
+            syntax_error: etree.XMLSyntaxError | None = None
+            chunk = read(_CHUNK)
+            n_elements = chunk.count(b"<") - chunk.count(b"</")
+            fed += len(chunk)
+            rec_bytes += len(chunk)
+            rec_elements += n_elements
+            try:
+                if chunk:
+                    parser.feed(chunk)
+                else:
+                    done = True
+                    closed_root = parser.close()
+            except etree.XMLSyntaxError as exc:
+                # The events before the error are still delivered: read them first.
+                syntax_error = exc
+            for event, el in parser.read_events():
+                if root is None:
+                    root = el.getroottree().getroot()
                     # Second line of defence behind _check_head, which a DOCTYPE longer
                     # than its byte window (or a fake root tag in a comment) slips past:
                     # the parsed internal subset itself must declare no entity.
-                    dtd_checked = True
                     dtd = el.getroottree().docinfo.internalDTD
                     if dtd is not None and next(dtd.iterentities(), None) is not None:
                         handle(IngestError(_ENTITY_REFUSAL, source=source), on_error, report)
                         return
                 tag = el.tag
-                if tag == "DeleteCitation":
-                    for p in el.findall("PMID"):
-                        pmid = _text(p)
-                        if pmid:
-                            yield Deletion(
-                                pmid=pmid,
-                                source=src,
-                                version=_int_or_none(p.get("Version")) or 1,
-                            )
+                if tag not in _RECORD_TAGS:
+                    continue
+                if event == "start":
+                    if current is None:
+                        current, rec_bytes, rec_elements, refused = el, len(chunk), n_elements, False
+                    continue
+                skip = False
+                if el is current:
+                    why = None if refused else _limit_breach(limits, rec_bytes, rec_elements)
+                    if why is not None:
+                        handle(
+                            IngestError(why, source=source, record_id=_record_pmid(el), position=position),
+                            on_error,
+                            report,
+                        )
+                    skip = refused or why is not None
+                    current = None
+                if skip:
+                    pass
+                elif tag == "DeleteCitation":
+                    yield from _deletions(el, src, position, on_error, report)
                 else:
+                    notes: list[str] = []
                     try:
                         if tag == "PubmedArticle":
-                            doc = _parse_article(el, src)
+                            doc = _parse_article(el, src, notes)
                         else:
-                            doc = _parse_book(el, src)
+                            doc = _parse_book(el, src, notes)
                     except (ValueError, TypeError, AttributeError) as exc:
-                        record_id = _text(el.find("MedlineCitation/PMID")) or _text(
-                            el.find("BookDocument/PMID")
-                        )
                         handle(
                             IngestError(
-                                str(exc), source=source, record_id=record_id or None, position=position
+                                str(exc), source=source, record_id=_record_pmid(el), position=position
                             ),
                             on_error,
                             report,
                         )
                     else:
+                        for note in notes:
+                            logger.warning("%s, record %s: %s", source, doc.pmid, note)
                         last_pmid = doc.pmid
                         yield doc
+                if tag != "DeleteCitation":
                     position += 1
                 el.clear(keep_tail=False)
                 parent = el.getparent()
                 if parent is not None:
                     while el.getprevious() is not None:
                         del parent[0]
-            root = context.root
-            if root is None or root.tag not in _ROOT_TAGS:
-                tag = "nothing" if root is None else f"<{root.tag}>"
+            if syntax_error is not None:
+                raise syntax_error
+            if current is not None and not refused:
+                why = _limit_breach(limits, rec_bytes, rec_elements)
+                if why is not None:
+                    # Refused now, while it is still being read: its content is
+                    # discarded as it arrives, and the rest of the file goes on.
+                    refused = True
+                    handle(
+                        IngestError(why, source=source, record_id=_record_pmid(current), position=position),
+                        on_error,
+                        report,
+                    )
+            if root is not None:
+                _prune(root, None if refused else current)
+            elif fed > _NO_ROOT_BYTES:
                 handle(
-                    IngestError(f"not PubMed XML: the root element is {tag}", source=source),
+                    IngestError(
+                        f"not PubMed XML: no <PubmedArticleSet> or record element in its first "
+                        f"{_NO_ROOT_BYTES:,} bytes",
+                        source=source,
+                    ),
                     on_error,
                     report,
                 )
-        except etree.XMLSyntaxError as exc:
-            after = f" after PMID {last_pmid}" if last_pmid else ""
+                return
+        top = root if root is not None else closed_root
+        if top is None or top.tag not in _ROOT_TAGS:
+            tag = "nothing" if top is None else f"<{top.tag}>"
             handle(
-                IngestError(
-                    f"malformed XML{after}: {exc}", source=source, position=position
-                ),
+                IngestError(f"not PubMed XML: the root element is {tag}", source=source),
                 on_error,
                 report,
             )
-        except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
-            after = f" after PMID {last_pmid}" if last_pmid else ""
-            handle(
-                IngestError(
-                    f"truncated or corrupt compressed file{after}: {exc}",
-                    source=source,
-                    position=position,
-                ),
-                on_error,
-                report,
-            )
-    finally:
-        f.close()
+    except etree.XMLSyntaxError as exc:
+        after = f" after PMID {last_pmid}" if last_pmid else ""
+        handle(
+            IngestError(f"malformed XML{after}: {exc}", source=source, position=position),
+            on_error,
+            report,
+        )
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
+        after = f" after PMID {last_pmid}" if last_pmid else ""
+        handle(
+            IngestError(
+                f"truncated or corrupt compressed file{after}: {exc}",
+                source=source,
+                position=position,
+            ),
+            on_error,
+            report,
+        )
 
 
 def iter_pubmed_events(
@@ -679,6 +863,7 @@ def iter_pubmed_events(
     *,
     on_error: OnError = "raise",
     report: IngestReport | None = None,
+    limits: RecordLimits | None = None,
 ) -> Iterator[Document | Deletion]:
     """Stream :class:`Document` and :class:`Deletion` events, in file order.
 
@@ -689,15 +874,25 @@ def iter_pubmed_events(
             and the record (PMID or 0-based position); ``"skip"`` skips the record (or
             the unreadable rest of a file), counts it in ``report.skipped`` and goes on.
         report: an :class:`IngestReport` to fill (files, documents, skipped, deletions).
+        limits: bounds on one record (:class:`~medrag.ingest.RecordLimits`; the
+            defaults are far above any real record). A record over them is an
+            ``IngestError`` for that record, raised or skipped per ``on_error``.
+
+    Paths are expanded by the rules of :func:`medrag.ingest._common.expand_paths`
+    (directories walked without entering symlinked ones, glob patterns, FIFOs and
+    devices refused).
 
     A ``<DeleteCitation>`` yields one :class:`Deletion` per withdrawn PMID, so that an
     index built from update files can apply them in order.
     """
     check_on_error(on_error)
     report = report if report is not None else IngestReport()
-    for path in expand_paths(paths, suffixes=(".xml", ".xml.gz", ".gz")):
+    limits = limits if limits is not None else RecordLimits()
+    if not isinstance(limits, RecordLimits):
+        raise ConfigError(f"limits must be a RecordLimits, not {type(limits).__name__}")
+    for path in expand_paths(paths, suffixes=(".xml", ".xml.gz", ".gz"), on_error=on_error, report=report):
         report.files += 1
-        for item in _iter_file(path, on_error, report):
+        for item in _iter_file(path, on_error, report, limits):
             if isinstance(item, Document):
                 report.documents += 1
             else:
@@ -710,6 +905,7 @@ def iter_pubmed(
     *,
     on_error: OnError = "raise",
     report: IngestReport | None = None,
+    limits: RecordLimits | None = None,
 ) -> Iterator[Document]:
     """Stream :class:`Document` objects from PubMed XML files (see :func:`iter_pubmed_events`).
 
@@ -721,7 +917,7 @@ def iter_pubmed(
     own = report is None
     report = report if report is not None else IngestReport()
     n_del = 0
-    for item in iter_pubmed_events(paths, on_error=on_error, report=report):
+    for item in iter_pubmed_events(paths, on_error=on_error, report=report, limits=limits):
         if isinstance(item, Document):
             yield item
         else:
