@@ -124,7 +124,20 @@ def _drop_markers(spans: list[_Span]) -> list[_Span]:
 _MARKER = re.compile(r"^[\d,\-–*†‡]{1,12}$")
 
 
-def _page_spans(textpage: Any, y_offset: float = 0.0) -> list[_Span]:
+# PDFium calls that hand back handles as plain addresses (ints): cheaper than ctypes
+# pointer objects on the per-glyph path, and comparable by value.
+_get_text_object = ctypes.cast(
+    _pr.FPDFText_GetTextObject,
+    ctypes.CFUNCTYPE(ctypes.c_void_p, _pr.FPDFText_GetTextObject.argtypes[0], ctypes.c_int),
+)
+_get_font = ctypes.cast(_pr.FPDFTextObj_GetFont, ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p))
+_font_name = ctypes.cast(
+    _pr.FPDFFont_GetBaseFontName,
+    ctypes.CFUNCTYPE(ctypes.c_size_t, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t),
+)
+
+
+def _page_spans(textpage: Any, y_offset: float = 0.0, font_cache: dict[Any, Any] | None = None) -> list[_Span]:
     """The spans of one page, from PDFium's text page (``pypdfium2``).
 
     PDFium places every glyph with the full text state (character and word spacing,
@@ -145,32 +158,33 @@ def _page_spans(textpage: Any, y_offset: float = 0.0) -> list[_Span]:
     prect = ctypes.byref(rect)
     mat = _pr.FS_MATRIX()
     pmat = ctypes.byref(mat)
-    get_obj = _pr.FPDFText_GetTextObject
+    get_obj = _get_text_object
     get_box = _pr.FPDFText_GetLooseCharBox
     infos: dict[Any, tuple[float, bool, str, bool] | None] = {}
+    faces = font_cache if font_cache is not None else {}
     namebuf = ctypes.create_string_buffer(256)
 
     def info_of(i: int) -> tuple[Any, tuple[float, bool, str, bool] | None]:
-        obj = get_obj(raw, i)
-        key = ctypes.cast(obj, ctypes.c_void_p).value if obj else None
+        """(text object, (size, bold, family, True)) of glyph ``i``; None for rotated text."""
+        key = get_obj(raw, i)
         if key in infos:
             return key, infos[key]
-        fs = _pr.FPDFText_GetFontSize(raw, i)
         _pr.FPDFText_GetMatrix(raw, i, pmat)
         a, b = mat.a, mat.b
-        size = abs(fs * math.hypot(a, b))
+        size = abs(_pr.FPDFText_GetFontSize(raw, i) * math.hypot(a, b))
         inf: tuple[float, bool, str, bool] | None
         if abs(b) > 0.05 * abs(a) or a <= 0 or size < 1.0:
             inf = None  # rotated or mirrored text: margin decorations, not reading text
         else:
-            name = ""
-            if obj:
-                font = _pr.FPDFTextObj_GetFont(obj)
-                if font and _pr.FPDFFont_GetBaseFontName(font, namebuf, 256):
+            fkey = _get_font(key) if key else None
+            face = faces.get(fkey)
+            if face is None:
+                name = ""
+                if fkey and _font_name(fkey, namebuf, 256):
                     name = namebuf.value.decode("latin-1", "replace")
-            weight = _pr.FPDFText_GetFontWeight(raw, i)
-            bold = bool(_BOLD.search(name)) or weight >= 600
-            inf = (size, bold, _family(name), True)
+                weight = _pr.FPDFText_GetFontWeight(raw, i)
+                face = faces[fkey] = (bool(_BOLD.search(name)) or weight >= 600, _family(name))
+            inf = (round(size, 2), face[0], face[1], True)
         infos[key] = inf
         return key, inf
 
@@ -209,7 +223,7 @@ def _page_spans(textpage: Any, y_offset: float = 0.0) -> list[_Span]:
                 if j - 1 > i:
                     get_box(raw, j - 1, prect)
                 if abs(rect.bottom - bottom) < 0.3 * inf1[0]:
-                    word = _normalize("".join(map(chr, codes[i:j])))
+                    word = "".join(map(chr, codes[i:j]))
                     place(word, x0, max(rect.right, x0), bottom + 0.22 * (top - bottom), k1, inf1)
                     i = j
                     continue
@@ -219,13 +233,17 @@ def _page_spans(textpage: Any, y_offset: float = 0.0) -> list[_Span]:
             if infq is None:
                 continue
             get_box(raw, q, prect)
-            ch = _normalize(chr(codes[q]))
+            ch = chr(codes[q])
             if ch:
                 place(ch, rect.left, rect.right, rect.bottom + 0.22 * (rect.top - rect.bottom), kq, infq)
         i = j
+    kept = []
     for s in spans:
         s.y -= y_offset
-    return _drop_markers(spans)
+        s.text = _normalize(s.text).strip()
+        if s.text:
+            kept.append(s)
+    return _drop_markers(kept)
 
 
 def _rows(spans: list[_Span]) -> list[_Line]:

@@ -27,7 +27,7 @@ from .._common import (
 from .layout import _drop_furniture, _page_blocks
 from .lines import _Line, _page_spans, _rows, _Span
 from .metadata import _BAD_TITLE, _front_title, _meta_str, _organization, _year
-from .repair import _join_lines, _vocabulary
+from .repair import _join_parts, _vocabulary
 from .structure import _Placed, _paragraphs, _sections
 
 logger = logging.getLogger(__name__)
@@ -272,19 +272,7 @@ def _pdfium_page_spans(doc: Any, index: int, y_offset: float) -> list[_Span]:
 
 def _join_with_offsets(lines: list[_Line], vocab: set[str]) -> tuple[str, list[int]]:
     """Like :func:`_join_lines`, also giving the offset where each line starts."""
-    out = ""
-    offsets: list[int] = []
-    for ln in lines:
-        before = len(out)
-        joined = _join_lines([out, ln.text], vocab) if out else ln.text.strip()
-        # where the new line's text begins: after the old text and any added space
-        if joined.startswith(out):
-            start = before + (1 if len(joined) > before and joined[before:before + 1] == " " else 0)
-        else:  # a hyphen was dropped
-            start = before - 1
-        offsets.append(max(0, start))
-        out = joined
-    return out, offsets
+    return _join_parts([ln.text for ln in lines], vocab)
 
 
 def iter_guideline_pdf(

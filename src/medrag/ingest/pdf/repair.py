@@ -52,37 +52,65 @@ _HYPHEN_END = re.compile(r"([A-Za-z]+)[-\u00ad]$")
 _LEAD_WORD = re.compile(r"^([a-z]+)")
 
 
+_URL_TAIL = re.compile(r"(https?:|www\.)\S*[/.]$")
+
+
+def _join_step(tail: str, t: str, vocab: set[str] | None) -> tuple[int, str]:
+    """How line ``t`` joins text ending in ``tail`` (its last ~200 characters): how many
+    characters to drop from the end (a hyphen), and the separator (``""`` or ``" "``)."""
+    m = _HYPHEN_END.search(tail)
+    if m and tail[-1] == "\u00ad":
+        return 1, ""
+    last_token = tail.rsplit(" ", 1)[-1]
+    if m and ("/" in last_token or "www." in last_token):
+        return 0, ""  # a URL broken after a hyphen: keep it
+    lead = _LEAD_WORD.match(t)
+    if m and lead:
+        if _drop_hyphen(m.group(1).lower(), lead.group(1), vocab):
+            return 1, ""
+        return 0, ""
+    if _URL_TAIL.search(last_token) and not t[0].isupper():
+        return 0, ""  # a URL broken after a slash
+    return 0, " "
+
+
+def _join_parts(lines: list[str], vocab: set[str] | None) -> tuple[str, list[int]]:
+    """Join the lines of one paragraph, rejoining words hyphenated at line ends; also
+    the offset in the result where each line's text begins. Linear in the text length."""
+    parts: list[str] = []
+    offsets: list[int] = []
+    length = 0
+    tail = ""
+    for raw in lines:
+        t = raw.strip()
+        if "\u00ad" in t[:-1]:  # a soft hyphen inside a line is invisible: drop it
+            t = t[:-1].replace("\u00ad", "") + t[-1]
+        if not parts:
+            offsets.append(0)
+            if t:
+                parts.append(t)
+                length = len(t)
+                tail = t[-200:]
+            continue
+        if not t:
+            offsets.append(length)
+            continue
+        drop, sep = _join_step(tail, t, vocab)
+        if drop:
+            parts[-1] = parts[-1][:-drop] if len(parts[-1]) >= drop else ""
+            length -= drop
+        offsets.append(max(0, length + len(sep)))
+        parts.append(sep + t)
+        length += len(sep) + len(t)
+        tail = (tail[: len(tail) - drop] + sep + t)[-200:]
+    if parts and parts[-1].endswith("\u00ad"):
+        parts[-1] = parts[-1][:-1]
+    return "".join(parts), offsets
+
+
 def _join_lines(lines: list[str], vocab: set[str] | None) -> str:
     """Join the lines of one paragraph, rejoining words hyphenated at line ends."""
-    out = ""
-    for t in lines:
-        t = t.strip()
-        if not t:
-            continue
-        if not out:
-            out = t
-            continue
-        m = _HYPHEN_END.search(out)
-        if m and out[-1] == "\u00ad":
-            out = out[:-1] + t
-            continue
-        lead = _LEAD_WORD.match(t)
-        last_token = out.rsplit(" ", 1)[-1]
-        if m and ("/" in last_token or "www." in last_token):
-            out = out + t  # a URL broken after a hyphen: keep it
-            continue
-        if m and lead:
-            prefix, suffix = m.group(1).lower(), lead.group(1)
-            if _drop_hyphen(prefix, suffix, vocab):
-                out = out[:-1] + t
-            else:
-                out = out + t
-            continue
-        if re.search(r"(https?:|www\.)\S*[/.]$", out) and not t[0].isupper():
-            out = out + t  # a URL broken after a slash
-            continue
-        out = out + " " + t
-    return out.replace("\u00ad", "")
+    return _join_parts(lines, vocab)[0]
 
 
 def _drop_hyphen(prefix: str, suffix: str, vocab: set[str] | None) -> bool:
