@@ -14,11 +14,19 @@ BM25 matrix and of the vector array. A directory holds::
     bm25/              sparse BM25 arrays (see medrag.retrieve.bm25), no pickle
     dense/vectors.npy  float32 unit vectors; dense/index.faiss for HNSW / IVF-PQ
 
-Saving builds a new sibling directory and swaps it in atomically (the index path is a
-symbolic link to the current version), so a crash mid-save leaves the previous index
-intact. Loading checks the format version, refuses any file the manifest names outside
-the directory, verifies sizes and sha256 checksums, and rebuilds the analyzer and the
-query encoder from the manifest, never from the caller's defaults.
+The index path is a real directory (it survives ``cp -r``, ``cp -a`` and ``tar``).
+Saving writes a new generation into a sibling staging directory and swaps it in with
+one atomic rename, under a cross-process write lock; a loaded index keeps reading the
+generation it loaded. See :mod:`medrag._indexdir` for the commit, locking and clean-up
+rules. Indexes written by medrag 0.1 (the path a symbolic link to a hidden sibling)
+still load, and the next save turns them into a real directory.
+
+Loading checks the format version, refuses any file the manifest names outside the
+directory (or reached through a symbolic link), verifies sizes and sha256 checksums,
+and rebuilds the analyzer and the query encoder from the manifest, never from the
+caller's defaults. It never loads an encoder from outside the index (the hub, another
+folder) unless the caller passes one or opts in with ``trust_encoder=True``; the
+default packaged model loads offline from its installed package.
 """
 
 from __future__ import annotations
@@ -27,10 +35,11 @@ import hashlib
 import json
 import logging
 import os
-import shutil
+import stat
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -38,12 +47,22 @@ from typing import Any, Literal
 
 import numpy as np
 
+from . import _indexdir
+from ._indexparts import ChunkStore, DocTable, RWLock, check_offsets, load_array, safe_member, str_list
 from ._io import library_version, sha256_file
 from .chunking import ChunkConfig, chunk_document
-from .errors import ConfigError, IndexFormatError, IndexNotFoundError, IndexVersionError
+from .errors import ConfigError, IndexConflictError, IndexFormatError, IndexNotFoundError, IndexVersionError, MedragError
 from .retrieve.analyzer import Analyzer
+from .retrieve.bm25 import _ARRAYS as _BM25_ARRAYS
 from .retrieve.bm25 import BM25Index, BM25Params
-from .retrieve.dense import Encoder, EncoderConfig, VectorConfig, VectorIndex, encoder_from_description
+from .retrieve.dense import (
+    _PACKAGE_MODELS,
+    Encoder,
+    EncoderConfig,
+    VectorConfig,
+    VectorIndex,
+    encoder_from_description,
+)
 from .retrieve.fusion import convex, ranked, rrf
 from .progress import ProgressSpec, embed_with_progress, resolve_progress, tokenize_with_progress, track
 from .types import Chunk, Document, Passage, SourceInfo
@@ -54,8 +73,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "medrag.index"
 FORMAT_VERSION = 1
-_MANIFEST = "manifest.json"
-_MAX_MANIFEST_BYTES = 16 << 20
+_MANIFEST = _indexdir.MANIFEST
 Mode = Literal["hybrid", "bm25", "dense"]
 
 
@@ -123,131 +141,18 @@ class Filters:
     exclude_doc_ids: tuple[str, ...] = ()
     include_retracted: bool = False
 
-
-# --------------------------------------------------------------------------- files
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _safe_member(root: Path, rel: str) -> Path:
-    """``root / rel``, refusing anything that would leave ``root``."""
-    p = Path(rel)
-    if p.is_absolute() or ".." in p.parts or not rel or rel.startswith("~"):
-        raise IndexFormatError(f"manifest names a file outside the index directory: {rel!r}")
-    full = (root / p).resolve()
-    if root.resolve() not in full.parents:
-        raise IndexFormatError(f"manifest names a file outside the index directory: {rel!r}")
-    return full
-
-
-class _ChunkStore:
-    """Rows of ``chunks.jsonl`` read on demand through a byte-offset array."""
-
-    def __init__(self, path: Path | None, offsets: np.ndarray | None) -> None:
-        self._path = path
-        self._offsets = offsets
-        self._lock = threading.Lock()
-        self._fh = None
-
-    def __len__(self) -> int:
-        return 0 if self._offsets is None else len(self._offsets) - 1
-
-    def raw(self, row: int) -> bytes:
-        assert self._offsets is not None and self._path is not None
-        start, end = int(self._offsets[row]), int(self._offsets[row + 1])
-        with self._lock:
-            if self._fh is None:
-                self._fh = open(self._path, "rb")
-            self._fh.seek(start)
-            return self._fh.read(end - start)
-
-    def get(self, row: int) -> Chunk:
-        try:
-            return Chunk.from_dict(json.loads(self.raw(row)))
-        except (ValueError, TypeError, KeyError) as exc:
-            raise IndexFormatError(f"{self._path}: row {row} is not a valid chunk: {exc}") from exc
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-
-
-class _DocTable:
-    """Each document's :class:`SourceInfo`, parsed from ``docs.jsonl`` only when asked
-    for; ids, source hashes, years and retraction flags are kept as plain lists and
-    arrays so that loading and filtering never parse every line."""
-
-    def __init__(
-        self,
-        ids: list[str],
-        shas: list[str | None],
-        years: np.ndarray,
-        retracted: np.ndarray,
-        store: _ChunkStore | None = None,
-    ) -> None:
-        self.ids = ids
-        self.shas = shas
-        self.years = years
-        self.retracted = retracted
-        self._store = store
-        self._parsed: dict[int, SourceInfo] = {}
-
-    @classmethod
-    def from_sources(cls, sources: list[SourceInfo]) -> "_DocTable":
-        t = cls([], [], np.zeros(0, np.int32), np.zeros(0, bool))
-        t.extend(sources)
-        return t
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, i: int) -> SourceInfo:
-        i = int(i)
-        s = self._parsed.get(i)
-        if s is None:
-            if self._store is None or i >= len(self._store):
-                raise IndexError(i)
-            try:
-                s = SourceInfo.from_dict(json.loads(self._store.raw(i)))
-            except (ValueError, TypeError) as exc:
-                raise IndexFormatError(f"docs.jsonl line {i + 1} is not a valid source: {exc}") from exc
-            if s.doc_id != self.ids[i]:
-                raise IndexFormatError(f"docs.jsonl line {i + 1} is {s.doc_id}, expected {self.ids[i]}")
-            self._parsed[i] = s
-        return s
-
-    def extend(self, sources: list[SourceInfo]) -> None:
-        base = len(self.ids)
-        for k, src in enumerate(sources):
-            self._parsed[base + k] = src
-        self.ids.extend(src.doc_id for src in sources)
-        self.shas.extend(src.source_sha256 for src in sources)
-        self.years = np.concatenate(
-            [np.asarray(self.years), np.array([s.year if s.year is not None else -1 for s in sources], np.int32)]
-        )
-        self.retracted = np.concatenate([np.asarray(self.retracted), np.array([s.retracted for s in sources], bool)])
-
-    def take(self, rows: np.ndarray) -> "_DocTable":
-        return _DocTable.from_sources([self[int(i)] for i in rows])
-
-    def raw(self, i: int) -> bytes:
-        if i in self._parsed or self._store is None:
-            return (json.dumps(self[i].to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
-        return self._store.raw(i)
-
-    def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
+    def __post_init__(self) -> None:
+        for name in ("year_min", "year_max"):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise ConfigError(f"Filters.{name} must be an integer year or None, not {v!r}")
+            object.__setattr__(self, name, int(v))
+        for name in ("publication_types", "kinds", "mesh", "doc_ids", "exclude_doc_ids"):
+            object.__setattr__(self, name, tuple(str_list(getattr(self, name), f"Filters.{name}", "pubmed")))
+        if not isinstance(self.include_retracted, (bool, np.bool_)):
+            raise ConfigError(f"Filters.include_retracted must be True or False, not {self.include_retracted!r}")
 
 
 # --------------------------------------------------------------------------- index
@@ -262,15 +167,21 @@ class Index:
 
     Thread safety: any number of threads may search at once; :meth:`add`,
     :meth:`delete` and :meth:`save` take an exclusive lock, and a search waits for them.
+
+    Processes: a loaded index keeps reading the generation it loaded, whatever other
+    processes save meanwhile; saves to one path are serialized by a file lock, and a
+    save refuses (:class:`~medrag.errors.IndexConflictError`) to overwrite a generation
+    saved by someone else after this index was loaded. :meth:`close` (or leaving a
+    ``with`` block) releases the files and lets a later save remove the generation.
     """
 
     def __init__(
         self,
         *,
         config: IndexConfig,
-        docs: _DocTable,
+        docs: DocTable,
         chunk_doc: np.ndarray,
-        store: _ChunkStore,
+        store: ChunkStore,
         new_chunks: list[Chunk],
         bm25: BM25Index,
         vectors: VectorIndex | None,
@@ -288,8 +199,34 @@ class Index:
         self._vectors = vectors
         self._encoder = encoder
         self._manifest = manifest or {}
-        self._rw = _RWLock()
+        self._rw = RWLock()
+        self._pin: _indexdir.Pinned | None = None
+        self._origin: tuple[str, str] | None = None  # (real path loaded from, index id)
+        self._finalizer: weakref.finalize | None = None
         self._refresh_doc_arrays()
+
+    def _adopt_pin(self, pinned: _indexdir.Pinned | None, origin: tuple[str, str] | None) -> None:
+        """Hold ``pinned`` (the reader lock on the generation now served) and release
+        the previous one."""
+        old = self._finalizer
+        self._pin, self._origin = pinned, origin
+        self._finalizer = weakref.finalize(self, pinned.release) if pinned is not None else None
+        if old is not None:
+            old()
+
+    def close(self) -> None:
+        """Release the index's files and its reader lock (a later save may then delete
+        the generation). The index cannot be searched afterwards."""
+        with self._rw.write():
+            self._store.close()
+            self._docs.close()
+            self._adopt_pin(None, self._origin)
+
+    def __enter__(self) -> "Index":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ building
 
@@ -324,9 +261,9 @@ class Index:
         vectors = VectorIndex(np.zeros((0, encoder.dim), np.float32), config.vectors) if encoder else None
         index = cls(
             config=config,
-            docs=_DocTable.from_sources([]),
+            docs=DocTable.from_sources([]),
             chunk_doc=np.zeros(0, np.int32),
-            store=_ChunkStore(None, None),
+            store=ChunkStore(None, None),
             new_chunks=[],
             bm25=empty_bm25,
             vectors=vectors,
@@ -404,8 +341,21 @@ class Index:
         the number of chunks added. ``progress``: as in :meth:`build`."""
         if self._vectors is not None and self._encoder is None:
             raise ConfigError("this index was loaded without its encoder; load it with one to add documents")
+        if isinstance(documents, (str, bytes, Document)):
+            raise ConfigError(
+                f"add() takes an iterable of Document objects, not a single {type(documents).__name__}"
+                + (": pass [document]" if isinstance(documents, Document) else "")
+            )
+        if not hasattr(documents, "__iter__"):
+            raise ConfigError(f"add() takes an iterable of Document objects, not {type(documents).__name__}")
         prog = resolve_progress(progress if progress is not None else (show_progress or None))
         docs = list(track(documents, "read", progress=prog, unit="doc"))
+        for i, d in enumerate(docs):
+            if not isinstance(d, Document):
+                raise ConfigError(
+                    f"add(): item {i} is a {type(d).__name__}, not a medrag Document "
+                    "(make documents with medrag.ingest or medrag.types.Document)"
+                )
         latest: dict[str, Document] = {}
         for d in docs:
             latest[d.id] = d  # the last version wins
@@ -446,8 +396,9 @@ class Index:
         """Delete documents by id (e.g. PubMed ``<DeleteCitation>`` PMIDs as
         ``pmid:<PMID>``); unknown ids are ignored. Returns the number of documents
         deleted."""
+        ids = str_list(doc_ids, "delete()'s document ids", "pmid:123")
         with self._rw.write():
-            return self._delete_locked(list(doc_ids))
+            return self._delete_locked(list(dict.fromkeys(ids)))  # an id given twice is deleted once
 
     def _delete_locked(self, doc_ids: list[str]) -> int:
         rows_of = [self._doc_row[i] for i in doc_ids if i in self._doc_row and self._doc_alive[self._doc_row[i]]]
@@ -536,6 +487,9 @@ class Index:
     def _search_locked(
         self, query: str, qvec: np.ndarray | None, k: int, filters: Filters | None, mode: Mode
     ) -> list[Passage]:
+        k = min(k, self._bm25.n_rows)  # a huge k never reaches FAISS (HNSW allocates k-sized buffers)
+        if k == 0:
+            return []
         mask = self._row_mask(filters)
         tokens = self.config.analyzer.tokenize(query)
         runs: dict[str, dict[int, float]] = {}
@@ -550,7 +504,7 @@ class Index:
             runs["dense"] = fused
         else:
             assert self._vectors is not None and qvec is not None
-            c = max(self.config.fusion.candidates, k)
+            c = min(max(self.config.fusion.candidates, k), self._bm25.n_rows)
             b_rows, _ = self._bm25.search(tokens, c, mask=mask) if tokens else (np.zeros(0, np.int64), None)
             d_rows, _ = self._vectors.search(qvec, c, allowed=mask)
             union = np.union1d(np.asarray(b_rows, np.int64), np.asarray(d_rows, np.int64))
@@ -586,59 +540,79 @@ class Index:
 
     # ------------------------------------------------------------------ persistence
 
-    def save(self, directory: str | os.PathLike[str]) -> Path:
+    def save(self, directory: str | os.PathLike[str], *, lock_timeout: float | None = 60.0) -> Path:
         """Write the index to ``directory`` atomically and return its path.
 
-        Deleted rows are dropped (compacted) on save. ``directory`` becomes a symbolic
-        link to a versioned sibling (``.<name>.<id>``); the old version is removed only
-        after the new one is in place.
+        Deleted rows are dropped (compacted) on save. The new generation is written to
+        a staging sibling (``.<name>.<id>``) and swapped in with one atomic rename; the
+        previous one is deleted once no open index reads it. Staging directories of
+        failed or interrupted saves are removed (at once, or by the next save).
+
+        ``lock_timeout``: seconds to wait while another process saves the same index
+        (None: wait for ever). Refused with ConfigError: a path that is not an index (a
+        file, a directory of other things, a symbolic link to one) or an index
+        directory holding files the index did not write. Refused with
+        IndexConflictError: the lock is still held after ``lock_timeout``, or this
+        index was loaded from ``directory`` and another writer has saved it since.
         """
         if self._vectors is not None and self._encoder is None:
             raise ConfigError("this index was loaded without its encoder; load it with one to save it")
-        target = Path(directory)
-        if target.exists() and not target.is_symlink() and not (target / _MANIFEST).is_file():
-            raise ConfigError(f"{target} exists and is not a medrag index; refusing to replace it")
-        parent = target.parent
-        parent.mkdir(parents=True, exist_ok=True)
-        index_id = uuid.uuid4().hex[:16]
-        staging = parent / f".{target.name}.{index_id}"
-        with self._rw.write():
-            self._compact_locked()
-            self._write_locked(staging, index_id)
-        _fsync_dir(staging)
-        old_real: Path | None = None
-        if target.is_symlink():
-            old_real = (parent / os.readlink(target)).resolve() if not os.path.isabs(os.readlink(target)) else Path(os.readlink(target))
-        elif target.exists():
-            if not (target / _MANIFEST).is_file():
-                raise ConfigError(f"{target} exists and is not a medrag index; refusing to replace it")
-            # a plain index directory (a copy, or one unpacked from an archive): move it aside
-            old_real = parent / f".{target.name}.old-{index_id}"
-            os.replace(target, old_real)
-        link_tmp = parent / f".{target.name}.link-{index_id}"
-        os.symlink(staging.name, link_tmp)
-        os.replace(link_tmp, target)
-        _fsync_dir(parent)
-        # serve from the saved files from now on (memory released, nothing read from
-        # the old version), then remove the old version
-        loaded = Index.load(target, encoder=self._encoder, verify=False)
-        with self._rw.write():
-            self._store.close()
-            self._docs.close()
-            self._store = loaded._store
-            self._docs = loaded._docs
-            self._doc_row = loaded._doc_row
-            self._doc_alive = loaded._doc_alive
-            self._new_chunks = []
-            self._bm25 = loaded._bm25
-            self._vectors = loaded._vectors
-            self._chunk_doc = loaded._chunk_doc
-            self._manifest = loaded._manifest
-            self._refresh_doc_arrays()
-        if old_real is not None and old_real.exists() and old_real.resolve() != staging.resolve():
-            shutil.rmtree(old_real, ignore_errors=True)
+        given = Path(directory)
+        target = _indexdir.save_target(given, FORMAT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with _indexdir.write_lock(target, lock_timeout):
+            where = _indexdir.check_target(target, FORMAT)
+            if (
+                self._origin is not None
+                and where.kind != "new"
+                and Path(self._origin[0]) == target.resolve()
+                and where.current_id != self._origin[1]
+            ):
+                raise IndexConflictError(
+                    f"{given} was saved by another writer (index {where.current_id}) after this index "
+                    f"loaded it (index {self._origin[1]}); saving would discard those changes. "
+                    "Load it again and reapply yours."
+                )
+            _indexdir.sweep(target)
+            index_id = uuid.uuid4().hex[:16]
+            staging = _indexdir.staging_name(target, index_id)
+            old: Path | None = None
+            committed = False
+            try:
+                _indexdir.make_staging(staging)
+                with self._rw.write():
+                    self._compact_locked()
+                    self._write_locked(staging, index_id)
+                _indexdir.fsync_tree(staging)
+                old = _indexdir.commit(staging, where, index_id)
+                committed = True
+            finally:
+                if not committed:  # an error, a full disk, Ctrl-C: leave nothing behind
+                    _indexdir.remove_staging(staging)
+            # serve from the saved files from now on (memory released, nothing read from
+            # the old generation), then retire the old generation
+            loaded = Index.load(target, encoder=self._encoder, verify=False)
+            with self._rw.write():
+                self._store.close()
+                self._docs.close()
+                self._store = loaded._store
+                self._docs = loaded._docs
+                self._doc_row = loaded._doc_row
+                self._doc_alive = loaded._doc_alive
+                self._new_chunks = []
+                self._bm25 = loaded._bm25
+                self._vectors = loaded._vectors
+                self._chunk_doc = loaded._chunk_doc
+                self._manifest = loaded._manifest
+                self._refresh_doc_arrays()
+                pinned, origin = loaded._pin, loaded._origin
+                if loaded._finalizer is not None:
+                    loaded._finalizer.detach()
+                self._adopt_pin(pinned, origin)
+            if old is not None:
+                _indexdir.retire(old)
         logger.info("saved index %s to %s", index_id, target)
-        return target
+        return given
 
     def _compact_locked(self) -> None:
         alive = np.asarray(self._bm25.alive)
@@ -656,12 +630,12 @@ class Index:
         self._doc_row = {d: i for i, d in enumerate(self._docs.ids)}
         self._doc_alive = np.ones(len(self._docs), bool)
         self._store.close()
-        self._store = _ChunkStore(None, None)
+        self._store = ChunkStore(None, None)
         self._new_chunks = chunks
         self._refresh_doc_arrays()
 
     def _write_locked(self, d: Path, index_id: str) -> None:
-        d.mkdir(parents=True)
+        d.mkdir(parents=True, exist_ok=True)
         n = self._bm25.n_rows
         doc_offsets = np.zeros(len(self._docs) + 1, np.int64)
         with open(d / "docs.jsonl", "wb") as f:
@@ -740,36 +714,71 @@ class Index:
         verify: bool = True,
         mmap: bool = True,
         load_encoder: bool = True,
+        trust_encoder: bool = False,
     ) -> "Index":
         """Open a saved index.
 
         The analyzer, BM25 parameters, chunking and encoder are rebuilt from the
-        manifest. ``encoder`` supplies a query encoder for a custom (non
-        sentence-transformers) encoder; it must match the recorded dimension.
+        manifest. ``encoder`` supplies the query encoder (required for a custom, non
+        sentence-transformers encoder; it must match the recorded dimension).
+        Without one, only a model packaged with medrag (``package:...``) is loaded
+        from the manifest, offline; an index naming any other model (a hub name, a
+        folder) is refused unless ``trust_encoder=True``, since loading it could
+        download, or read code and weights from outside the index.
         ``verify=False`` skips the sha256 checks (sizes are always checked).
         ``load_encoder=False`` opens the index without its query encoder (for
         inspection, or BM25-only search).
+
+        The loaded index reads only the generation that was current when it was
+        opened (its files are opened now and kept open until :meth:`close`).
 
         Raises:
             IndexNotFoundError: no index at ``directory``.
             IndexVersionError: a format version this library does not know.
             IndexFormatError: anything missing, altered, malformed or unsafe.
+            ConfigError: an encoder that needs ``encoder=`` or ``trust_encoder=True``.
         """
         root = Path(directory)
-        if not root.exists():
-            # a save over a plain directory moves it to .NAME.old-<id> before the new
-            # version's link is in place: a crash between the two leaves it there
-            olds = [p for p in root.parent.glob(f".{root.name}.old-*") if (p / _MANIFEST).is_file()]
-            if olds:
-                root = max(olds, key=lambda p: p.stat().st_mtime)
-                logger.warning("%s is missing; loading %s left by an interrupted save", directory, root)
-        mpath = root / _MANIFEST
-        if not mpath.is_file():
-            raise IndexNotFoundError(f"no medrag index at {root} (no {_MANIFEST})")
-        if mpath.stat().st_size > _MAX_MANIFEST_BYTES:
-            raise IndexFormatError(f"{mpath} is implausibly large")
+        if not os.path.lexists(root):
+            # without an atomic exchange a save moves the old generation to
+            # .NAME.old-<id> before the new one is in place: a crash between leaves it
+            recovered = _indexdir.recover_path(root)
+            if recovered is not None:
+                logger.warning("%s is missing; loading %s left by an interrupted save", directory, recovered)
+                root = recovered
+        pinned = _indexdir.pin(root)
         try:
-            manifest = json.loads(mpath.read_text(encoding="utf-8"))
+            index = cls._load_pinned(
+                pinned, encoder=encoder, verify=verify, mmap=mmap, load_encoder=load_encoder, trust_encoder=trust_encoder
+            )
+        except (IndexFormatError, IndexNotFoundError, ConfigError) as exc:
+            msg = pinned.show(str(exc))
+            pinned.release()
+            if msg != str(exc) and type(exc) in (IndexFormatError, IndexVersionError, IndexNotFoundError, ConfigError):
+                raise type(exc)(msg) from exc
+            raise
+        except BaseException:
+            pinned.release()
+            raise
+        pinned.close_dir()
+        index._adopt_pin(pinned, (str(root.resolve()), index.id))
+        return index
+
+    @classmethod
+    def _load_pinned(
+        cls,
+        pinned: _indexdir.Pinned,
+        *,
+        encoder: Encoder | None,
+        verify: bool,
+        mmap: bool,
+        load_encoder: bool,
+        trust_encoder: bool,
+    ) -> "Index":
+        root = pinned.base
+        mpath = root / _MANIFEST
+        try:
+            manifest = json.loads(pinned.read_manifest().decode("utf-8"))
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise IndexFormatError(f"{mpath} is not valid JSON: {exc}") from exc
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -787,12 +796,17 @@ class Index:
             "docs.jsonl", "doc_offsets.npy", "doc_ids.json", "doc_year.npy", "doc_retracted.npy",
             "chunks.jsonl", "chunk_offsets.npy", "chunk_doc.npy",
         }
+        required |= {"bm25/bm25.json", "bm25/vocab.json"} | {f"bm25/{a}.npy" for a in _BM25_ARRAYS}
+        if manifest.get("dense"):
+            required.add("dense/vectors.npy")
         missing = required - set(files)
         if missing:
             raise IndexFormatError(f"{mpath} does not list {sorted(missing)}")
+        if os.path.lexists(root / "dense" / "index.faiss") and "dense/index.faiss" not in files:
+            raise IndexFormatError(f"{mpath} does not list dense/index.faiss")
         for rel, meta in files.items():
             try:
-                p = _safe_member(root, str(rel))
+                p = safe_member(root, str(rel))
                 ok = p.is_file()
                 size = p.stat().st_size if ok else None
             except (OSError, ValueError) as exc:
@@ -826,19 +840,19 @@ class Index:
         n_docs = len(ids)
         if len(shas) != n_docs or not all(isinstance(i, str) for i in ids) or len(set(ids)) != n_docs:
             raise IndexFormatError(f"{root}/doc_ids.json is malformed (ids not unique strings, or hashes missing)")
-        doc_offsets = _load_array(root / "doc_offsets.npy", np.int64, (n_docs + 1,), mmap)
-        _check_offsets(root / "doc_offsets.npy", doc_offsets, root / "docs.jsonl")
-        docs = _DocTable(
+        doc_offsets = load_array(root / "doc_offsets.npy", np.int64, (n_docs + 1,), mmap)
+        check_offsets(root / "doc_offsets.npy", doc_offsets, root / "docs.jsonl")
+        docs = DocTable(
             ids, shas,
-            _load_array(root / "doc_year.npy", np.int32, (n_docs,), mmap),
-            _load_array(root / "doc_retracted.npy", np.bool_, (n_docs,), mmap),
-            _ChunkStore(root / "docs.jsonl", doc_offsets),
+            load_array(root / "doc_year.npy", np.int32, (n_docs,), mmap),
+            load_array(root / "doc_retracted.npy", np.bool_, (n_docs,), mmap),
+            ChunkStore(root / "docs.jsonl", doc_offsets, pinned.display / "docs.jsonl"),
         )
-        offsets = _load_array(root / "chunk_offsets.npy", np.int64, (n_chunks + 1,), mmap)
-        chunk_doc = _load_array(root / "chunk_doc.npy", np.int32, (n_chunks,), mmap)
+        offsets = load_array(root / "chunk_offsets.npy", np.int64, (n_chunks + 1,), mmap)
+        chunk_doc = load_array(root / "chunk_doc.npy", np.int32, (n_chunks,), mmap)
         if n_chunks and (int(chunk_doc.min()) < 0 or int(chunk_doc.max()) >= len(docs)):
             raise IndexFormatError(f"{root}/chunk_doc.npy points outside docs.jsonl")
-        _check_offsets(root / "chunk_offsets.npy", offsets, root / "chunks.jsonl")
+        check_offsets(root / "chunk_offsets.npy", offsets, root / "chunks.jsonl")
         bm25 = BM25Index.load(root / "bm25", mmap=mmap)
         if bm25.n_rows != n_chunks:
             raise IndexFormatError(f"{root}: BM25 has {bm25.n_rows} rows, the manifest {n_chunks} chunks")
@@ -854,6 +868,7 @@ class Index:
             if len(vectors) != n_chunks:
                 raise IndexFormatError(f"{root}: {len(vectors)} vectors for {n_chunks} chunks")
             if encoder is None and load_encoder:
+                _check_encoder_is_trusted(dense["encoder"], trust_encoder, pinned.display)
                 encoder = encoder_from_description(dense["encoder"])
             elif encoder is not None and encoder.dim != dim:
                 raise ConfigError(f"the encoder gives dimension {encoder.dim}; the index has {dim}")
@@ -870,7 +885,7 @@ class Index:
             config=config,
             docs=docs,
             chunk_doc=chunk_doc,
-            store=_ChunkStore(root / "chunks.jsonl", offsets),
+            store=ChunkStore(root / "chunks.jsonl", offsets, pinned.display / "chunks.jsonl"),
             new_chunks=[],
             bm25=bm25,
             vectors=vectors,
@@ -879,69 +894,17 @@ class Index:
         )
 
 
-def _check_offsets(path: Path, offsets: np.ndarray, data: Path) -> None:
-    if int(offsets[0]) != 0 or int(offsets[-1]) != data.stat().st_size or np.any(np.diff(offsets) <= 0):
-        raise IndexFormatError(f"{path} does not match {data.name}")
-
-
-def _load_array(path: Path, dtype: Any, shape: tuple[int, ...], mmap: bool) -> np.ndarray:
-    try:
-        a = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise IndexFormatError(f"{path}: not a valid array: {exc}") from exc
-    if a.dtype != np.dtype(dtype) or a.shape != shape:
-        raise IndexFormatError(f"{path}: expected {np.dtype(dtype)} {shape}, found {a.dtype} {a.shape}")
-    return np.asarray(a)  # a plain ndarray view of the memory map: no memmap overhead per slice
-
-
-class _RWLock:
-    """Many readers or one writer."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writer = False
-        self._writers_waiting = 0  # readers wait while a writer waits: no writer starvation
-
-    class _Ctx:
-        def __init__(self, enter, leave) -> None:
-            self._enter, self._leave = enter, leave
-
-        def __enter__(self) -> None:
-            self._enter()
-
-        def __exit__(self, *exc: object) -> None:
-            self._leave()
-
-    def _acquire_read(self) -> None:
-        with self._cond:
-            while self._writer or self._writers_waiting:
-                self._cond.wait()
-            self._readers += 1
-
-    def _release_read(self) -> None:
-        with self._cond:
-            self._readers -= 1
-            if not self._readers:
-                self._cond.notify_all()
-
-    def _acquire_write(self) -> None:
-        with self._cond:
-            self._writers_waiting += 1
-            try:
-                while self._writer or self._readers:
-                    self._cond.wait()
-            finally:
-                self._writers_waiting -= 1
-            self._writer = True
-
-    def _release_write(self) -> None:
-        with self._cond:
-            self._writer = False
-            self._cond.notify_all()
-
-    def read(self) -> "_RWLock._Ctx":
-        return self._Ctx(self._acquire_read, self._release_read)
-
-    def write(self) -> "_RWLock._Ctx":
-        return self._Ctx(self._acquire_write, self._release_write)
+def _check_encoder_is_trusted(desc: dict[str, Any], trust: bool, where: Path) -> None:
+    """Refuse to build an encoder an index names unless it is a model packaged with
+    medrag (installed, offline) or the caller trusts the index."""
+    model = desc.get("model")
+    if trust or desc.get("type") != "sentence-transformers":
+        return  # another type is refused by encoder_from_description: it needs encoder=
+    if isinstance(model, str) and model.startswith("package:") and model.split(":", 1)[1] in _PACKAGE_MODELS:
+        return
+    raise ConfigError(
+        f"{where}: the index names the encoder model {model!r}, which is not a model packaged with medrag; "
+        "loading it could download code or weights, or read them from outside the index. Pass encoder= "
+        "(e.g. SentenceTransformerEncoder(EncoderConfig(model=...))), trust_encoder=True if you trust this "
+        "index, or load_encoder=False for BM25-only search"
+    )
