@@ -55,6 +55,9 @@ LUCENE_ENGLISH_STOPWORDS: tuple[str, ...] = (
 #: Runs of letters/digits (no underscore), joined by inner hyphens or apostrophes:
 #: ``covid-19``, ``sars-cov-2``, ``hba1c``, ``tnf-α``, ``crohn's``.
 DEFAULT_TOKEN_PATTERN = r"[^\W_]+(?:['-][^\W_]+)*"
+#: The token patterns :meth:`Analyzer.from_dict` accepts from a saved index (the default;
+#: letter/digit runs; word-character runs), all linear-time.
+KNOWN_TOKEN_PATTERNS: frozenset[str] = frozenset({DEFAULT_TOKEN_PATTERN, r"[^\W_]+", r"\w+"})
 
 _ANALYZER_FORMAT = 1
 
@@ -278,5 +281,9 @@ class Analyzer:
             raise ConfigError(
                 f"analyzer description: unknown keys {sorted(unknown)}, missing {sorted(missing)}"
             )
+        if not isinstance(data["token_pattern"], str) or data["token_pattern"] not in KNOWN_TOKEN_PATTERNS:
+            # a saved pattern is compiled and run on every query: only known, linear-time
+            # tokenizers are accepted from a file (a crafted regex can take seconds a query)
+            raise ConfigError(f"analyzer description: token_pattern {data['token_pattern']!r} is not a known tokenizer")
         data["stopwords"] = tuple(data["stopwords"])
         return cls(**data)
