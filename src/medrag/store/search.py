@@ -32,8 +32,7 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -84,6 +83,7 @@ class _Term:
     # per segment index: (local term id, start, end)
     where: list[tuple[int, int, int, int]]
     ub: float = 0.0
+    local_df: int = 0
 
 
 class StoreSearcher:
@@ -109,22 +109,32 @@ class StoreSearcher:
             raise IndexFormatError(f"{root / st['dfhist']}: expected a (2, h) array")
         self._floor = idf_floor(hist, self.n_docs, self.params.epsilon)
         self.n_terms_live = int(hist[1].sum())
-        self._bases = np.asarray([s.base for s in segs] + [self.n_rows_total(segs)], np.int64)
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def n_rows_total(segs: list[_Seg]) -> int:
-        return (segs[-1].base + segs[-1].seg.n_docs) if segs else 0
+        end = (segs[-1].base + segs[-1].seg.n_docs) if segs else 0
+        self._bases = np.asarray([s.base for s in segs] + [end], np.int64)
+        self._n_rows = sum(int(r["n_docs"]) for r in manifest.segments)
 
     @classmethod
-    def open(cls, root: PathLike, *, verify: bool = False) -> "StoreSearcher":
+    def open(
+        cls, root: PathLike, *, verify: bool = False, segments: Sequence[int] | None = None
+    ) -> "StoreSearcher":
         """Open the live generation. Checks every file's size (O(files)); with
-        ``verify=True`` also every byte's sha256 and the structure (O(store))."""
+        ``verify=True`` also every byte's sha256 and the structure (O(store)).
+
+        ``segments`` (indices into the manifest's list) opens only those: a shard that
+        keeps the global statistics and global row numbers (distributed.py); pass the
+        global document frequencies to :meth:`search_rows` (``df=``) when searching one.
+        """
         root = Path(root)
         man = read_current(root)
         segs: list[_Seg] = []
         base = 0
-        for rec in man.segments:
+        wanted = None if segments is None else set(int(i) for i in segments)
+        if wanted is not None and not wanted <= set(range(len(man.segments))):
+            raise ConfigError(f"segments {sorted(wanted)} not all in 0..{len(man.segments) - 1}")
+        for idx, rec in enumerate(man.segments):
+            if wanted is not None and idx not in wanted:
+                base += int(rec["n_docs"])
+                continue
             path = root / rec["name"]
             if verify:
                 verify_segment(path)
@@ -157,23 +167,26 @@ class StoreSearcher:
 
     @property
     def n_rows(self) -> int:
-        """Rows, deleted ones included (global row numbers are ``0 .. n_rows - 1``)."""
-        return int(self._bases[-1])
+        """Rows, deleted ones included (global row numbers are ``0 .. n_rows - 1``),
+        of the whole store, also for a shard."""
+        return self._n_rows
 
     @property
     def n_segments(self) -> int:
         return len(self._segs)
 
-    def doc_id(self, row: int) -> str:
+    def _seg_of(self, row: int) -> _Seg:
         i = int(np.searchsorted(self._bases, row, side="right")) - 1
-        if row < 0 or i >= len(self._segs):
-            raise ConfigError(f"row {row} out of range [0, {self.n_rows})")
-        s = self._segs[i]
+        if row < 0 or i < 0 or i >= len(self._segs) or row - self._segs[i].base >= self._segs[i].seg.n_docs:
+            raise ConfigError(f"row {row} is not in this store's (or shard's) segments")
+        return self._segs[i]
+
+    def doc_id(self, row: int) -> str:
+        s = self._seg_of(row)
         return s.seg.doc_id(row - s.base)
 
     def is_alive(self, row: int) -> bool:
-        i = int(np.searchsorted(self._bases, row, side="right")) - 1
-        s = self._segs[i]
+        s = self._seg_of(row)
         return True if s.alive is None else bool(s.alive[row - s.base])
 
     def verify(self) -> None:
@@ -187,7 +200,13 @@ class StoreSearcher:
 
     # ------------------------------------------------------------------ statistics
 
-    def _terms(self, query_tokens: Sequence[str]) -> list[_Term]:
+    def local_df(self, query_tokens: Sequence[str]) -> dict[str, int]:
+        """Live document frequency of each distinct query term in the opened segments."""
+        return {t.term: t.local_df for t in self._terms(query_tokens, keep_zero_idf=True)}
+
+    def _terms(
+        self, query_tokens: Sequence[str], df: Mapping[str, int] | None = None, keep_zero_idf: bool = False
+    ) -> list[_Term]:
         if isinstance(query_tokens, (str, bytes)):
             raise ConfigError("query_tokens must be a list of tokens, not a string")
         counts: dict[str, int] = {}
@@ -195,6 +214,7 @@ class StoreSearcher:
             if not isinstance(t, str):
                 raise ConfigError(f"query tokens must be str, not {type(t).__name__}")
             counts[t] = counts.get(t, 0) + 1
+        df_override = df
         out = []
         n = self.n_docs
         for t in sorted(counts):  # canonical order: sorted terms
@@ -212,12 +232,19 @@ class StoreSearcher:
                 if d > 0:
                     where.append((i, g, a, e))
                     df += d
-            if df == 0:
+            local = df
+            if df_override is not None:
+                df = int(df_override.get(t, 0))
+                if df < local:
+                    raise ConfigError(f"global df of {t!r} ({df}) is below this shard's ({local})")
+            if df == 0 or n == 0:
+                if keep_zero_idf:
+                    out.append(_Term(t, counts[t], 0.0, where, local_df=local))
                 continue
             idf = float(np.log(np.float64(n - df + 0.5)) - np.log(np.float64(df + 0.5)))
             if idf < 0:
                 idf = self._floor
-            out.append(_Term(t, counts[t], idf, where))
+            out.append(_Term(t, counts[t], idf, where, local_df=local))
         return out
 
     def idf(self, term: str) -> float:
@@ -260,10 +287,12 @@ class StoreSearcher:
         *,
         mode: Literal["exact", "maxscore"] = "maxscore",
         mask: np.ndarray | None = None,
+        df: Mapping[str, int] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, scores)``: int64 global rows and float64 scores, best first, ties to
         the lower row. ``mask`` (bool, length :attr:`n_rows`) keeps only rows where it
-        is True."""
+        is True. ``df``: global live document frequencies of the query terms, for a
+        shard opened with ``segments=`` (the sum of every shard's :meth:`local_df`)."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ConfigError(f"k must be a positive integer, not {k!r}")
         if mode not in ("exact", "maxscore"):
@@ -272,7 +301,7 @@ class StoreSearcher:
             mask = np.asarray(mask)
             if mask.dtype != np.bool_ or mask.shape != (self.n_rows,):
                 raise ConfigError(f"mask must be a boolean array of shape ({self.n_rows},)")
-        terms = self._terms(query_tokens)
+        terms = self._terms(query_tokens, df)
         if not terms or self.n_docs == 0:
             return np.empty(0, np.int64), np.empty(0, np.float64)
         if mode == "maxscore" and all(t.idf > 0 for t in terms):
@@ -395,7 +424,7 @@ class StoreSearcher:
                 got += take
                 if got >= _SEEDS_PER_TERM:
                     break
-        seed_rows = self._live(np.unique(np.concatenate(seeds)), mask)
+        seed_rows = self._live(np.unique(np.concatenate(seeds)), mask) if seeds else np.empty(0, np.int64)
         if seed_rows.size < k:
             return self._exact(terms, k, mask)
         seed_sc = self._score_rows(terms, seed_rows)

@@ -33,12 +33,85 @@ from .format import Segment, write_segment
 from .manifest import Manifest, read_current, write_deletes, write_generation
 from .stats import global_df_histogram
 
-__all__ = ["StoreWriter"]
+__all__ = ["SegmentBuffer", "StoreWriter"]
 
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, "os.PathLike[str]"]
 DEFAULT_SEGMENT_TOKENS = 8_000_000
+
+
+class SegmentBuffer:
+    """Analyzed documents buffered as term ids, written out as one segment.
+
+    Memory: 4 bytes per token plus the buffer's term dictionary; :meth:`write` needs
+    about 40 bytes per buffered token more while it sorts the postings.
+    """
+
+    def __init__(self) -> None:
+        self._clear()
+
+    def _clear(self) -> None:
+        self._vocab: dict[str, int] = {}
+        self._tids = array("I")
+        self._lens: list[int] = []
+        self._ids: list[str] = []
+
+    @property
+    def n_docs(self) -> int:
+        return len(self._lens)
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self._tids)
+
+    def add(self, doc_id: str, tokens: Sequence[str]) -> None:
+        if not isinstance(doc_id, str):
+            raise ConfigError(f"doc_id must be a str, not {type(doc_id).__name__}")
+        if isinstance(tokens, (str, bytes)):
+            raise ConfigError("tokens must be a list of tokens, not a string; tokenize it first")
+        if not all(type(t) is str for t in tokens):
+            raise ConfigError(f"document {doc_id!r}: every token must be a str")
+        vocab = self._vocab
+        setdefault = vocab.setdefault
+        self._tids.extend([setdefault(t, len(vocab)) for t in tokens])
+        self._lens.append(len(tokens))
+        self._ids.append(doc_id)
+
+    def write(self, root: Path, name: str) -> dict[str, Any]:
+        """Write the buffer as segment ``root/name``, empty the buffer, and return the
+        segment's manifest record."""
+        n = len(self._lens)
+        vocab_list = [t.encode("utf-8") for t in self._vocab]
+        n_terms = len(vocab_list)
+        order = sorted(range(n_terms), key=vocab_list.__getitem__)
+        rank = np.empty(n_terms, np.int64)
+        rank[np.asarray(order, np.int64)] = np.arange(n_terms)
+        tids = np.frombuffer(self._tids, dtype=np.uint32)
+        lens = np.asarray(self._lens, np.int64)
+        rows = np.repeat(np.arange(n, dtype=np.int64), lens)
+        key = rank[tids] * n + rows  # (sorted term, row): unique keys are the postings
+        del rows
+        key, tf = np.unique(key, return_counts=True)
+        term = key // n
+        docs = (key - term * n).astype(np.uint32)
+        del key
+        post_ptr = np.zeros(n_terms + 1, np.uint64)
+        np.cumsum(np.bincount(term, minlength=n_terms), out=post_ptr[1:])
+        del term
+        meta = write_segment(
+            root,
+            name,
+            terms=[vocab_list[i] for i in order],
+            post_ptr=post_ptr,
+            docs=docs,
+            tf=tf,
+            doc_len=lens.astype(np.uint32),
+            ids=self._ids,
+        )
+        self._clear()
+        logger.info("segment %s: %d documents, %d postings", name, n, meta["nnz"])
+        return {"name": name, **{k: meta[k] for k in ("n_docs", "n_terms", "nnz", "sum_len", "files")}}
 
 
 class StoreWriter:
@@ -102,7 +175,7 @@ class StoreWriter:
         self.segment_tokens = segment_tokens
         self._pending_deletes: dict[str, set[int]] = {}
         self._dirty = False
-        self._reset_buffer()
+        self._buf = SegmentBuffer()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -126,36 +199,25 @@ class StoreWriter:
         finally:
             self._release()
 
-    def _reset_buffer(self) -> None:
-        self._vocab: dict[str, int] = {}
-        self._tids = array("I")
-        self._lens: list[int] = []
-        self._ids: list[str] = []
 
     # ------------------------------------------------------------------ adding
 
     @property
+    def generation(self) -> int:
+        """The last committed generation (0 for a new store)."""
+        return self._generation
+
+    @property
     def n_rows(self) -> int:
         """Rows so far: committed, written and buffered (the next document's row)."""
-        return sum(int(s["n_docs"]) for s in self._segments) + len(self._lens)
+        return sum(int(s["n_docs"]) for s in self._segments) + self._buf.n_docs
 
     def add(self, doc_id: str, tokens: Sequence[str]) -> int:
         """Buffer one analyzed document; returns its global row."""
-        if not isinstance(doc_id, str):
-            raise ConfigError(f"doc_id must be a str, not {type(doc_id).__name__}")
-        if isinstance(tokens, (str, bytes)):
-            raise ConfigError("tokens must be a list of tokens, not a string; tokenize it first")
         row = self.n_rows
-        vocab = self._vocab
-        setdefault = vocab.setdefault
-        try:
-            self._tids.extend([setdefault(t, len(vocab)) for t in tokens])
-        except TypeError as e:
-            raise ConfigError(f"document {doc_id!r}: tokens must be str ({e})") from e
-        self._lens.append(len(tokens))
-        self._ids.append(doc_id)
+        self._buf.add(doc_id, tokens)
         self._dirty = True
-        if len(self._tids) >= self.segment_tokens:
+        if self._buf.n_tokens >= self.segment_tokens:
             self.flush()
         return row
 
@@ -172,48 +234,29 @@ class StoreWriter:
     def flush(self) -> str | None:
         """Write the buffered documents as one segment (not yet committed); returns its
         name, or None when nothing is buffered."""
-        n = len(self._lens)
-        if n == 0:
+        if not self._buf.n_docs:
             return None
-        vocab_list = [t.encode("utf-8") for t in self._vocab]
-        n_terms = len(vocab_list)
-        order = sorted(range(n_terms), key=vocab_list.__getitem__)
-        rank = np.empty(n_terms, np.int64)
-        rank[np.asarray(order, np.int64)] = np.arange(n_terms)
-        tids = np.frombuffer(self._tids, dtype=np.uint32)
-        lens = np.asarray(self._lens, np.int64)
-        rows = np.repeat(np.arange(n, dtype=np.int64), lens)
-        key = rank[tids] * n + rows  # (sorted term, row): unique keys are the postings
-        del rows
-        key, tf = np.unique(key, return_counts=True)
-        term = key // n
-        docs = (key - term * n).astype(np.uint32)
-        del key
-        post_ptr = np.zeros(n_terms + 1, np.uint64)
-        np.cumsum(np.bincount(term, minlength=n_terms), out=post_ptr[1:])
-        del term
-        name = f"seg-{self._generation + 1:06d}-{secrets.token_hex(4)}"
-        meta = write_segment(
-            self.root,
-            name,
-            terms=[vocab_list[i] for i in order],
-            post_ptr=post_ptr,
-            docs=docs,
-            tf=tf,
-            doc_len=lens.astype(np.uint32),
-            ids=self._ids,
-        )
-        self._segments.append({"name": name, **{k: meta[k] for k in ("n_docs", "n_terms", "nnz", "sum_len", "files")}})
-        self._reset_buffer()
-        logger.info("segment %s: %d documents, %d postings", name, n, meta["nnz"])
-        return name
+        rec = self._buf.write(self.root, f"seg-{self._generation + 1:06d}-{secrets.token_hex(4)}")
+        self._segments.append(rec)
+        return rec["name"]
+
+    def add_segments(self, records: Sequence[dict[str, Any]]) -> None:
+        """Append segments written elsewhere (by :class:`SegmentBuffer`, e.g. in Ray
+        tasks) into this store's directory, in the order given; committed with the next
+        :meth:`commit`. Each must open and match its record."""
+        if self._buf.n_docs:
+            self.flush()
+        for rec in records:
+            Segment.open(self.root / rec["name"], expected=rec)
+            self._segments.append(dict(rec))
+        self._dirty = self._dirty or bool(records)
 
     # ------------------------------------------------------------------ deleting
 
     def delete_rows(self, rows: Iterable[int]) -> int:
         """Tombstone global rows (applied at the next :meth:`commit`); returns how many
         were given. Rows still in the buffer are flushed first."""
-        if self._lens:
+        if self._buf.n_docs:
             self.flush()
         bases = np.cumsum([0] + [int(s["n_docs"]) for s in self._segments])
         r = np.unique(np.asarray(list(rows), np.int64))
@@ -294,7 +337,7 @@ class StoreWriter:
         new segment's name (None when fewer than two segments were selected)."""
         from .merge import merge_segments
 
-        if self._lens or self._pending_deletes:
+        if self._buf.n_docs or self._pending_deletes:
             self.commit()
         stop = len(self._segments) if stop is None else stop
         if not 0 <= start < stop <= len(self._segments) or stop - start < 2:
