@@ -17,6 +17,15 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 . .venv/bin/activate
+# Nothing to do when this exact configuration was installed already (a rerun of
+# demo.sh / test.sh then starts at once): the stamp is a hash of pyproject.toml, the
+# extras and the Python version.
+STAMP=.venv/.medrag-setup
+WANT="$(python -c 'import hashlib, sys; print(hashlib.sha256(open("pyproject.toml", "rb").read() + " ".join(sys.argv[1:]).encode() + sys.version.encode()).hexdigest())' \
+  "${MEDRAG_EXTRAS:-all,notebook}" "${MEDRAG_INTEGRATIONS:-1}" "${TORCH_VERSION:-2.13.0}")"
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && python -c "import medrag, torch" 2>/dev/null; then
+  exit 0
+fi
 python -m pip install -q --upgrade pip
 python scripts/install_torch_cpu.py --version "${TORCH_VERSION:-2.13.0}"
 python -m pip install -q -e ".[${MEDRAG_EXTRAS:-all,notebook}]"
@@ -24,3 +33,4 @@ if [ "${MEDRAG_INTEGRATIONS:-1}" != 0 ]; then
   python -m pip install -q -e ".[integrations]" \
     || echo "setup: the LangChain / LlamaIndex packages could not be installed; their adapters' tests will skip" >&2
 fi
+echo "$WANT" > "$STAMP"
