@@ -167,6 +167,23 @@ def test_byte_limit(tmp_path):
     assert [d.pmid for d in iter_pubmed(p)] == ["1", "2"]  # the default is far above it
 
 
+def test_large_records_are_read_whole_across_many_reads(tmp_path):
+    # Records far larger than one 64 KiB read, as the root and inside a set, keep
+    # every part (pruning never touches the record being read).
+    authors = "".join(
+        f"<Author><LastName>Name{i}</LastName><ForeName>F</ForeName></Author>" for i in range(5_000)
+    )
+    big = rec(7).replace("<ArticleTitle>", f"<AuthorList>{authors}</AuthorList><ArticleTitle>")
+    alone = tmp_path / "alone.xml"
+    alone.write_bytes(b'<?xml version="1.0"?>\n' + big.encode())
+    inside = tmp_path / "inside.xml.gz"
+    inside.write_bytes(gzip.compress(pubmed_xml(rec(6), big, rec(8))))
+    (doc,) = iter_pubmed(alone)
+    assert len(doc.pubmed.authors) == 5_000 and doc.title == "Title 7" and doc.text == "An abstract."
+    docs = list(iter_pubmed(inside))
+    assert [d.pmid for d in docs] == ["6", "7", "8"] and len(docs[1].pubmed.authors) == 5_000
+
+
 def test_limits_are_validated():
     for bad in (0, -1, 1.5, "10", True):
         with pytest.raises(ConfigError):
@@ -293,10 +310,14 @@ def test_beir_utf16_file_is_refused_as_a_whole(tmp_path):
 
 def test_beir_fields_must_be_strings(tmp_path):
     corpus = tmp_path / "corpus.jsonl"
-    corpus.write_text('{"_id": {"a": 1}, "text": "x"}\n{"_id": "2", "text": ["x"]}\n[1]\n{"_id": 7, "text": "ok"}\n')
+    corpus.write_text(
+        '{"_id": {"a": 1}, "text": "x"}\n{"_id": "2", "text": ["x"]}\n[1]\n{"_id": 7, "text": "ok"}\n'
+        '{"_id": "8", "text": "half a pair \\ud800"}\n'
+    )
     report = IngestReport()
     assert [d.id for d in iter_beir_corpus(corpus, on_error="skip", report=report)] == ["doc:7"]
-    assert [s.record_id for s in report.skipped] == ["line 1", "line 2", "line 3"]
+    assert [s.record_id for s in report.skipped] == ["line 1", "line 2", "line 3", "line 5"]
+    assert "surrogate" in report.skipped[-1].reason
 
 
 # --------------------------------------------------------------------------- PMIDs, dates

@@ -116,6 +116,11 @@ def _field(rec: dict[str, Any], key: str, *, required: bool) -> str:
         return ""
     if isinstance(v, bool) or not isinstance(v, (str, int, float)):
         raise ValueError(f"{key!r} is a JSON {type(v).__name__}, not a string")
+    if isinstance(v, str):
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError as exc:  # "\ud800": valid JSON, not writable text
+            raise ValueError(f"{key!r} holds a lone surrogate ({v[exc.start]!a})") from None
     return str(v)
 
 

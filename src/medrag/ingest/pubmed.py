@@ -632,15 +632,13 @@ def _prune(root: etree._Element, keep: etree._Element | None) -> None:
     deep: libxml2 refuses deeper documents unless ``huge_tree`` is set, and it is not.
     """
     node = root
-    while True:
+    while node is not keep:
         n = len(node)
         if n == 0:
             return
         if n > 1:
             del node[: n - 1]
         node = node[-1]
-        if node is keep:
-            return
 
 
 def _limit_breach(limits: RecordLimits, n_bytes: int, n_elements: int) -> str | None:
