@@ -9,11 +9,14 @@ real questions with citations, or abstain.
    answer abstains with a reason.
 
 Run:  bash scripts/demo.sh            (or: python examples/quickstart.py ["your question" ...])
-Takes a few minutes on a 2-core CPU, most of it embedding; a rerun reuses the index.
+Takes a few minutes on a 2-core CPU, most of it embedding (progress is shown); a rerun
+reuses the index. ``--limit N`` keeps only the first N COVID-19 abstracts (a quick
+try), ``--index DIR`` saves the index elsewhere.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -27,6 +30,7 @@ from medrag.errors import IndexFormatError, IndexNotFoundError  # noqa: E402
 from medrag.index import Index, IndexConfig  # noqa: E402
 from medrag.ingest import IngestReport, iter_pubmed  # noqa: E402
 from medrag.ingest.samples import UPDATE_SAMPLE, pubmed_sample_files  # noqa: E402
+from medrag.progress import track  # noqa: E402
 
 INDEX = Path(__file__).resolve().parents[1] / "indexes" / "covid-demo"
 QUESTIONS = [
@@ -36,32 +40,41 @@ QUESTIONS = [
 ]
 
 
-def build() -> Index:
+def build(target: Path, limit: int | None) -> Index:
     report = IngestReport()
     t0 = time.perf_counter()
-    docs = [
-        d for d in iter_pubmed(pubmed_sample_files()[UPDATE_SAMPLE], on_error="skip", report=report)
-        if d.text and ("COVID-19" in d.text or "SARS-CoV-2" in d.text)
-    ]
+    docs = []
+    articles = iter_pubmed(pubmed_sample_files()[UPDATE_SAMPLE], on_error="skip", report=report)
+    for d in track(articles, "read", progress="auto", unit="doc"):
+        if d.text and ("COVID-19" in d.text or "SARS-CoV-2" in d.text):
+            docs.append(d)
+            if limit is not None and len(docs) >= limit:
+                break
     print(f"read {report.summary()} in {time.perf_counter() - t0:.0f} s; kept {len(docs)} COVID-19 abstracts")
     t0 = time.perf_counter()
-    index = Index.build(docs, IndexConfig(), show_progress=sys.stderr.isatty())
+    index = Index.build(docs, IndexConfig(), progress="auto")
     print(f"built a hybrid index of {len(index)} chunks in {time.perf_counter() - t0:.0f} s")
-    index.save(INDEX)
+    index.save(target)
     return index
 
 
 def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description="medrag's main job: build a real index, answer real questions")
+    ap.add_argument("questions", nargs="*", help="questions to answer (default: three examples)")
+    ap.add_argument("--index", type=Path, default=INDEX, help=f"where the index is saved (default: {INDEX})")
+    ap.add_argument("--limit", type=int, metavar="N", help="keep only the first N COVID-19 abstracts")
+    args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("medrag.progress").setLevel(logging.INFO)  # progress lines when not on a terminal
     try:
         t0 = time.perf_counter()
-        index = Index.load(INDEX)
-        print(f"loaded {INDEX} ({len(index)} chunks, verified) in {time.perf_counter() - t0:.2f} s")
+        index = Index.load(args.index)
+        print(f"loaded {args.index} ({len(index)} chunks, verified) in {time.perf_counter() - t0:.2f} s")
     except (IndexNotFoundError, IndexFormatError):
-        build()
-        index = Index.load(INDEX)
-        print(f"saved and reloaded {INDEX} (id {index.id})")
-    for q in argv or QUESTIONS:
+        build(args.index, args.limit)
+        index = Index.load(args.index)
+        print(f"saved and reloaded {args.index} (id {index.id})")
+    for q in args.questions or QUESTIONS:
         t0 = time.perf_counter()
         a = answer(q, index)
         print(f"\n## {q}\n")

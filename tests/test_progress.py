@@ -72,6 +72,12 @@ def test_tqdm_bar_shows_counts_and_rate(docs):
     assert "docs/s" in out and "chunks/s" in out
 
 
+def test_documents_already_read_have_no_read_stage(docs):
+    events: list[ProgressEvent] = []
+    Index.build(docs, _lexical(), progress=CallbackProgress(events.append))
+    assert list(dict.fromkeys(e.stage for e in events)) == ["chunk", "bm25"]
+
+
 def test_progress_changes_nothing_in_the_index(docs):
     plain = Index.build(docs, IndexConfig(), encoder=HashEncoder())
     shown = Index.build(docs, IndexConfig(), encoder=HashEncoder(), progress=CallbackProgress(lambda e: None))
@@ -83,7 +89,7 @@ def test_progress_changes_nothing_in_the_index(docs):
 
 def test_callback_events_are_consistent(docs):
     events: list[ProgressEvent] = []
-    Index.build(docs, IndexConfig(), encoder=HashEncoder(), progress=CallbackProgress(events.append))
+    Index.build(iter(docs), IndexConfig(), encoder=HashEncoder(), progress=CallbackProgress(events.append))
     by_stage: dict[str, list[ProgressEvent]] = {}
     for e in events:
         by_stage.setdefault(e.stage, []).append(e)

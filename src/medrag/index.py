@@ -349,7 +349,9 @@ class Index:
         if not hasattr(documents, "__iter__"):
             raise ConfigError(f"add() takes an iterable of Document objects, not {type(documents).__name__}")
         prog = resolve_progress(progress if progress is not None else (show_progress or None))
-        docs = list(track(documents, "read", progress=prog, unit="doc"))
+        # reading is a stage of its own only when the documents are not read yet
+        docs = list(documents) if isinstance(documents, (list, tuple)) else list(
+            track(documents, "read", progress=prog, unit="doc"))
         for i, d in enumerate(docs):
             if not isinstance(d, Document):
                 raise ConfigError(
