@@ -101,9 +101,11 @@ WHO_RECS = [
 
 def test_who_recommendations_with_grade_and_page():
     doc = _doc(WHO_IPC)
-    recs = doc.guideline.recommendations
+    recs = [r for r in doc.guideline.recommendations if r.strength != "good-practice"]
     assert len(recs) == len(WHO_RECS)
     for rec, (page, strength, certainty, opening, heading) in zip(recs, WHO_RECS):
+        assert (rec.system, rec.grade) == ("GRADE", f"{strength.capitalize()} recommendation, {certainty} quality of evidence")
+        assert rec.pages == (page,)
         assert rec.text == doc.text[rec.start:rec.end]
         assert rec.text.startswith(opening), rec.text[:80]
         assert rec.page == page == doc.page_at(rec.start)
@@ -118,6 +120,16 @@ def test_who_recommendations_with_grade_and_page():
         assert (sec.start, sec.end) == (rec.start, rec.end)
     first = recs[0].text
     assert "through IPC good practices." in first and "RECOMMENDATION" not in first
+
+
+def test_who_good_practice_statements_are_recommendations():
+    doc = _doc(WHO_IPC)
+    gps = [r for r in doc.guideline.recommendations if r.strength == "good-practice"]
+    # pages 34, 43 and 69 each hold one "GOOD PRACTICE STATEMENT" box
+    assert [r.page for r in gps] == [34, 43, 69]
+    assert gps[1].text.startswith("The national IPC programme should support education and training")
+    assert all(r.text == doc.text[r.start:r.end] and "GOOD PRACTICE" not in r.text for r in gps)
+    assert all(r.certainty is None and r.grade == "good practice statement" for r in gps)
 
 
 def test_who_summary_table_is_a_table_not_prose():

@@ -80,9 +80,40 @@ def _xy_cut(lines: list[_Line], gutter: float, out: list[_Block], depth: int = 0
         out.append(_Block(leaf))
 
 
+# A margin marker: a recommendation's "R", a grade letter, "GPP", a good-practice tick, a
+# class/level cell ("2a", "B-NR", "3: Harm").
+_MARGIN_MARK = re.compile(r"^(?:[A-D]|R|GPP|\u2713|\u2714|[123][ab]?|[A-C]-[A-Z]{1,2}|3:\s*(?:Harm|No Benefit))$")
+
+
+def _attach_margin_marks(lines: list[_Line]) -> list[_Line]:
+    """Join each margin marker to the line it labels: the nearest line to its right on
+    the same baseline, so "R" and its statement are read as one line, not as a narrow
+    column of their own."""
+    marks = [ln for ln in lines if len(ln.text) <= 13 and _MARGIN_MARK.match(ln.text)]
+    if not marks:
+        return lines
+    taken: set[int] = set()
+    for mk in sorted(marks, key=lambda ln: -ln.x0):  # rightmost first: "1 A 1. In ..."
+        best = None
+        for ln in lines:
+            if ln is mk or id(ln) in taken or ln.x0 <= mk.x1:
+                continue
+            if abs(ln.y - mk.y) > 0.5 * max(ln.size, mk.size) or ln.x0 - mk.x1 > 6 * mk.size:
+                continue
+            if best is None or ln.x0 < best.x0:
+                best = ln
+        if best is None:
+            continue
+        best.spans = list(mk.spans) + list(best.spans)
+        best.finish()
+        taken.add(id(mk))
+    return [ln for ln in lines if id(ln) not in taken]
+
+
 def _page_blocks(lines: list[_Line]) -> list[_Block]:
     if not lines:
         return []
+    lines = _attach_margin_marks(lines)
     size = statistics.median(ln.size for ln in lines)
     out: list[_Block] = []
     _xy_cut(lines, max(4.0, 0.6 * size), out)

@@ -23,6 +23,7 @@ from .repair import _MULTISPACE, _SPACE_PUNCT, _normalize
 
 logger = logging.getLogger(__name__)
 
+_SYMBOL_FONT = re.compile(r"wingding|dingbat|webding|symbol", re.I)
 _BOLD = re.compile(r"bold|black|heavy|semibold|demi|[-,+](bd|hv|blk)\b|[-,](bd|hv)[a-z]*$", re.I)
 
 
@@ -35,6 +36,7 @@ class _Span:
     size: float
     bold: bool
     family: str = ""
+    space: bool = False  # a space character came before it in the text layer
 
 
 @dataclass(slots=True)
@@ -60,7 +62,8 @@ class _Line:
             t = s.text
             if prev is not None and parts:
                 gap = s.x0 - prev.x1
-                if gap > 0.15 * max(s.size, prev.size) and not parts[-1].endswith(" ") and not t.startswith(" "):
+                if ((gap > 0.15 * max(s.size, prev.size) or s.space and gap > -0.1 * s.size)
+                        and not parts[-1].endswith(" ") and not t.startswith(" ")):
                     parts.append(" ")
             parts.append(t)
             prev = s
@@ -183,8 +186,10 @@ def _page_spans(textpage: Any, y_offset: float = 0.0, font_cache: dict[Any, Any]
                 if fkey and _font_name(fkey, namebuf, 256):
                     name = namebuf.value.decode("latin-1", "replace")
                 weight = _pr.FPDFText_GetFontWeight(raw, i)
-                face = faces[fkey] = (bool(_BOLD.search(name)) or weight >= 600, _family(name))
-            inf = (round(size, 2), face[0], face[1], True)
+                family = _family(name)
+                face = faces[fkey] = (bool(_BOLD.search(name)) or weight >= 600, family,
+                                      bool(_SYMBOL_FONT.search(family)))
+            inf = (round(size, 2), face[0], face[1], face[2])
         infos[key] = inf
         return key, inf
 
@@ -192,24 +197,31 @@ def _page_spans(textpage: Any, y_offset: float = 0.0, font_cache: dict[Any, Any]
     cur: _Span | None = None
     cur_key: Any = None
 
-    def place(text: str, x0: float, x1: float, y: float, key: Any, inf: tuple[float, bool, str, bool]) -> None:
+    def place(text: str, x0: float, x1: float, y: float, key: Any,
+              inf: tuple[float, bool, str, bool], space: bool) -> None:
         nonlocal cur, cur_key
         size = inf[0]
+        if inf[3]:
+            # a symbol font has no letters: an ASCII glyph code there is a picture
+            # (Wingdings and Dingbats ticks and boxes); written as a tick
+            text = "".join("\u2713" if c.isascii() and c.isalnum() else c for c in text)
         if (cur is not None and cur_key == key and abs(cur.y - y) < 0.3 * size
                 and -0.5 * size < x0 - cur.x1 < 0.6 * size):
             gap = x0 - cur.x1
-            cur.text += (" " if gap > 0.12 * size else "") + text
+            cur.text += (" " if space or gap > 0.1 * size else "") + text
             cur.x1 = max(cur.x1, x1)
             return
-        cur = _Span(text, x0, x1, y, size, inf[1], inf[2])
+        cur = _Span(text, x0, x1, y, size, inf[1], inf[2], space)
         cur_key = key
         spans.append(cur)
 
     i = 0
+    space = False
     while i < n:
         c = codes[i]
         if c <= 32 or c == 0xFFFF:
             i += 1
+            space = True
             continue
         j = i + 1
         while j < n and codes[j] > 32 and codes[j] != 0xFFFF:
@@ -224,8 +236,9 @@ def _page_spans(textpage: Any, y_offset: float = 0.0, font_cache: dict[Any, Any]
                     get_box(raw, j - 1, prect)
                 if abs(rect.bottom - bottom) < 0.3 * inf1[0]:
                     word = "".join(map(chr, codes[i:j]))
-                    place(word, x0, max(rect.right, x0), bottom + 0.22 * (top - bottom), k1, inf1)
+                    place(word, x0, max(rect.right, x0), bottom + 0.22 * (top - bottom), k1, inf1, space)
                     i = j
+                    space = False
                     continue
         # glyph by glyph: an inline font change, or a word broken across lines
         for q in range(i, j):
@@ -235,8 +248,10 @@ def _page_spans(textpage: Any, y_offset: float = 0.0, font_cache: dict[Any, Any]
             get_box(raw, q, prect)
             ch = chr(codes[q])
             if ch:
-                place(ch, rect.left, rect.right, rect.bottom + 0.22 * (rect.top - rect.bottom), kq, infq)
+                place(ch, rect.left, rect.right, rect.bottom + 0.22 * (rect.top - rect.bottom), kq, infq,
+                      space and q == i)
         i = j
+        space = False
     kept = []
     for s in spans:
         s.y -= y_offset

@@ -1,4 +1,22 @@
-"""Recommendations and their grades."""
+"""Recommendations: statements and their grades, in any grading system (:mod:`.grades`).
+
+A recommendation is found in one of three ways:
+
+1. **A trailing grade** ("... (Strong recommendation, low quality evidence)", "Grade A,
+   Level 1+", "A recommendation.", "(recommendation category: A, evidence type: 4)",
+   "GPP"): the statement is the text before it, back to the previous grade in the same
+   paragraph, or, when the grade opens its paragraph (a boxed grade line), back over the
+   paragraphs before it to a heading, a "Recommendation" label or the previous
+   recommendation. A statement may run across a column or page break.
+2. **A leading grade** (a row of a class-of-recommendation table: "1 | A | 1. In
+   patients ..."): the statement is the rest of the row.
+3. **A marker or a number with no grade**: SIGN's "R" and good-practice ticks, numbered
+   NICE-style recommendations ("1.1.4 Offer aspirin ...", strength from the verb), and a
+   statement under a "GOOD PRACTICE STATEMENT" label. Its strength comes from the
+   wording (:func:`~.grades.wording_strength`).
+
+Every recommendation's ``text`` is exactly ``Document.text[start:end]``.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +25,45 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ...types import Recommendation, Section
+from .grades import Grade, find_grades, wording_strength
 
 if TYPE_CHECKING:
     from .structure import _Placed
 
-_GRADE = re.compile(
-    r"\(?\s*(?P<strength>strong|conditional|weak|discretionary)\s+recommendation\s*[,;]\s*"
-    r"(?P<certainty>very\s+low|low|moderate|high)[- ]+(?:quality|certainty)\s+(?:of\s+)?evidence\s*\)?",
+_REC_LABEL = re.compile(
+    r"^(?:key\s+)?(recommendations?|recommandations?|good practice statements?|good practice points?)\s*:?$",
     re.I,
 )
-_REC_LABEL = re.compile(r"^(recommendations?|recommandations?|good practice statements?)\s*:?$", re.I)
-_REC_LEAD = re.compile(r"(?:recommendations?|recommandations?)\s*:?\s+", re.I)
+_GPS_LABEL = re.compile(r"^good practice (statements?|points?)\s*:?$", re.I)
+# What may open a statement and is not part of it: bullets, a margin grade letter or
+# marker, a "Recommendation 1.2" label, a list number.
+_LEAD = re.compile(  # used with .match(text, pos): no "^"
+    r"(?:[\u2022\u25a0\u25cf\u2023\u2043›»\-–*]+\s*"
+    r"|(?P<mark>R|GPP|[A-D])\s+(?=[A-Z(\d])"
+    r"|[\u2713\u2714]\s*"
+    r"|GOOD PRACTICE (?:STATEMENT|POINT)S?\s*:?\s+(?=[A-Z])"
+    r"|(?P<label>(?i:recommendations?|recommandations?)\s*(?P<num>\d+(?:\.\d+)*[a-z]?)?\s*[.:]?\s+)"
+    r"|(?P<num2>\d{1,2}(?:\.\d{1,2}){0,2}[a-z]?)[.)]?\s+(?=[A-Z(])"
+    r")"
+)
+_GPS_LEAD = re.compile(r"^GOOD PRACTICE (?:STATEMENT|POINT)S?\s*:?\s+(?=[A-Z])")  # a box label
+_SIGN_R = re.compile(r"^R\s+(?=[A-Z(\d])")
+_TICK = re.compile(r"^[\u2713\u2714]\s*(?=[A-Z(\d])")
+_NUMBERED = re.compile(r"^(?P<num>\d{1,2}\.\d{1,2}\.\d{1,2})\s+(?=[A-Z(])")
+_YEAR_TAG = re.compile(r"\[(?:new\s+)?(?:19|20)\d\d(?:[^\]]{0,40})\]")
+_IMPERATIVE = re.compile(
+    r"^(?:offer|consider|do\s+not|don't|use|give|refer|ensure|assess|discuss|provide|exclude|"
+    r"admit|perform|treat|monitor|measure|start|stop|be\s+aware|explain|arrange|check|seek|"
+    r"take|think\s+about|avoid|record|review|recognise|recognize|advise|continue|encourage|"
+    r"establish|inform|involve|maintain|manage|repeat|support|tell|test|carry\s+out|follow)\b",
+    re.I,
+)
+_END = re.compile(r"[.!?:;)\]]\s*$")
+_MIN_STATEMENT = 15  # characters of letters a statement needs
+
+
+def _letters(s: str) -> int:
+    return sum(c.isalpha() for c in s)
 
 
 def find_recommendations(
@@ -27,44 +73,140 @@ def find_recommendations(
     body_secs: list[Section],
     page_at: Callable[[int], int],
 ) -> list[Recommendation]:
-    """Graded recommendations among the placed paragraphs, in text order."""
-    out: list[Recommendation] = []
+    """The recommendations among the placed paragraphs, in text order (no overlaps)."""
+    n = len(placed)
+    label = [bool(_REC_LABEL.match(p.text)) for p in placed]
+    stop = [i in heads or label[i] or placed[i].para.table for i in range(n)]
+    found = [find_grades(p.text, table=p.para.table) for p in placed]
+
+    def section_label(off: int) -> str | None:
+        out = None
+        for s in body_secs:
+            if s.start <= off < max(s.end, s.start + 1):
+                out = s.label
+        return out
+
+    def make(start: int, end: int, grade: Grade | None, number: str | None, system: str | None = None,
+             strength: str | None = None) -> Recommendation | None:
+        start, number2 = _clean_start(text, start, end)
+        number = number or number2
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if end <= start or _letters(text[start:end]) < _MIN_STATEMENT:
+            return None
+        statement = text[start:end]
+        if grade is not None:
+            system = grade.system
+            strength = grade.strength or wording_strength(statement)
+            certainty, raw = grade.certainty, grade.raw
+        else:
+            certainty, raw = None, None
+            strength = strength or wording_strength(statement)
+        first, last = page_at(start), page_at(max(start, end - 1))
+        return Recommendation(
+            text=statement, start=start, end=end, page=first, strength=strength,
+            certainty=certainty, label=section_label(start), number=number, grade=raw,
+            system=system, pages=tuple(range(first, last + 1)),
+        )
+
+    recs: list[Recommendation] = []
+    last_end = 0  # where the previous recommendation (or a heading) ended
     for i, p in enumerate(placed):
-        if p.para.table:
-            continue
-        for m in _GRADE.finditer(p.text):
-            # The statement: this paragraph up to the grade, or the paragraphs just
-            # before it back to a "RECOMMENDATION" label or a heading.
-            g_end = p.start + m.end()
-            s_idx = i
-            if m.start() < 20:
-                j = i - 1
-                while j >= 0 and i - j <= 4:
-                    q = placed[j]
-                    if q.para.table or _REC_LABEL.match(q.text) or j in heads:
-                        break
-                    s_idx = j
-                    j -= 1
-            start = placed[s_idx].start
-            lead = _REC_LEAD.match(text, start, g_end)
-            if lead:
-                start = lead.end()
-            label = None
-            for s in body_secs:
-                if s.start <= start < max(s.end, s.start + 1):
-                    label = s.label
-            if start >= g_end:
+        if i in heads or label[i]:
+            last_end = max(last_end, p.end)
+        prev_local = 0
+        for f in found[i]:
+            g_end = p.start + f.end
+            if not f.grader.trailing:
+                end = _run_end(placed, stop, i, n)
+                rec = make(g_end, end, f.grade, None)
+                if rec:
+                    recs.append(rec)
+                    last_end = rec.end
+                prev_local = f.end
                 continue
-            rec_text = text[start:g_end]
-            out.append(
-                Recommendation(
-                    text=rec_text,
-                    start=start,
-                    end=g_end,
-                    page=page_at(start),
-                    strength=m.group("strength").lower(),
-                    certainty=" ".join(m.group("certainty").lower().split()),
-                    label=label,
-                )
-            )
-    return out
+            before = p.text[prev_local:f.start]
+            if prev_local or _letters(before) >= _MIN_STATEMENT:
+                start = p.start + prev_local
+            else:  # the grade opens its paragraph: the statement is above it
+                start = p.start
+                j = i - 1
+                while j >= 0 and i - j <= 8 and not stop[j] and placed[j].end > last_end:
+                    start = placed[j].start
+                    j -= 1
+            start = max(start, last_end)
+            rec = make(start, g_end, f.grade, None)
+            prev_local = f.end
+            last_end = max(last_end, g_end)
+            if rec:
+                recs.append(rec)
+
+    # Statements marked, numbered or labelled, with no grade of their own.
+    covered = [(r.start, r.end) for r in recs]
+
+    def free(a: int, b: int) -> bool:
+        return all(b <= s or a >= e for s, e in covered)
+
+    for i, p in enumerate(placed):
+        if stop[i] or not free(p.start, p.end):
+            continue
+        t = p.text
+        kind = None
+        if _TICK.match(t):
+            kind = ("SIGN", "good-practice", "good practice point", None)
+        elif _SIGN_R.match(t):
+            kind = ("SIGN", None, "R", None)
+        elif (m := _NUMBERED.match(t)) and (_IMPERATIVE.match(t[m.end():]) or _YEAR_TAG.search(t)):
+            kind = ("NICE-wording", None, None, m.group("num"))
+        elif i > 0 and _GPS_LABEL.match(placed[i - 1].text):
+            kind = ("GRADE", "good-practice", " ".join(placed[i - 1].text.lower().split()), None)
+        elif m2 := _GPS_LEAD.match(t):
+            kind = ("GRADE", "good-practice", " ".join(m2.group(0).lower().split()), None)
+        if kind is None:
+            continue
+        system, strength, raw, number = kind
+        end = _run_end(placed, stop, i, n, marker=True)
+        if not free(p.start, end):
+            continue
+        grade = Grade(system, strength, None, raw) if raw else None
+        rec = make(p.start, end, grade, number, system=system, strength=strength)
+        if rec:
+            recs.append(rec)
+            covered.append((rec.start, rec.end))
+    recs.sort(key=lambda r: r.start)
+    return recs
+
+
+def _run_end(placed: list["_Placed"], stop: list[bool], i: int, n: int, marker: bool = False) -> int:
+    """End of the statement that starts in paragraph ``i``: the paragraph, and the ones
+    after it that continue its sentence (it does not end a sentence, or they start in
+    lower case), up to four."""
+    end = placed[i].end
+    j = i + 1
+    while j < n and j - i <= 4 and not stop[j]:
+        cur, nxt = placed[j - 1].text, placed[j].text
+        if marker and (_SIGN_R.match(nxt) or _TICK.match(nxt) or _NUMBERED.match(nxt)):
+            break
+        if _END.search(cur) and not nxt[:1].islower():
+            break
+        end = placed[j].end
+        j += 1
+    return end
+
+
+def _clean_start(text: str, start: int, end: int) -> tuple[int, str | None]:
+    """Skip what opens a statement but is not part of it; the number found there."""
+    number = None
+    for k in range(4):
+        while start < end and text[start].isspace():
+            start += 1
+        m = _LEAD.match(text, start, end)
+        if not m or m.end() == start or m.group("mark") and k:
+            break  # a margin letter only opens a statement: "A Cochrane review" is text
+        num = m.group("num") or m.group("num2")
+        if num and number is None:
+            number = num
+        start = m.end()
+    while start < end and text[start].isspace():
+        start += 1
+    return start, number

@@ -24,13 +24,14 @@ _LIGATURES = {
 }
 _SPACES = "\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000\t\r\n\x0b\x0c"
 _DROP = "\u200b\u200c\u200d\u2060\ufeff\x00"
-_BULLETS = "\uf0b7\uf0a7\uf0d8\uf076\uf0fc\u25aa\u25cf\u25e6\u2022\u2023\u2043\u00b7\u25a0\u25a1"
+_BULLETS = "\uf0b7\uf0a7\uf0d8\uf076\u25aa\u25cf\u25e6\u2022\u2023\u2043\u00b7\u25a0\u25a1"
 _TRANS = str.maketrans(
     {
         **_LIGATURES,
         **{c: " " for c in _SPACES},
         **{c: None for c in _DROP},
         **{c: "\u2022" for c in _BULLETS},
+        "\uf0fc": "\u2713",  # the Wingdings tick, as a private-use code point: a tick
     }
 )
 _MULTISPACE = re.compile(r" {2,}")

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 from ...types import Recommendation, Section
 from .lines import _Block, _Line
-from .recommendations import _GRADE, _REC_LABEL, find_recommendations
+from .grades import looks_graded
+from .recommendations import _REC_LABEL, find_recommendations
 from .repair import _BULLET_START, _END_SENTENCE, _MULTISPACE
 
 @dataclass(slots=True)
@@ -88,7 +89,7 @@ def _heading_style(p: _Para, text: str, body: float, family: str) -> tuple[float
         return None
     if _BULLET_START.match(text) and not _NUMBERED.match(text):
         return None
-    if _GRADE.search(text):
+    if looks_graded(text):
         return None
     size = max(ln.size for ln in p.lines)
     bold = all(ln.bold for ln in p.lines)
