@@ -27,6 +27,14 @@ from typing import TYPE_CHECKING, Any
 from ._io import atomic_write_text
 from .errors import ConfigError, MissingDependencyError
 from .ingest.beir import beir_id, read_beir_qrels, read_beir_queries
+from .verifier_eval import (
+    ClaimPair,
+    evaluate_verifier,
+    load_scifact_pairs,
+    roc_auc,
+    stratified_sample,
+    wilson_interval,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .index import Index
@@ -44,6 +52,13 @@ __all__ = [
     "citation_precision_recall",
     "plot_abstention_curve",
     "markdown_table",
+    # verifier evaluation (medrag.verifier_eval)
+    "ClaimPair",
+    "load_scifact_pairs",
+    "stratified_sample",
+    "evaluate_verifier",
+    "roc_auc",
+    "wilson_interval",
 ]
 
 Run = dict[str, dict[str, float]]
