@@ -273,6 +273,7 @@ class VectorIndex:
         n = len(self)
         if n == 0 or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        k = min(int(k), n)  # FAISS allocates k-sized result buffers (and HNSW an efSearch-sized heap)
         q = np.asarray(query, dtype=np.float32).reshape(1, -1)
         ann = self._ensure_ann()
         if ann is not None:
