@@ -187,3 +187,19 @@ def test_verifier_evaluation_on_scifact_claims():
     # from contradicting ones (which share the words): the reason for a model judge
     assert r["auc"]["support_vs_nei"] > 0.65
     assert r["auc"]["support_vs_contradict"] < r["auc"]["support_vs_nei"]
+
+
+def test_auc_and_wilson_against_their_definitions():
+    import random
+
+    from medrag.eval import roc_auc, wilson_interval
+
+    rng = random.Random(3)
+    for _ in range(100):
+        a = [rng.choice([0.0, 0.5, 1.0, rng.random()]) for _ in range(rng.randint(1, 12))]
+        b = [rng.choice([0.0, 0.5, 1.0, rng.random()]) for _ in range(rng.randint(1, 12))]
+        brute = sum(1.0 if x > y else 0.5 if x == y else 0.0 for x in a for y in b) / (len(a) * len(b))
+        assert roc_auc(a, b) == pytest.approx(brute, abs=1e-12)
+    assert roc_auc([], [1.0]) is None
+    lo, hi = wilson_interval(8, 10)  # the textbook value: 0.490 .. 0.943
+    assert lo == pytest.approx(0.4902, abs=1e-3) and hi == pytest.approx(0.9433, abs=1e-3)

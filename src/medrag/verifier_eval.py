@@ -35,6 +35,7 @@ __all__ = [
     "load_scifact_pairs",
     "stratified_sample",
     "evaluate_verifier",
+    "format_verifier_report",
     "roc_auc",
     "wilson_interval",
 ]
@@ -160,14 +161,20 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float] | No
 
 def roc_auc(pos: Sequence[float], neg: Sequence[float]) -> float | None:
     """P(score of a positive > score of a negative), ties counting half (the
-    Mann-Whitney form of the ROC AUC)."""
+    Mann-Whitney form of the ROC AUC), from mid-ranks in O(n log n)."""
     if not pos or not neg:
         return None
-    wins = 0.0
-    for p in pos:
-        for q in neg:
-            wins += 1.0 if p > q else 0.5 if p == q else 0.0
-    return wins / (len(pos) * len(neg))
+    allv = sorted([(float(v), 1) for v in pos] + [(float(v), 0) for v in neg])
+    rank_sum, i = 0.0, 0
+    while i < len(allv):
+        j = i
+        while j < len(allv) and allv[j][0] == allv[i][0]:
+            j += 1
+        mid = (i + 1 + j) / 2.0  # mean of the 1-based ranks i+1..j
+        rank_sum += mid * sum(1 for k in range(i, j) if allv[k][1])
+        i = j
+    n_p, n_n = len(pos), len(neg)
+    return (rank_sum - n_p * (n_p + 1) / 2.0) / (n_p * n_n)
 
 
 def _auc_interval(pos: Sequence[float], neg: Sequence[float], rounds: int = 500, seed: int = 7) -> tuple[float, float] | None:
@@ -228,3 +235,26 @@ def evaluate_verifier(
         "seconds_per_pair": elapsed / len(pairs) if pairs else None,
         "scores": scores,
     }
+
+
+def format_verifier_report(result: dict[str, Any], title: str = "") -> str:
+    """A Markdown table of one :func:`evaluate_verifier` result (for the CLI)."""
+
+    def rate(lab: str) -> str:
+        a, ci = result["accept"][lab], result["accept_ci"][lab]
+        return f"{a:.0%} [{ci[0]:.0%}, {ci[1]:.0%}]" if a is not None else "-"
+
+    def auc(k: str) -> str:
+        v, ci = result["auc"][k], result["auc_ci"][k]
+        return f"{v:.3f} [{ci[0]:.2f}, {ci[1]:.2f}]" if v is not None else "-"
+
+    n = result["n"]
+    lines = [
+        f"{title or result['verifier']}: {sum(n.values())} pairs ({', '.join(f'{k} {v}' for k, v in n.items())})",
+        "",
+        "| accept SUPPORT | accept CONTRADICT | accept NEI | AUC S/rest | AUC S/CONTRADICT | AUC S/NEI |",
+        "|---|---|---|---|---|---|",
+        "| " + " | ".join([rate(lab) for lab in LABELS]
+                         + [auc(k) for k in ("support_vs_rest", "support_vs_contradict", "support_vs_nei")]) + " |",
+    ]
+    return "\n".join(lines)
