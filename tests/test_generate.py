@@ -227,3 +227,13 @@ def test_model_file_with_wrong_sha256_is_refused(tmp_path):
         LlamaServer(f, sha256="1" * 64)  # refused before llama.cpp is touched
     with pytest.raises(ConfigError, match="not found"):
         LlamaServer(tmp_path / "missing.gguf")
+
+
+def test_answer_abstains_on_generation_error_when_asked(passages):
+    from medrag.answer import answer
+
+    idx = Index.build([_doc(1, "Salt and stroke", SALT), _doc(2, "Potassium", POTASSIUM)], IndexConfig(encoder=None))
+    a = answer(Q, idx, config=CFG, generator=Scripted(exc=RuntimeError("boom")), on_generation_error="abstain")
+    assert a.status == "abstained" and "RuntimeError: boom" in a.abstain_reason
+    with pytest.raises(GenerationError, match="boom"):
+        answer(Q, idx, config=CFG, generator=Scripted(exc=RuntimeError("boom")))

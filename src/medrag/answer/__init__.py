@@ -35,13 +35,17 @@ def answer(
     generator: Generator | None = None,
     verifier: Verifier | None = None,
     audit=None,
+    on_generation_error: str = "raise",
 ) -> Answer:
     """Retrieve passages for ``question`` from ``index`` and compose a cited answer.
 
     Without a ``generator`` the answer is extractive (exact quotes, offline). With one,
     its output is verified sentence by sentence (``verifier``, default
-    :class:`LexicalVerifier`). ``filters`` are the index's metadata filters (retracted
-    publications are excluded unless they say otherwise). ``audit`` (an
+    :class:`LexicalVerifier`); a generator that fails, hangs or returns no usable text
+    raises :class:`~medrag.errors.GenerationError`, or with
+    ``on_generation_error="abstain"`` the answer abstains with that reason.
+    ``filters`` are the index's metadata filters (retracted publications are excluded
+    unless they say otherwise). ``audit`` (an
     :class:`~medrag.audit.AuditLog`) records the answer when given.
     """
     from ..index import Filters
@@ -73,7 +77,8 @@ def answer(
         )
     else:
         result = compose_generated(
-            question, passages, generator, index_id=index.id, config=config, verifier=verifier, term_weights=weights
+            question, passages, generator, index_id=index.id, config=config, verifier=verifier, term_weights=weights,
+            on_error=on_generation_error,
         )
     if audit is not None:
         audit.record(result, index=index, verifier=(verifier or LexicalVerifier()).name)
