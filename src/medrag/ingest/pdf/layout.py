@@ -82,7 +82,11 @@ def _xy_cut(lines: list[_Line], gutter: float, out: list[_Block], depth: int = 0
 
 # A margin marker: a recommendation's "R", a grade letter, "GPP", a good-practice tick, a
 # class/level cell ("2a", "B-NR", "3: Harm").
-_MARGIN_MARK = re.compile(r"^(?:[A-D]|R|GPP|\u2713|\u2714|[123][ab]?|[A-C]-[A-Z]{1,2}|3:\s*(?:Harm|No Benefit))$")
+# A list number or a bullet set apart from its item by a tab is one too.
+_MARGIN_MARK = re.compile(
+    r"^(?:[A-D]|R|GPP|\u2713|\u2714|[123][ab]?|[A-C]-[A-Z]{1,2}|3:\s*(?:Harm|No Benefit)"
+    r"|\(?\d{1,2}[.)]|\d{1,2}(?:\.\d{1,2}){1,3}\.?|\(?[a-z][.)]|[\u2022\u25aa\u25a0\u25cf\u2013\u203a\u00bb-])$"
+)
 
 
 def _attach_margin_marks(lines: list[_Line]) -> list[_Line]:

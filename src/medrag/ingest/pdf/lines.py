@@ -258,7 +258,31 @@ def _page_spans(textpage: Any, y_offset: float = 0.0, font_cache: dict[Any, Any]
         s.text = _normalize(s.text).strip()
         if s.text:
             kept.append(s)
-    return _drop_markers(kept)
+    return _drop_markers(_drop_line_numbers(kept))
+
+
+_INT = re.compile(r"^\d{1,5}$")
+
+
+def _drop_line_numbers(spans: list[_Span]) -> list[_Span]:
+    """Drop a column of line numbers (drafts exported with numbered lines): integers set
+    at one x position, counting up line by line down the page, five or more of them."""
+    nums = [s for s in spans if _INT.match(s.text)]
+    if len(nums) < 5:
+        return spans
+    columns: dict[int, list[_Span]] = {}
+    for s in nums:
+        columns.setdefault(round(s.x1 / 3), []).append(s)  # right-aligned numbers
+    drop: set[int] = set()
+    for col in columns.values():
+        if len(col) < 5:
+            continue
+        col.sort(key=lambda s: -s.y)
+        values = [int(s.text) for s in col]
+        steps = sum(1 for a, b in zip(values, values[1:]) if 0 < b - a <= 2)
+        if steps >= 0.7 * (len(values) - 1):
+            drop.update(id(s) for s in col)
+    return [s for s in spans if id(s) not in drop] if drop else spans
 
 
 def _rows(spans: list[_Span]) -> list[_Line]:

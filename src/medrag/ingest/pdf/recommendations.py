@@ -126,14 +126,10 @@ def find_recommendations(
                 prev_local = f.end
                 continue
             before = p.text[prev_local:f.start]
-            if prev_local or _letters(before) >= _MIN_STATEMENT:
+            if prev_local or _letters(before) >= _MIN_STATEMENT and not p.text[:1].islower():
                 start = p.start + prev_local
-            else:  # the grade opens its paragraph: the statement is above it
-                start = p.start
-                j = i - 1
-                while j >= 0 and i - j <= 8 and not stop[j] and placed[j].end > last_end:
-                    start = placed[j].start
-                    j -= 1
+            else:  # the grade opens its paragraph, or the paragraph goes on from above
+                start = placed[_statement_first(placed, stop, i, last_end)].start
             start = max(start, last_end)
             rec = make(start, g_end, f.grade, None)
             prev_local = f.end
@@ -175,6 +171,36 @@ def find_recommendations(
             covered.append((rec.start, rec.end))
     recs.sort(key=lambda r: r.start)
     return recs
+
+
+_OPENS = re.compile(
+    r"^(?:R|GPP|[A-D])\s+[A-Z(]|^[\u2713\u2714]|^(?i:recommendations?)\s*\d|^\d{1,2}\.\d{1,2}\.\d{1,2}\s"
+)
+_NUMBERED_ITEM = re.compile(r"^\d{1,2}[.)]\s+[A-Z]")
+_SENTENCE_END = re.compile(r"[.!?]\s*$|[.!?][)\]\u201d\"']\s*$")
+
+
+def _statement_first(placed: list["_Placed"], stop: list[bool], i: int, last_end: int) -> int:
+    """The paragraph where the statement that ends in paragraph ``i`` begins: walk back
+    while the text above goes on (the paragraph just above always belongs to it), and
+    stop at a heading or label, at the previous recommendation, at a paragraph that opens
+    with a marker ("R", a grade letter, "Recommendation 2"), or at a long numbered item
+    that follows a finished sentence ("1. Nonopioid therapies are ...")."""
+    first = i
+    j = i - 1
+    while j >= 0 and i - j <= 8 and not stop[j] and placed[j].end > last_end:
+        cur = placed[first].text
+        if first != i or not placed[i].text.startswith("("):
+            if _OPENS.match(cur):
+                break
+            if _NUMBERED_ITEM.match(cur) and len(cur) >= 60 and _SENTENCE_END.search(placed[j].text):
+                break
+            if first != i and _SENTENCE_END.search(placed[j].text) and not cur[:1].islower() \
+                    and not cur.startswith(("\u2022", "-", "\u2013")) and not _NUMBERED_ITEM.match(cur):
+                break
+        first = j
+        j -= 1
+    return first
 
 
 def _run_end(placed: list["_Placed"], stop: list[bool], i: int, n: int, marker: bool = False) -> int:

@@ -38,6 +38,12 @@ def _paragraphs(pages: list[list[_Block]], body: float, family: str) -> list[_Pa
                 paras.append(_Para(list(b.lines), table=True))
                 cur = None
                 continue
+            # the block's own line pitch: double-spaced drafts are not one paragraph a line
+            gaps = sorted(g for a, c in zip(b.lines, b.lines[1:])
+                          if 0 < (g := a.y - c.y) < 4 * max(a.size, c.size))
+            pitch = gaps[len(gaps) // 2] if len(gaps) >= 3 else 0.0
+            if pitch < 1.6 * body:
+                pitch = 0.0  # single-spaced: the usual rule
             for li, ln in enumerate(b.lines):
                 if cur is None:
                     cur = _Para([ln])
@@ -61,11 +67,16 @@ def _paragraphs(pages: list[list[_Block]], body: float, family: str) -> list[_Pa
                     brk = not cont
                 else:
                     gap = prev.y - ln.y
+                    wide = gap > max(1.75 * max(prev.size, ln.size), 1.3 * pitch)
+                    if wide and gap < 3 * max(prev.size, ln.size) and not _END_SENTENCE.search(prev.text) \
+                            and ln.text[:1].islower():
+                        wide = False  # a sentence goes on: not a new paragraph
                     brk = (
-                        gap > 1.75 * max(prev.size, ln.size)
+                        wide
                         or gap < 0
                         or style_change
                         or bool(_BULLET_START.match(ln.text))
+                        or bool(_MARK_START.match(ln.text))
                     )
                 if brk:
                     paras.append(cur)
@@ -77,6 +88,9 @@ def _paragraphs(pages: list[list[_Block]], body: float, family: str) -> list[_Pa
     return paras
 
 
+# A line that opens a marked statement: SIGN's "R", a margin grade letter, a tick, a
+# three-level recommendation number.
+_MARK_START = re.compile(r"^(?:R|GPP|[A-D])\s+(?=[A-Z(])|^[\u2713\u2714]|^\d{1,2}\.\d{1,2}\.\d{1,2}\s+[A-Z]")
 _NUMBERED = re.compile(r"^(\d{1,2}(\.\d{1,2})*\.?|[A-Z]\.|\d{1,2}[a-z]\.)\s+\S")
 
 
