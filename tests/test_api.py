@@ -43,6 +43,10 @@ def test_import_has_no_side_effects():
         "h = logging.getLogger('medrag').handlers; "
         "assert all(isinstance(x, logging.NullHandler) for x in h), h; "
         "assert logging.getLogger().handlers == [], 'root logger touched'; "
-        "import sys; assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules"
+        "import sys; assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules; "
+        # optional extras stay unimported until used (notebook views, adapters, progress bars)
+        "import medrag.display, medrag.progress, medrag.integrations; "
+        "heavy = {m.split('.')[0] for m in sys.modules} & {'pandas', 'langchain_core', 'llama_index', 'nbclient', 'IPython', 'tqdm', 'matplotlib'}; "
+        "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
