@@ -31,8 +31,9 @@ NICE-wording  no printed grade: "offer", "do not", "should", imperative verbs ->
               "consider" -> conditional (NICE, "Making decisions using NICE guidelines").
 ============  ==========================================================================
 
-Wording (:func:`wording_strength`): "consider", "may", "can", "could", "might",
-"suggest", "is reasonable" in the first sentence -> conditional, otherwise strong.
+Wording (:func:`wording_strength`): the first modal of the statement decides:
+"consider", "may", "can", "could", "might", "suggest" -> conditional; "should", "must",
+"is recommended", "do not", "offer" -> strong; none -> strong.
 """
 
 from __future__ import annotations
@@ -282,17 +283,18 @@ def looks_graded(text: str) -> bool:
     return any(g.trailing and g.pattern.search(text) for g in GRADERS if g.name != "good practice point")
 
 
-_CONDITIONAL = re.compile(
-    r"\b(?:consider(?:ed)?|may|can|could|might|suggests?|is reasonable|are reasonable)\b", re.I
+_MODAL = re.compile(
+    r"\b(?P<c>(?:should|may|can|could|might)\s+(?:also\s+)?be\s+considered|consider|may|can|could|might"
+    r"|suggests?)\b"
+    r"|\b(?P<s>should|must|shall|(?:is|are)\s+(?:not\s+)?recommended|recommends?|do\s+not|offer|ensure)\b",
+    re.I,
 )
-_FIRST_SENTENCE = re.compile(r"^.*?[.;:](?=\s+[A-Z(]|\s*$)", re.S)
 
 
 def wording_strength(statement: str) -> str:
-    """Strength from the wording of a statement's first sentence: conditional verbs
-    ("consider", "may", "can", "suggest") -> ``"conditional"``, else ``"strong"``."""
-    m = _FIRST_SENTENCE.match(statement.strip())
-    first = m.group(0) if m else statement
-    # "is usually considered first-line" describes a standard: not a conditional verb
-    first = re.sub(r"\b(?:is|are)\s+(?:usually|generally|often)\s+considered\b", "is", first, flags=re.I)
-    return "conditional" if _CONDITIONAL.search(first) else "strong"
+    """Strength from the wording: the first modal of the statement decides ("should",
+    "must", "is recommended", "do not", "offer" -> ``"strong"``; "consider", "may",
+    "can", "could", "might", "suggest", "should be considered" -> ``"conditional"``);
+    no modal -> ``"strong"`` (a plain statement of what is done)."""
+    m = _MODAL.search(statement[:400])
+    return "conditional" if m and m.group("c") else "strong"

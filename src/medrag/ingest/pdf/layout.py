@@ -69,7 +69,8 @@ def _xy_cut(lines: list[_Line], gutter: float, out: list[_Block], depth: int = 0
     # read top to bottom. Groups with a gutter are cut again.
     leaf: list[_Line] = []
     for g in groups:
-        if len(g) == 1 or not _x_gaps(g, gutter):
+        one_row = max(ln.y for ln in g) - min(ln.y for ln in g) < 0.5 * min(ln.size for ln in g)
+        if len(g) == 1 or one_row or not _x_gaps(g, gutter):  # a gutter needs two rows
             leaf.extend(g)
             continue
         if leaf:
@@ -137,22 +138,31 @@ def _furniture_key(text: str) -> str:
 
 
 def _drop_furniture(pages: list[list[_Line]], heights: list[float]) -> None:
-    """Remove running headers, footers and page numbers, in place."""
+    """Remove running headers, footers and page numbers, in place: lines in the top or
+    bottom margin whose text (digits masked) recurs at the same height (within 4 pt) on
+    several pages. A grade line that happens to end a column in the margin on several
+    pages sits at a different height on each, and stays."""
     n = len(pages)
-    seen: dict[str, set[int]] = {}
+    seen: dict[str, list[tuple[int, float]]] = {}
     for i, lines in enumerate(pages):
         h = heights[i]
         for ln in lines:
             if ln.y > h * (1 - _MARGIN) or ln.y < h * _MARGIN:
-                seen.setdefault(_furniture_key(ln.text), set()).add(i)
+                seen.setdefault(_furniture_key(ln.text), []).append((i, ln.y))
     need = 2 if n <= 4 else 3
-    running = {k for k, v in seen.items() if len(v) >= need and k}
+
+    def running(key: str, y: float) -> bool:
+        if not key:
+            return False
+        hits = seen.get(key, ())
+        return len({i for i, y2 in hits if abs(y2 - y) <= 4.0}) >= need
+
     for i, lines in enumerate(pages):
         h = heights[i]
         keep = []
         for ln in lines:
             in_margin = ln.y > h * (1 - _MARGIN) or ln.y < h * _MARGIN
-            if in_margin and (_furniture_key(ln.text) in running or _PAGE_NO.match(ln.text.strip())):
+            if in_margin and (_PAGE_NO.match(ln.text.strip()) or running(_furniture_key(ln.text), ln.y)):
                 continue
             keep.append(ln)
         pages[i] = keep

@@ -185,9 +185,8 @@ def _page_spans(textpage: Any, y_offset: float = 0.0, font_cache: dict[Any, Any]
                 name = ""
                 if fkey and _font_name(fkey, namebuf, 256):
                     name = namebuf.value.decode("latin-1", "replace")
-                weight = _pr.FPDFText_GetFontWeight(raw, i)
                 family = _family(name)
-                face = faces[fkey] = (bool(_BOLD.search(name)) or weight >= 600, family,
+                face = faces[fkey] = (bool(_BOLD.search(name)), family,
                                       bool(_SYMBOL_FONT.search(family)))
             inf = (round(size, 2), face[0], face[1], face[2])
         infos[key] = inf
