@@ -28,9 +28,11 @@ from .cite import abstain as _abstain
 from .cite import citation
 from .config import AnswerConfig
 from .evidence import evidence_level
-from .select import candidates, pick, question_weights, relevance
+from .select import candidates, pick, question_weights, relevance, weighted_coverage
+from .parts import question_parts
+from .scorer import asks_for_number, evidence_scorer, pick_by_probability, score_candidates
 from .support import SupportModel, coverage, passage_features, support_of
-from .text import content_tokens
+from .text import content_tokens, numbers
 
 __all__ = [
     "AnswerConfig",
@@ -88,18 +90,59 @@ def compose_extractive(
     if not cands:
         return _abstain(question, passages, index_id, "no sentence of the retrieved passages addresses the question", support)
     weight = question_weights(q, pool, term_weights)
-    top_score = max(p.score for p in passages) or 1.0
-    rel = {id(x): relevance(x, q, weight, top_score) for x in cands}
     key_term = max(q, key=lambda t: (weight[t], t))
-    picked = pick(
-        cands, rel, max_sentences=config.max_sentences, mmr_lambda=config.mmr_lambda,
-        min_relative_relevance=config.min_relative_relevance, key_term=key_term,
-    )
+    parts = question_parts(question)
+    if len(parts) == 1 and asks_for_number(question):
+        # a dose, a duration or an amount is answered only by a quote that states a
+        # number and names the thing asked about
+        cands = [s for s in cands if numbers(s.text) and _about(s, q, weight, key_term)]
+        if not cands:
+            return _abstain(
+                question, passages, index_id,
+                "the question asks for a number and no retrieved sentence about "
+                f"{_word_of(question, key_term)!r} states one", support,
+            )
+    scorer = evidence_scorer() if config.selection == "learned" else None
+    if scorer is not None:
+        probs = score_candidates(cands, q, weight, key_term, question, scorer)
+        rel = {id(x): float(pr) for x, pr in zip(cands, probs)}
+        picked = pick_by_probability(cands, probs, threshold=scorer.threshold, max_units=config.max_sentences)
+    else:
+        top_score = max(p.score for p in passages) or 1.0
+        rel = {id(x): relevance(x, q, weight, top_score) for x in cands}
+        picked = pick(
+            cands, rel, max_sentences=config.max_sentences, mmr_lambda=config.mmr_lambda,
+            min_relative_relevance=config.min_relative_relevance, key_term=key_term,
+        )
+    # a multi-part question: each part needs a quote holding its most specific word
+    missing = []
+    if len(parts) > 1:
+        for part in parts:
+            word = max(part.own, key=lambda t: (weight.get(t, 0.0), t))
+            numeric = asks_for_number(part.text)
+
+            def answers(s, word=word, numeric=numeric) -> bool:
+                return word in s.tokens and (not numeric or bool(numbers(s.text)))  # noqa: B023
+
+            if any(answers(s) for s in picked):
+                continue
+            if numeric:  # a quote with the word but no number does not answer this part
+                picked = [s for s in picked if word not in s.tokens or len(picked) == 1]
+            extra = [s for s in cands if answers(s) and s not in picked
+                     and not any(t.passage.chunk.doc_id == s.passage.chunk.doc_id and t.start < s.end and s.start < t.end
+                                 for t in picked)]
+            if extra:
+                picked.append(max(extra, key=lambda s: rel[id(s)]))
+            else:
+                missing.append(part.text)
     # strongest evidence first, then newest, then the order of relevance
     order = {id(s): i for i, s in enumerate(picked)}
     picked.sort(key=lambda s: (evidence_level(s.passage), -(s.passage.source.year or 0), order[id(s)]))
     covered = frozenset().union(*(s.tokens for s in picked))
-    status = "answered" if coverage(q, covered) >= config.partial_coverage else "partial"
+    status = "answered" if coverage(q, covered) >= config.partial_coverage and not missing else "partial"
+    note = None
+    if missing:
+        note = "no retrieved passage answers " + " nor ".join(f"“{m}”" for m in missing)
     sentences = tuple(
         AnswerSentence(text=s.text, citations=(citation(s.passage, s.start, s.end, s.coverage),),
                        support=round(float(s.coverage), 4))
@@ -112,4 +155,19 @@ def compose_extractive(
         passages=tuple(passages),
         index_id=index_id,
         support=round(float(support), 4),
+        abstain_reason=note,
     )
+
+
+def _about(s, q, weight, key_term: str) -> bool:
+    """A quote is about the thing asked when it names the question's most specific word
+    or holds two thirds of the question's (idf-weighted) words."""
+    return key_term in s.tokens or weighted_coverage(q, weight, s.tokens) >= 2 / 3
+
+
+def _word_of(question: str, token: str) -> str:
+    """The question's word whose content token is ``token`` (for messages)."""
+    for w in question.replace("?", " ").split():
+        if content_tokens(w) == [token]:
+            return w.strip(",.;:()")
+    return token

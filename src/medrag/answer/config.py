@@ -44,6 +44,9 @@ class AnswerConfig:
             least this share of the first quote's, in [0, 1].
         partial_coverage: below this share of question words covered by the picked
             quotes, the answer is ``partial``, in [0, 1].
+        selection: ``"learned"`` picks quotes by the evidence scorer fit on SciFact
+            rationales (:mod:`medrag.answer.scorer`); ``"overlap"`` by the hand-set
+            idf-weighted overlap of 0.1.
         support: the calibrated support model.
     """
 
@@ -54,6 +57,7 @@ class AnswerConfig:
     mmr_lambda: float = 0.7
     min_relative_relevance: float = 0.7
     partial_coverage: float = 0.5
+    selection: str = "learned"
     support: SupportModel = field(default_factory=SupportModel)
 
     def __post_init__(self) -> None:
@@ -61,5 +65,7 @@ class AnswerConfig:
         _count("max_sentences", self.max_sentences, 1, 50)
         for name in ("threshold", "min_sentence_coverage", "mmr_lambda", "min_relative_relevance", "partial_coverage"):
             _number(name, getattr(self, name), 0.0, 1.0)
+        if self.selection not in ("learned", "overlap"):
+            raise ConfigError(f"AnswerConfig.selection must be 'learned' or 'overlap', not {self.selection!r}")
         if not isinstance(self.support, SupportModel):
             raise ConfigError(f"AnswerConfig.support must be a SupportModel, not {type(self.support).__name__}")

@@ -190,7 +190,8 @@ def to_markdown(answer: "Answer") -> str:
     sources = {p.chunk.doc_id: p.source for p in answer.passages}
     lines = []
     if answer.status == "partial":
-        lines.append("*Partial answer: the evidence found covers only part of the question.*\n")
+        why = f" {escape_markdown(_end(answer.abstain_reason))}" if answer.abstain_reason else ""
+        lines.append(f"*Partial answer: the evidence found covers only part of the question.*{why}\n")
     body = []
     for s in answer.sentences:
         marks = sorted({nums[c.doc_id] for c in s.citations})
