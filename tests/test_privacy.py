@@ -103,6 +103,26 @@ _PIPELINE = _HOOKS + textwrap.dedent(
     """
 )
 
+# medrag.integrations modules that import a third-party framework on import
+_ADAPTERS = ("medrag.integrations.langchain", "medrag.integrations.llamaindex")
+
+_ADAPTER_IMPORTS = _HOOKS + textwrap.dedent(
+    r"""
+    import importlib
+    env0 = dict(os.environ)
+    PHASE[0] = "import"
+    done = []
+    for name in sys.argv[1:]:
+        try:
+            importlib.import_module(name)
+            done.append(name)
+        except ImportError:
+            pass
+    changed = {k: (env0.get(k), os.environ.get(k)) for k in set(env0) | set(os.environ) if env0.get(k) != os.environ.get(k)}
+    print("RESULT " + json.dumps({"events": EVENTS, "env": changed, "modules": done}))
+    """
+)
+
 _IMPORTS = _HOOKS + textwrap.dedent(
     r"""
     import logging, importlib, pkgutil
@@ -124,8 +144,8 @@ _IMPORTS = _HOOKS + textwrap.dedent(
     import medrag
     mods = ["medrag"]
     for m in pkgutil.walk_packages(medrag.__path__, "medrag."):
-        if m.name.split(".")[-1] in ("__main__",):
-            continue
+        if m.name.split(".")[-1] in ("__main__",) or m.name in ("medrag.integrations.langchain", "medrag.integrations.llamaindex"):
+            continue  # the adapters import their framework: test_adapter_imports_make_no_connection
         importlib.import_module(m.name)
         mods.append(m.name)
     env1, h1 = dict(os.environ), handlers()
@@ -225,3 +245,15 @@ def test_detectors_see_a_connection_and_a_write(tmp_path):
     res = _run(code, [str(elsewhere / "x")], home, timeout=60)
     assert any(e[1] == "net" for e in res["events"])
     assert _outside(res["events"], home)
+
+
+def test_adapter_imports_make_no_connection(tmp_path):
+    """Importing the LangChain / LlamaIndex adapters imports their framework (whose own
+    warnings filters are the framework's business) but connects nowhere, writes nothing
+    and sets no environment variable."""
+    res = _run(_ADAPTER_IMPORTS, list(_ADAPTERS), tmp_path, timeout=180)
+    if not res["modules"]:
+        pytest.skip("neither langchain-core nor llama-index-core is installed")
+    assert [e for e in res["events"] if e[1] == "net"] == []
+    assert [e for e in res["events"] if e[1] == "write"] == []
+    assert res["env"] == {}, res["env"]
