@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import statistics
 
+from .grades import looks_graded
 from .lines import _Block, _Line, _x_gaps, _y_slabs
 from .tables import _looks_tabular, _table_block
 
@@ -88,6 +89,9 @@ _MARGIN_MARK = re.compile(
     r"^(?:[A-D]|R|GPP|\u2713|\u2714|[123][ab]?|[A-C]-[A-Z]{1,2}|3:\s*(?:Harm|No Benefit)"
     r"|\(?\d{1,2}[.)]|\d{1,2}(?:\.\d{1,2}){1,3}\.?|\(?[a-z][.)]|[\u2022\u25aa\u25a0\u25cf\u2013\u203a\u00bb-])$"
 )
+
+
+_GRADE_MARK = re.compile(r"^(?:[A-D]|R|GPP|\u2713|\u2714)$")
 
 
 def _attach_margin_marks(lines: list[_Line]) -> list[_Line]:
@@ -162,7 +166,9 @@ def _drop_furniture(pages: list[list[_Line]], heights: list[float]) -> None:
         keep = []
         for ln in lines:
             in_margin = ln.y > h * (1 - _MARGIN) or ln.y < h * _MARGIN
-            if in_margin and (_PAGE_NO.match(ln.text.strip()) or running(_furniture_key(ln.text), ln.y)):
+            if in_margin and (_PAGE_NO.match(ln.text.strip()) or running(_furniture_key(ln.text), ln.y)) \
+                    and not _GRADE_MARK.match(ln.text) and not looks_graded(ln.text):
+                # (a grade or a marker ending a column sits in the margin on many pages)
                 continue
             keep.append(ln)
         pages[i] = keep

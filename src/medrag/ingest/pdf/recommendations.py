@@ -42,7 +42,8 @@ _LEAD = re.compile(  # used with .match(text, pos): no "^"
     r"|(?P<mark>R|GPP|[A-D])\s+(?=[A-Z(\d])"
     r"|[\u2713\u2714]\s*"
     r"|GOOD PRACTICE (?:STATEMENT|POINT)S?\s*:?\s+(?=[A-Z])"
-    r"|(?P<label>(?i:recommendations?|recommandations?)\s*(?P<num>\d+(?:\.\d+)*[a-z]?)?\s*[.:]?\s+)"
+    r"|(?P<label>(?:(?i:recommendations?|recommandations?)\s*(?P<num>\d+(?:\.\d+)*[a-z]?)\s*[.:]?"
+    r"|RECOMMENDATIONS?\s*:?|RECOMMANDATIONS?\s*:?|(?i:recommendations?)\s*:)\s+)"
     r"|(?P<num2>\d{1,2}(?:\.\d{1,2}){0,2}[a-z]?)[.)]?\s+(?=[A-Z(])"
     r")"
 )
@@ -111,6 +112,7 @@ def find_recommendations(
 
     recs: list[Recommendation] = []
     last_end = 0  # where the previous recommendation (or a heading) ended
+    last_rec_end = 0  # where the previous recommendation ended
     for i, p in enumerate(placed):
         if i in heads or label[i]:
             last_end = max(last_end, p.end)
@@ -122,18 +124,29 @@ def find_recommendations(
                 rec = make(g_end, end, f.grade, None)
                 if rec:
                     recs.append(rec)
-                    last_end = rec.end
+                    last_end = last_rec_end = rec.end
                 prev_local = f.end
                 continue
             before = p.text[prev_local:f.start]
             if prev_local or _letters(before) >= _MIN_STATEMENT and not p.text[:1].islower():
                 start = p.start + prev_local
             else:  # the grade opens its paragraph, or the paragraph goes on from above
-                start = placed[_statement_first(placed, stop, i, last_end)].start
+                first = _statement_first(placed, stop, i, last_end)
+                if first == i and f.start < 3 and i >= 2 and i - 1 in heads and not stop[i - 2] \
+                        and placed[i - 2].end > last_rec_end and not found[i - 2]:
+                    # a heading read between a statement and its grade line (the grade
+                    # opens the next column): the statement is the paragraph above it
+                    rec = make(placed[i - 2].start, placed[i - 2].end, f.grade, None)
+                    prev_local = f.end
+                    last_end = last_rec_end = max(last_end, g_end)
+                    if rec:
+                        recs.append(rec)
+                    continue
+                start = placed[first].start
             start = max(start, last_end)
             rec = make(start, g_end, f.grade, None)
             prev_local = f.end
-            last_end = max(last_end, g_end)
+            last_end = last_rec_end = max(last_end, g_end)
             if rec:
                 recs.append(rec)
 
@@ -190,7 +203,7 @@ def _statement_first(placed: list["_Placed"], stop: list[bool], i: int, last_end
     j = i - 1
     while j >= 0 and i - j <= 8 and not stop[j] and placed[j].end > last_end:
         cur = placed[first].text
-        if first != i or not placed[i].text.startswith("("):
+        if first != i:
             if _OPENS.match(cur):
                 break
             if _NUMBERED_ITEM.match(cur) and len(cur) >= 60 and _SENTENCE_END.search(placed[j].text):

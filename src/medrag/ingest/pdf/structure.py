@@ -56,7 +56,7 @@ def _paragraphs(pages: list[list[_Block]], body: float, family: str) -> list[_Pa
                     and (_is_heading_style(ln, body, family) or _is_heading_style(prev, body, family))
                 )
                 if style_change and abs(ln.size - prev.size) < 0.6 and not _END_SENTENCE.search(prev.text) \
-                        and (ln.text[:1].islower() or ln.text[:1] == "(") and not _is_heading_style(prev, body, family):
+                        and (ln.text[:1].islower() or ln.text[:1] == "(") and len(prev.text) > 25:
                     style_change = False  # a sentence goes on in another face: "(weak" / "low-quality evidence)"
                 if new_block:
                     # a paragraph cut by a column or page break runs on
