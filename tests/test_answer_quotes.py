@@ -125,3 +125,15 @@ def test_old_chunks_without_offsets_still_cite(outpatient):
     assert c.page == ch.pages[0] and c.section == ch.section
     Answer(question="q", status="answered", sentences=(AnswerSentence(c.quote, (c,)),),
            passages=(Passage(chunk=old, source=src, score=1.0, rank=1),), index_id="x")
+
+
+@pytest.mark.slow
+def test_a_graded_recommendation_leads_with_its_grade():
+    who = list(iter_guideline_pdf(need_data("guidelines", "who_ipc_core_components_guidelines_2016.pdf")))
+    assert who[0].guideline.recommendations
+    index = Index.build(who, IndexConfig(encoder=None))
+    a = answer("Should acute health care facilities have an IPC programme with a dedicated, trained team?", index)
+    first = a.sentences[0].citations[0]
+    assert first.grade and "strong" in first.grade.lower()
+    assert "dedicated, trained team" in first.quote
+    assert a.to_markdown().startswith("**Recommendation (")

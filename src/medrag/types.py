@@ -466,6 +466,13 @@ class Chunk(_Record):
         return None if self.section_spans else self.section
 
 
+def _grade_words(strength: str | None, certainty: str | None) -> str:
+    """"strong, very low certainty of evidence" from normalized fields ("" if ungraded)."""
+    if strength in (None, "ungraded"):
+        return ""
+    return strength + (f", {certainty} certainty of evidence" if certainty else "")
+
+
 @dataclass(frozen=True, slots=True)
 class SourceInfo(_Record):
     """What a citation needs to say about a document, and what filters look at.
@@ -494,6 +501,9 @@ class SourceInfo(_Record):
     source_sha256: str | None = None
     file: str | None = None
     url: str | None = None
+    #: a guideline's graded recommendations: ``(start, end, grade)`` in its text, the
+    #: grade as printed (or its normalized strength), so a quote can carry it
+    recommendations: tuple[tuple[int, int, str], ...] = ()
 
     #: Authors kept for a Vancouver-style reference ("et al." after six).
     MAX_AUTHORS: ClassVar[int] = 7
@@ -524,6 +534,9 @@ class SourceInfo(_Record):
             # a guideline's reference names its file (base name only) and URL if known
             file=doc.source.path.replace("\\", "/").rsplit("/", 1)[-1] if g else None,
             url=getattr(g, "url", None) if g else None,
+            recommendations=tuple(
+                (r.start, r.end, r.grade or _grade_words(r.strength, r.certainty)) for r in g.recommendations
+            ) if g else (),
         )
 
 
@@ -565,7 +578,8 @@ class Citation(_Record):
     retrieved in, whose span contains them. ``support`` is the verifier's support
     score of the cited sentence by this quote, in [0, 1]. ``section`` and ``page`` are
     the quote's own (the section it starts in, the page it starts on); ``pages`` every
-    page it lies on (a sentence across a page break cites both).
+    page it lies on (a sentence across a page break cites both). ``grade``: when the
+    quote is (part of) a guideline's graded recommendation, its grade as printed.
     """
 
     chunk_id: str
@@ -579,6 +593,7 @@ class Citation(_Record):
     page: int | None = None
     section: str | None = None
     pages: tuple[int, ...] = ()
+    grade: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

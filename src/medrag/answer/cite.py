@@ -6,7 +6,16 @@ from collections.abc import Sequence
 
 from ..types import Answer, Citation, Passage
 
-__all__ = ["citation", "abstain"]
+__all__ = ["citation", "abstain", "recommendation_of"]
+
+
+def recommendation_of(passage: Passage, start: int, end: int) -> str | None:
+    """The grade of the guideline recommendation that span ``[start, end)`` lies in
+    (``""`` for an ungraded recommendation), or None when it is not in one."""
+    for a, b, grade in passage.source.recommendations:
+        if a < end and start < b:
+            return grade
+    return None
 
 
 def citation(passage: Passage, start: int, end: int, support: float) -> Citation:
@@ -32,6 +41,7 @@ def citation(passage: Passage, start: int, end: int, support: float) -> Citation
         page=pages[0] if pages else None,
         pages=pages,
         section=c.section_of(start),
+        grade=recommendation_of(passage, start, end) or None,
     )
 
 

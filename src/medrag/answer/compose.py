@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 
 from ..types import Answer, AnswerSentence, Passage
 from .cite import abstain as _abstain
-from .cite import citation
+from .cite import citation, recommendation_of
 from .config import AnswerConfig
 from .evidence import evidence_level
 from .select import candidates, pick, question_weights, relevance, weighted_coverage
@@ -33,6 +33,10 @@ from .parts import question_parts
 from .scorer import asks_for_number, evidence_scorer, pick_by_probability, score_candidates
 from .support import SupportModel, coverage, passage_features, support_of
 from .text import content_tokens, numbers
+
+#: a recommendation is brought into an answer when its relevance is at least this share
+#: of the best quote's
+_REC_RELATIVE = 0.6
 
 __all__ = [
     "AnswerConfig",
@@ -135,9 +139,25 @@ def compose_extractive(
                 picked.append(max(extra, key=lambda s: rel[id(s)]))
             else:
                 missing.append(part.text)
-    # strongest evidence first, then newest, then the order of relevance
+    # a guideline recommendation that answers the question leads, graded ones first:
+    # one among the candidates nearly as relevant as the best pick is brought in
+    recs = [s for s in cands if recommendation_of(s.passage, s.start, s.end) is not None]
+    if recs and picked and not any(recommendation_of(s.passage, s.start, s.end) is not None for s in picked):
+        best_rec = max(recs, key=lambda s: (bool(recommendation_of(s.passage, s.start, s.end)), rel[id(s)]))
+        if rel[id(best_rec)] >= _REC_RELATIVE * rel[id(picked[0])] and not any(
+            t.passage.chunk.doc_id == best_rec.passage.chunk.doc_id and t.start < best_rec.end and best_rec.start < t.end
+            for t in picked
+        ):
+            picked = [best_rec, *picked][: config.max_sentences]
+    # then the strongest evidence, then the newest, then the order of relevance
     order = {id(s): i for i, s in enumerate(picked)}
-    picked.sort(key=lambda s: (evidence_level(s.passage), -(s.passage.source.year or 0), order[id(s)]))
+
+    def rank(s) -> tuple:
+        grade = recommendation_of(s.passage, s.start, s.end)
+        return (0 if grade else 1 if grade is not None else 2, evidence_level(s.passage),
+                -(s.passage.source.year or 0), order[id(s)])
+
+    picked.sort(key=rank)
     covered = frozenset().union(*(s.tokens for s in picked))
     status = "answered" if coverage(q, covered) >= config.partial_coverage and not missing else "partial"
     note = None

@@ -197,7 +197,9 @@ def to_markdown(answer: "Answer") -> str:
         marks = sorted({nums[c.doc_id] for c in s.citations})
         pages = _sentence_pages(s)
         where = f" (p. {', '.join(map(str, pages))})" if pages else ""
-        body.append(f"{escape_markdown(s.text)} [{', '.join(map(str, marks))}]{where}")
+        grades = sorted({c.grade for c in s.citations if c.grade})
+        lead = f"**Recommendation ({escape_markdown('; '.join(grades))}):** " if grades else ""
+        body.append(f"{lead}{escape_markdown(s.text)} [{', '.join(map(str, marks))}]{where}")
     lines.append(" ".join(body))
     lines.append("\n**References**\n")
     for doc_id, n in nums.items():
@@ -219,7 +221,9 @@ def to_html(answer: "Answer") -> str:
         marks = ", ".join(
             f"<sup title=\"{html.escape(clean_text(c.quote), quote=True)}\">{nums[c.doc_id]}</sup>" for c in s.citations
         )
-        sents.append(f"{html.escape(clean_text(s.text))} {marks}")
+        grades = sorted({c.grade for c in s.citations if c.grade})
+        lead = f"<b>Recommendation ({html.escape(clean_text('; '.join(grades)))}):</b> " if grades else ""
+        sents.append(f"{lead}{html.escape(clean_text(s.text))} {marks}")
     refs = "".join(f"<li>{_html(reference_pieces(sources[d], _cited_pages(answer, d)))}</li>" for d in nums)
     partial = "<p><i>Partial answer: the evidence found covers only part of the question.</i></p>" if answer.status == "partial" else ""
     return f"<div class='medrag-answer'>{partial}<p>{' '.join(sents)}</p><ol>{refs}</ol></div>"

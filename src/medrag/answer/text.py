@@ -19,7 +19,7 @@ STOPWORDS = frozenset(
     have how i if in into is it its may might of on or our should so such than that the their
     them then there these they this those to was we were what when where whether which while
     who whom why will with would you your vs versus also both each other any all among
-    between after before during about over under more most less least very""".split()
+    between after before during about over under more most less least very much many""".split()
 )
 
 
