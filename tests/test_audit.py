@@ -299,6 +299,23 @@ def test_a_torn_last_line_is_reported_then_set_aside(tmp_path):
     assert b'{"seq":2,"prev":"ab' in torn_path(path).read_bytes()
 
 
+def test_a_head_left_behind_by_a_crash_is_a_note_and_catches_up(tmp_path):
+    log, path = keyed_log(tmp_path, 2)
+    old_head = head_path(path).read_bytes()
+    log.record(abstained())
+    head_path(path).write_bytes(old_head)  # killed after writing entry 3, before its head
+    res = verify_audit_log(path, key=KEY)
+    assert res.ok and any("lags by 1" in n for n in res.notes), res
+    log.record(abstained())
+    res = verify_audit_log(path, key=KEY)
+    assert res.ok and res.entries == 4 and res.notes == ()
+    # a lagging head whose last hash does not match is a rewrite, not a crash
+    entries = [json.loads(x) for x in lines_of(path)]
+    head_path(path).write_bytes(old_head)
+    path.write_bytes(rehash([dict(entries[0], status="answered")] + entries[1:]))
+    assert not verify_audit_log(path, key=KEY).ok
+
+
 # ------------------------------------------------------------------ hostile content
 
 

@@ -274,12 +274,15 @@ def test_evaluate_dense_and_hybrid(tmp_path: Path):
     except MedragError as exc:
         pytest.skip(f"default model not installed: {exc}")
     beir = _scifact_slice(tmp_path / "scifact", n_queries=4, n_docs=6)
-    proc = medrag("build", beir, "--index", tmp_path / "idx", "--max-tokens", "200", timeout=300)
+    proc = medrag("build", beir, "--index", tmp_path / "idx", "--max-tokens", "200", "--ann", "hnsw",
+                  "--hnsw-m", "16", "--fusion", "rrf", timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert f"dense model {DEFAULT_MODEL}" in proc.stdout
     assert proc.stderr == ""  # not even the model library's loading bar off a terminal
     info = json.loads(medrag("inspect", "--index", tmp_path / "idx", "--json").stdout)  # no model load
     assert info["dense"]["model"] == DEFAULT_MODEL and info["dense"]["dim"] == 384 and info["model_loaded"] is False
+    assert info["dense"]["faiss_factory"] == "HNSW16,Flat" and info["fusion"]["method"] == "rrf"
+    assert info["chunking"]["max_tokens"] == 200
     proc = medrag("evaluate", "--index", tmp_path / "idx", "--beir", beir, "--run-dir", tmp_path / "runs", timeout=300)
     assert proc.returncode == 0, proc.stderr
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and "mode" not in line]
@@ -306,3 +309,269 @@ def test_ask_with_audit_log_then_verify_and_review(built, tmp_path):
     log.write_text(lines[1] + "\n")  # the answer deleted, only its review left
     r = medrag("audit", "verify", str(log))
     assert r.returncode == 1 and "line 1" in r.stdout
+
+
+# --------------------------------------------------------------------------- trust: arguments, output, files
+
+
+def medrag_raw(*args: str | bytes | Path, env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
+    """Like :func:`medrag`, with byte arguments kept as bytes and output as bytes."""
+    e = _env()
+    e.update(env or {})
+    argv = [sys.executable, "-m", "medrag", *(a if isinstance(a, bytes) else str(a) for a in args)]
+    return subprocess.run(argv, capture_output=True, env=e, timeout=120, **kw)
+
+
+def test_invalid_utf8_arguments_are_one_line_errors(built, tmp_path):
+    idx, _ = built
+    log = tmp_path / "audit.jsonl"
+    for extra in (("--audit-log", str(log)), ("--json",)):
+        proc = medrag_raw("ask", "--index", idx, b"Does caf\xff\xfe protect the liver?", *extra)
+        assert proc.returncode == 1, proc.stderr
+        err = proc.stderr.decode("utf-8")  # the message itself is valid UTF-8
+        assert err.count("\n") == 1 and "not valid UTF-8" in err and "0xff" in err and "Traceback" not in err
+        assert proc.stdout == b""
+    assert not log.exists()
+
+
+def test_json_output_survives_an_ascii_terminal(built):
+    idx, _ = built
+    q = "Does dopamine modulate cocaine responses in Drosophila – the fly’s brain?"
+    proc = medrag_raw("ask", "--index", idx, q, "--json", env={"PYTHONIOENCODING": "ascii"})
+    assert proc.returncode == 0, proc.stderr
+    proc.stdout.decode("ascii")  # pure ASCII
+    assert json.loads(proc.stdout)["question"] == q
+    proc = medrag_raw("search", "--index", idx, "café – brain", env={"PYTHONIOENCODING": "ascii"})
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_redact_or_key_without_an_audit_log_is_a_usage_error(built, capsys):
+    idx, _ = built
+    assert main(["ask", "--index", str(idx), "q?", "--redact"]) == 2
+    assert "--redact applies to the audit log" in capsys.readouterr().err
+    assert main(["ask", "--index", str(idx), "q?", "--audit-key-env", "X"]) == 2
+
+
+def test_ingest_out_writes_through_special_files_and_keeps_the_umask(sample, tmp_path):
+    # a symbolic link: the target is replaced, the link stays a link
+    target = tmp_path / "real.jsonl"
+    target.write_text("old\n")
+    os.chmod(target, 0o640)
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    assert medrag("ingest", sample, "--out", link).returncode == 0
+    assert link.is_symlink() and len(target.read_text().splitlines()) == 100
+    assert (target.stat().st_mode & 0o777) == 0o640  # an existing file keeps its mode
+
+    # a new file gets the user's umask, not 0600
+    new = tmp_path / "new.jsonl"
+    proc = subprocess.run(f"umask 022; exec {sys.executable} -m medrag ingest {sample} --out {new}",
+                          shell=True, capture_output=True, text=True, env=_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (new.stat().st_mode & 0o777) == 0o644
+
+    # a FIFO is written through (a reader gets the documents), not replaced
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    import threading
+
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    reader.start()
+    proc = medrag("ingest", sample, "--out", fifo)
+    reader.join(timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert fifo.is_fifo() and len(got[0].splitlines()) == 100
+
+    # /dev/stdout: the documents arrive on stdout
+    proc = medrag("ingest", sample, "--out", "/dev/stdout")
+    assert proc.returncode == 0, proc.stderr
+    docs = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
+    assert len(docs) == 100 and Path("/dev/stdout").exists()
+    assert_one_line_error(medrag("ingest", sample, "--out", tmp_path), "a folder")
+
+
+def test_search_output_has_no_terminal_escapes(tmp_path):
+    corpus = tmp_path / "beir"
+    corpus.mkdir()
+    recs = [
+        {"_id": "evil", "title": "\x1b[31mRED\x1b[0m aspirin \x1b]0;owned\x07 title\u202e",
+         "text": "Aspirin \x1b[2J\x1b[Hreduces stroke\x07 risk \x9b6n in adults."},
+        {"_id": "plain", "title": "Statins", "text": "Statins lower cholesterol."},
+    ]
+    (corpus / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    assert medrag("build", corpus, "--index", tmp_path / "idx", "--lexical-only").returncode == 0
+    proc = medrag("search", "--index", tmp_path / "idx", "aspirin stroke")
+    assert proc.returncode == 0, proc.stderr
+    assert "RED aspirin" in proc.stdout and "reduces stroke risk" in proc.stdout
+    for bad in ("\x1b", "\x07", "\x9b", "\u202e"):
+        assert bad not in proc.stdout
+    # JSON keeps the document's text exactly (escaped by the JSON encoder)
+    res = json.loads(medrag("search", "--index", tmp_path / "idx", "aspirin stroke", "--json").stdout)
+    assert "\x1b[2J" in res["passages"][0]["chunk"]["text"]
+
+
+# --------------------------------------------------------------------------- the CLI exposes the API
+
+
+def test_help_defaults_come_from_the_config_dataclasses(capsys):
+    from medrag import AnswerConfig, ChunkConfig, FusionConfig
+
+    assert main(["build", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"chunk size in tokens (default: {ChunkConfig().max_tokens})" in out and ChunkConfig().max_tokens == 512
+    assert f"method (default: {FusionConfig().method})" in out
+    for opt in ("--ann {flat,hnsw,ivfpq}", "--fusion {convex,rrf}", "--overlap-sentences", "--nprobe"):
+        assert opt in out
+    assert main(["ask", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"passages retrieved (default: {AnswerConfig().k})" in out
+    assert f"(default: {AnswerConfig().threshold})" in out
+    for opt in ("--threshold", "--mode", "--year-min", "--generator", "--docs", "--cache-dir", "--audit-key-file"):
+        assert opt in out
+
+
+def test_search_json_reports_the_mode_it_ran(built):
+    idx, _ = built
+    res = json.loads(medrag("search", "--index", idx, "cancer", "--json").stdout)
+    assert res["mode"] == "bm25"  # a lexical-only index, no --mode
+
+
+def test_ask_options_reach_the_library(built):
+    idx, _ = built
+    q = "Does dopamine modulate responses to cocaine in Drosophila?"
+    proc = medrag("ask", "--index", idx, q)
+    assert proc.returncode == 0, proc.stderr
+    first = proc.stdout.splitlines()[0]
+    assert first.startswith("status: answered (support ") and "mode bm25" in first
+    base = json.loads(medrag("ask", "--index", idx, q, "--json").stdout)
+    assert base["status"] != "abstained"
+    off_topic = "What is the Hawking temperature of a rotating black hole?"
+    weak = json.loads(medrag("ask", "--index", idx, off_topic, "--json").stdout)
+    assert weak["status"] == "abstained" and weak["support"] < 0.5
+    assert medrag("ask", "--index", idx, off_topic).stdout.startswith("status: abstained (support ")
+    lax = json.loads(medrag("ask", "--index", idx, off_topic, "--json", "--threshold", "0").stdout)
+    assert lax["status"] != "abstained"  # the threshold reached the composer
+    assert len(json.loads(medrag("ask", "--index", idx, q, "--json", "--max-sentences", "1").stdout)["sentences"]) == 1
+    top = base["passages"][0]["chunk"]["doc_id"]
+    only = json.loads(medrag("ask", "--index", idx, q, "--json", "--doc-id", top, "-k", "2").stdout)
+    assert {p["chunk"]["doc_id"] for p in only["passages"]} == {top} and len(only["passages"]) <= 2
+    assert_one_line_error(medrag("ask", "--index", idx, q, "--mode", "dense"), "no dense vectors")
+    assert_one_line_error(medrag("ask", "--index", idx, q, "--llm-url", "http://127.0.0.1:9"), "need(s) --generator")
+    assert_one_line_error(medrag("ask", "--index", idx, q, "--generator", "openai"), "--llm-url")
+
+
+def test_ask_with_a_generator_calls_the_given_endpoint(built):
+    """A real HTTP server on 127.0.0.1 speaking the chat-completions protocol."""
+    import http.server
+    import threading
+
+    idx, _ = built
+    seen: list[dict] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append(body)
+            reply = {"choices": [{"message": {"role": "assistant", "content": "No passage answers this."},
+                                  "finish_reason": "stop"}]}
+            data = json.dumps(reply).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/v1"
+        proc = medrag("ask", "--index", idx, "Does dopamine modulate responses to cocaine in Drosophila?", "--json",
+                      "--generator", "openai", "--llm-url", url, "--llm-model", "scripted", "--llm-max-tokens", "64")
+    finally:
+        server.shutdown()
+    assert proc.returncode == 0, proc.stderr
+    assert seen and seen[0]["model"] == "scripted" and seen[0]["max_tokens"] == 64
+    assert "Drosophila" in json.dumps(seen[0]["messages"])
+    assert json.loads(proc.stdout)["generator"] == "openai-chat:scripted"
+
+
+def test_ingest_out_is_read_back_by_build(sample, tmp_path):
+    docs = tmp_path / "docs.jsonl"
+    assert medrag("ingest", sample, "--out", docs).returncode == 0
+    proc = medrag("build", docs, "--index", tmp_path / "idx", "--lexical-only", "--json")
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout)
+    assert res["documents"] == 100 and res["ingest"]["files"][0]["format"] == "documents"
+    assert res["ingest"]["skipped"] == [] and proc.stderr == ""
+    # the same documents as a build from the XML itself
+    direct = json.loads(medrag("build", sample, "--index", tmp_path / "idx2", "--lexical-only", "--json").stdout)
+    assert direct["chunks"] == res["chunks"]
+    # and in a folder, next to other sources
+    (tmp_path / "folder").mkdir()
+    shutil.copy(docs, tmp_path / "folder" / "mine.jsonl")
+    proc = medrag("ingest", tmp_path / "folder", "--json")
+    assert json.loads(proc.stdout)["documents"] == 100
+
+
+def test_a_build_that_skipped_most_of_its_input_fails(tmp_path):
+    corpus = tmp_path / "beir"
+    corpus.mkdir()
+    good = json.dumps({"_id": "1", "title": "Aspirin", "text": "Aspirin reduces stroke."})
+    (corpus / "corpus.jsonl").write_text(good + "\n" + "not json\n" * 9)
+    assert_one_line_error(medrag("-q", "build", corpus, "--index", tmp_path / "idx", "--lexical-only"),
+                          "9 of 10 record(s) could not be read", "nothing was built")
+    assert not (tmp_path / "idx").exists()
+    proc = medrag("build", corpus, "--index", tmp_path / "idx", "--lexical-only", "--max-skipped", "1")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_ask_docs_builds_once_and_reuses_by_content(sample, tmp_path):
+    folder = tmp_path / "papers"
+    folder.mkdir()
+    shutil.copy(sample, folder / "sample.xml")
+    cache = tmp_path / "cache"
+    q = "Does dopamine modulate responses to cocaine in Drosophila?"
+    args = ("ask", "--docs", folder, q, "--lexical-only", "--cache-dir", cache, "--json")
+    first = json.loads(medrag(*args).stdout)
+    assert first["index_cached"] is False and first["status"] != "abstained"
+    second = json.loads(medrag(*args).stdout)
+    assert second["index_cached"] is True and second["index_path"] == first["index_path"]
+    assert second["sentences"] == first["sentences"]
+    (folder / "sample.xml").write_bytes((folder / "sample.xml").read_bytes().replace(b"Drosophila", b"Drosophilae", 1))
+    third = json.loads(medrag(*args).stdout)
+    assert third["index_cached"] is False and third["index_path"] != first["index_path"]
+    assert len([p for p in cache.iterdir() if (p / "manifest.json").is_file()]) == 2
+    assert_one_line_error(medrag("ask", q), "either --index DIR or --docs FOLDER")
+
+
+# --------------------------------------------------------------------------- audit commands
+
+
+def test_audit_review_refusals_are_one_line_errors(built, tmp_path):
+    idx, _ = built
+    key = tmp_path / "audit.key"
+    key.write_text("k" * 40 + "\n")
+    key.chmod(0o600)
+    log = tmp_path / "a.jsonl"
+    q = "Does dopamine modulate responses to cocaine in Drosophila?"
+    r = medrag("ask", "--index", idx, q, "--audit-log", log, "--audit-key-file", key)
+    assert r.returncode == 0, r.stderr
+    h = json.loads(log.read_text().splitlines()[0])["hash"]
+    review = ("--action", "accept", "--reviewer", "dr-x", "--reason", "ok", "--audit-key-file", key)
+    assert_one_line_error(medrag("audit", "review", log, "--answer", "f" * 64, *review), "no answer with hash")
+    assert_one_line_error(medrag("audit", "review", log, "--answer", h, "--sentence", "-5", *review),
+                          "sentence -5 does not exist")
+    assert_one_line_error(medrag("audit", "review", tmp_path / "none.jsonl", "--answer", h, *review), "no audit log")
+    assert not (tmp_path / "none.jsonl").exists()
+    assert medrag("audit", "review", log, "--answer", h, "--sentence", "0", *review).returncode == 0
+    r = medrag("audit", "verify", log, "--audit-key-file", key)
+    assert r.returncode == 0 and "2 entries intact (authenticated with the key)" in r.stdout, r.stdout
+    witness = tmp_path / "witness.json"
+    witness.write_text(medrag("audit", "head", log, "--audit-key-file", key).stdout)
+    log.write_text(log.read_text().splitlines()[0] + "\n")  # the review deleted
+    r = medrag("audit", "verify", log, "--audit-key-file", key, "--witness", witness)
+    assert r.returncode == 1 and "truncated" in r.stdout

@@ -53,6 +53,7 @@ import stat
 import threading
 import time
 from collections.abc import Iterator
+from glob import escape as glob_escape
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -416,12 +417,15 @@ class AuditLog:
         if at is None or at["hash"] != head["last_hash"]:
             raise AuditError(f"{where}: entry {count - 1} differs from the head record: the log was rewritten")
 
-    def _write_head(self, count: int, last_hash: str) -> dict[str, Any]:
+    def _write_head(self, count: int, last_hash: str, *, locked: bool = True) -> dict[str, Any]:
         head: dict[str, Any] = {"format": "medrag-audit-head", "v": 1, "count": count, "last_hash": last_hash,
                                 "time": _now(), "key_id": self._key_id}
         if self._key is not None:
             head["mac"] = _head_mac(self._key, head)
         hp = self.head_path
+        if locked:  # under the exclusive lock an earlier temporary is a killed writer's
+            for stale in hp.parent.glob(f".{glob_escape(hp.name)}.*.tmp"):
+                stale.unlink(missing_ok=True)
         tmp = hp.with_name(f".{hp.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
@@ -446,6 +450,14 @@ class AuditLog:
 
     def _append(self, entry: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
+            if not self.path.exists() and not self.head_path.exists():
+                # a new log: its head (0 entries) is written before the log exists, so a
+                # crash at any later point leaves a head that lags, never a missing one
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    self._write_head(0, GENESIS, locked=False)
+                except FileNotFoundError:
+                    pass  # another process created the log's head at the same moment
             fd = self._open_locked(create=True)
             try:
                 size = os.fstat(fd).st_size
@@ -453,6 +465,8 @@ class AuditLog:
                     size = self._set_aside_torn(fd, size)
                 seq, prev, last = self._tail(fd, size)
                 self._check_state(fd, size, seq, last)
+                if seq == 0 and not self.head_path.exists():
+                    self._write_head(0, GENESIS)
                 entry = {"seq": seq, "prev": prev, "time": _now(), "v": FORMAT_VERSION, **entry}
                 if self._key is not None:
                     entry["key_id"] = self._key_id
@@ -670,6 +684,12 @@ def verify_audit_log(
     except OSError as exc:
         raise AuditError(f"{p}: cannot read the audit log: {exc.strerror or exc}") from exc
     with f:
+        try:  # a shared lock: the log and its head are read as one state, not mid-append
+            import fcntl
+
+            fcntl.flock(f.fileno(), fcntl.LOCK_SH)
+        except (ImportError, OSError):
+            pass
         for lineno, line in enumerate(f, start=1):
             if not line.endswith(b"\n"):
                 notes.append(f"line {lineno}: an incomplete last line ({len(line)} bytes; an interrupted append, "
@@ -732,12 +752,12 @@ def verify_audit_log(
             hashes.append(entry["hash"])
             macs_ok.append(mac_ok)
             prev = entry["hash"]
+        head: dict[str, Any] | None = None
+        try:  # still under the shared lock
+            head = _read_head_file(head_path(p))
+        except AuditError as exc:
+            problems.append(str(exc))
 
-    head: dict[str, Any] | None = None
-    try:
-        head = _read_head_file(head_path(p))
-    except AuditError as exc:
-        problems.append(str(exc))
     if head is not None:
         if key is not None:
             if "mac" not in head:
