@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -59,9 +60,11 @@ def docs(n=120, seed=7):
 """
 
 _WORKER = _DOCS + """
-import hashlib, os, sys, time
+import hashlib, inspect, os, sys, time
+from medrag import errors
 from medrag.index import Index, IndexConfig
-from medrag.errors import IndexConflictError
+IndexConflictError = getattr(errors, "IndexConflictError", ())  # () with --src of medrag 0.1
+SAVE_KW = {"lock_timeout": 30} if "lock_timeout" in inspect.signature(Index.save).parameters else {}
 
 path, logdir, wid, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 rng = random.Random(seed)
@@ -117,7 +120,7 @@ while True:
             os.write(intents, (docset_hash(idx.document_ids()) + "\\n").encode())
             note(op, "begin")
             try:
-                idx.save(path, lock_timeout=30)
+                idx.save(path, **SAVE_KW)
             except IndexConflictError:
                 note(op, "conflict")
                 idx, probe, held = load()
@@ -139,10 +142,13 @@ while True:
             time.sleep(0.1)
 """
 
+SRC = REPO / "src"
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONDONTWRITEBYTECODE="1")
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
     return env
 
 
@@ -158,8 +164,11 @@ def main() -> int:
     ap.add_argument("--check-every", type=float, default=0.5, help="seconds between the checker's loads")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--json", type=Path, help="also write the summary here")
+    ap.add_argument("--src", type=Path, default=SRC, help="the medrag sources to test (a control run: "
+                    "those of 0.1, from `git archive 404872a src | tar -x -C /tmp/v01`)")
     args = ap.parse_args()
-    sys.path.insert(0, str(REPO / "src"))
+    globals()["SRC"] = args.src.resolve()
+    sys.path.insert(0, str(SRC))
     ns: dict = {}
     exec(textwrap.dedent(_DOCS), ns)  # noqa: S102 - our own source, shared with the workers
     from medrag.index import Index, IndexConfig
@@ -206,19 +215,24 @@ def main() -> int:
             workers[w] = start(w)
             next_kill = time.monotonic() + rng.expovariate(1 / args.kill_every)
         # the checker: load and verify whatever is there now, read every row, search
+        idx = None
         try:
-            with Index.load(path, verify=True) as idx:
-                intents |= set((logs / "intents.log").read_text().split()) if (logs / "intents.log").exists() else set()
-                ids = set(idx.document_ids())
-                if _docset_hash(ids) not in intents:
-                    anomalies.append(f"check: a generation of {len(ids)} documents that no worker saved")
-                bad_rows = sum(1 for r in range(len(idx)) if idx.chunk(r).doc_id not in ids)
-                if bad_rows:
-                    anomalies.append(f"check: {bad_rows} chunk rows of documents the index does not hold")
-                if any(p.chunk.doc_id not in ids for p in idx.search("dopamine cocaine trial", k=5)):
-                    anomalies.append("check: a passage of a document the index does not hold")
+            idx = Index.load(path, verify=True)
+            intents |= set((logs / "intents.log").read_text().split()) if (logs / "intents.log").exists() else set()
+            ids = set(idx.document_ids())
+            if _docset_hash(ids) not in intents:
+                anomalies.append(f"check: a generation of {len(ids)} documents that no worker saved")
+            bad_rows = sum(1 for r in range(len(idx)) if idx.chunk(r).doc_id not in ids)
+            if bad_rows:
+                anomalies.append(f"check: {bad_rows} chunk rows of documents the index does not hold")
+            if any(p.chunk.doc_id not in ids for p in idx.search("dopamine cocaine trial", k=5)):
+                anomalies.append("check: a passage of a document the index does not hold")
         except Exception as exc:  # noqa: BLE001 - an anomaly, recorded
             anomalies.append(f"check: the index path did not load: {type(exc).__name__}: {exc}")
+        finally:
+            if idx is not None and hasattr(idx, "close"):
+                idx.close()
+            idx = None
         checks += 1
         if not path.is_dir() or path.is_symlink():
             anomalies.append("check: the index path is not a directory")
@@ -236,7 +250,8 @@ def main() -> int:
     if _docset_hash(final.document_ids()) not in intents:
         anomalies.append("final: a generation that no worker saved")
     final.save(path)
-    final.close()
+    if hasattr(final, "close"):
+        final.close()
     after_sweep = sorted(p.name for p in work.iterdir() if p.name.startswith(".ix.") and p.name != ".ix.lock")
     if after_sweep:
         anomalies.append(f"final: {len(after_sweep)} leftover directories after the sweep: {after_sweep[:3]}")
@@ -259,6 +274,7 @@ def main() -> int:
             if parts[1] == "ANOMALY":
                 anomalies.append(f"{parts[0]}: {parts[2] if len(parts) > 2 else ''}")
     summary = {
+        "medrag": str(SRC),
         "workers": args.workers,
         "seconds": args.seconds,
         "operations": sum(ops.values()),
@@ -272,7 +288,7 @@ def main() -> int:
         "leftover_dirs_before_final_save": len(before_sweep),
         "leftover_dirs_after_final_save": len(after_sweep),
         "anomalies": len(anomalies),
-        "anomaly_examples": anomalies[:10],
+        "anomaly_kinds": dict(collections.Counter(re.sub(r"\d+", "N", a)[:90] for a in anomalies).most_common(12)),
     }
     print(json.dumps(summary, indent=2))
     if args.json:
