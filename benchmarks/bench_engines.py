@@ -17,7 +17,10 @@ query texts (SciFact training claims + PubMed titles, see synth_corpus.real_quer
 
 Each (engine, corpus) runs as two child processes: ``build`` (build + save; wall time and
 peak RSS of the child) and ``query`` (load, then every query once after 50 warm-up
-queries; load time, RSS after load and after the queries, p50/p99, top-10 per query).
+queries; load time, RSS after load and after the queries, p50/p99 of wall time and of
+the process's CPU time per query, top-10 per query). On a shared machine the CPU-time
+figures are the comparable ones: wall time also counts time other processes held the
+cores.
 Agreement is top-10 overlap with the exact reference (``rank`` where it ran, else
 ``bm25``) and the share of queries whose top-10 list is identical.
 
@@ -221,13 +224,16 @@ def query(engine: str, corpus: str, out: Path) -> dict:
     n_q = len(queries) if engine != "rank" or corpus == "scifact" else 150
     for q in queries[:50]:
         search(q)
-    lat, tops = [], []
+    lat, cpu, tops = [], [], []
     for q in queries[:n_q]:
+        c = time.process_time()
         t = time.perf_counter()
         r = search(q)
         lat.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
         tops.append(r)
     lat_ms = np.asarray(lat) * 1000
+    cpu_ms = np.asarray(cpu) * 1000
     return {
         "load_s": round(load_s, 3),
         "rss_before_load_gib": round(rss0, 3),
@@ -236,6 +242,10 @@ def query(engine: str, corpus: str, out: Path) -> dict:
         "queries": n_q,
         "p50_ms": round(float(np.percentile(lat_ms, 50)), 3),
         "p99_ms": round(float(np.percentile(lat_ms, 99)), 3),
+        # CPU time of the process per query: on a shared machine, wall time also counts
+        # the time other processes held the cores
+        "cpu_p50_ms": round(float(np.percentile(cpu_ms, 50)), 3),
+        "cpu_p99_ms": round(float(np.percentile(cpu_ms, 99)), 3),
         "top10": tops,
     }
 
@@ -264,49 +274,82 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--engines", default="rank,bm25,tantivy,store,store-ms")
     ap.add_argument("--child", choices=["build", "query"])
     ap.add_argument("--json", type=Path, help="append the result rows to this JSON file")
+    ap.add_argument("--report", action="store_true", help="print the tables of earlier runs (no new run)")
+    ap.add_argument("--skip-build", action="store_true", help="query the indexes an earlier run built")
     args = ap.parse_args(argv)
     if args.child:
         out = WORK / args.corpus.replace(":", "_") / args.engines
+        if args.engines == "store-ms" and args.child == "query" and (out.parent / "store").is_dir():
+            out = out.parent / "store"
         if args.child == "build":
             shutil.rmtree(out, ignore_errors=True)
             out.mkdir(parents=True)
             res = build(args.engines, args.corpus, out)
         else:
             res = query(args.engines, args.corpus, out)
+        # kept beside the index, so --report can print tables across separate runs
+        (out / f"{args.child}-{args.engines}.json").write_text(json.dumps(res))
         print(json.dumps(res))
+        return 0
+    if args.report:
+        for corpus in args.corpus.split(","):
+            results = {}
+            for engine in args.engines.split(","):
+                d = WORK / corpus.replace(":", "_")
+                b = d / engine / f"build-{engine}.json"
+                if engine == "store-ms":
+                    b = d / "store" / "build-store.json"
+                q = d / (engine if engine != "store-ms" else "store") / f"query-{engine}.json"
+                if b.is_file() or q.is_file():
+                    results[engine] = {**(json.loads(b.read_text()) if b.is_file() else {}),
+                                       **(json.loads(q.read_text()) if q.is_file() else {})}
+            rows += _table(corpus, results)
         return 0
     rows = []
     for corpus in args.corpus.split(","):
         results: dict[str, dict] = {}
         for engine in args.engines.split(","):
             out = WORK / corpus.replace(":", "_") / engine
-            b = _child("build", engine, corpus, out)
+            if engine == "store-ms" and "store" in results:  # one store serves both modes
+                b = {k: v for k, v in results["store"].items() if k.startswith(("build", "disk", "rss_before_build"))}
+            elif args.skip_build:  # the index of an earlier run, and its build figures
+                prev = out / f"build-{engine}.json"
+                b = json.loads(prev.read_text()) if prev.is_file() else {}
+            else:
+                b = _child("build", engine, corpus, out)
             q = _child("query", engine, corpus, out) if "error" not in b else {}
             results[engine] = {**b, **q}
-            if "store" in engine:  # the same store serves both modes: build once
-                pass
             print(f"{corpus} {engine}: " + json.dumps({k: v for k, v in results[engine].items() if k != "top10"}), file=sys.stderr)
-        ref_name = "rank" if "top10" in results.get("rank", {}) else "bm25"
-        ref = results.get(ref_name, {}).get("top10")
-        print(f"\n== {corpus} (agreement vs {ref_name})")
-        print("| engine | build s | build peak RSS GiB | disk MiB | load s | RSS after queries GiB | p50 ms | p99 ms | overlap@10 | identical top-10 |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
-        for engine, r in results.items():
-            if "error" in r:
-                print(f"| {engine} | error: {r['error'][-200:]!r} |")
-                continue
-            ag = _agreement(ref, r["top10"]) if ref and "top10" in r else {}
-            print(
-                f"| {engine} | {r.get('build_s', '-')} | {r.get('build_peak_rss_gib', '-')} | {r.get('disk_mib', '-')} "
-                f"| {r.get('load_s')} | {r.get('rss_after_queries_gib')} | {r.get('p50_ms')} | {r.get('p99_ms')} "
-                f"| {ag.get('overlap@10', '-')} | {ag.get('identical', '-')} (n={ag.get('n', '-')}) |"
-            )
-            rows.append({"corpus": corpus, "engine": engine, **{k: v for k, v in r.items() if k != "top10"}, **ag})
+        rows += _table(corpus, results)
         sys.stdout.flush()
     if args.json:
         prev = json.loads(args.json.read_text()) if args.json.is_file() else []
         args.json.write_text(json.dumps(prev + rows, indent=1))
     return 0
+
+
+def _table(corpus: str, results: dict[str, dict]) -> list[dict]:
+    """Print one corpus's Markdown table; returns its rows (without the top-10 lists)."""
+    rows = []
+    refs = {name: results[name]["top10"] for name in ("rank", "bm25") if "top10" in results.get(name, {})}
+    print(f"\n== {corpus} ({len(results[next(iter(results))].get('top10', []))} real queries)")
+    print("| engine | build s | build peak RSS GiB | disk MiB | load s | RSS after load / queries GiB | p50 / p99 ms wall | p50 / p99 ms CPU | "
+          + " | ".join(f"overlap@10, identical top-10 vs {n}" for n in refs) + " |")
+    print("|---|---|---|---|---|---|---|---|" + "---|" * len(refs))
+    for engine, r in results.items():
+        if "error" in r:
+            print(f"| {engine} | error: {r['error'][-200:]!r} |")
+            continue
+        ags = {n: _agreement(ref, r["top10"]) for n, ref in refs.items()} if "top10" in r else {}
+        print(
+            f"| {engine} | {r.get('build_s', '-')} | {r.get('build_peak_rss_gib', '-')} | {r.get('disk_mib', '-')} "
+            f"| {r.get('load_s')} | {r.get('rss_after_load_gib')} / {r.get('rss_after_queries_gib')} "
+            f"| {r.get('p50_ms')} / {r.get('p99_ms')} | {r.get('cpu_p50_ms')} / {r.get('cpu_p99_ms')} | "
+            + " | ".join(f"{a['overlap@10']}, {a['identical']} (n={a['n']})" for a in ags.values()) + " |"
+        )
+        rows.append({"corpus": corpus, "engine": engine, **{k: v for k, v in r.items() if k != "top10"},
+                     **{f"vs_{n}": a for n, a in ags.items()}})
+    return rows
 
 
 if __name__ == "__main__":

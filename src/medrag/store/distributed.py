@@ -72,21 +72,28 @@ def pubmed_text(doc: Any) -> str:
 
 
 def _index_file(
-    path: str, root: str, generation: int, analyzer: dict[str, Any], segment_tokens: int, on_error: str
+    path: str,
+    root: str,
+    generation: int,
+    analyzer: dict[str, Any],
+    params: dict[str, Any],
+    segment_tokens: int,
+    on_error: str,
 ) -> list[dict[str, Any]]:
     """Ray task body: one PubMed file -> segments in ``root`` (uncommitted)."""
     from ..ingest import IngestReport, iter_pubmed
 
     an = Analyzer.from_dict(analyzer)
+    bp = BM25Params.from_dict(params)
     buf = SegmentBuffer()
     out = []
     report = IngestReport()  # collects <DeleteCitation>s; applying them is the caller's
     for doc in iter_pubmed(path, on_error=on_error, report=report):  # type: ignore[arg-type]
         buf.add(doc.id, an.tokenize(pubmed_text(doc)))
         if buf.n_tokens >= segment_tokens:
-            out.append(buf.write(Path(root), f"seg-{generation:06d}-{secrets.token_hex(4)}"))
+            out.append(buf.write(Path(root), f"seg-{generation:06d}-{secrets.token_hex(4)}", bp))
     if buf.n_docs:
-        out.append(buf.write(Path(root), f"seg-{generation:06d}-{secrets.token_hex(4)}"))
+        out.append(buf.write(Path(root), f"seg-{generation:06d}-{secrets.token_hex(4)}", bp))
     return out
 
 
@@ -111,7 +118,7 @@ def build_pubmed(
         gen = w.generation + 1
         task = ray.remote(_index_file)
         refs = [
-            task.remote(p, str(w.root.resolve()), gen, an.to_dict(), segment_tokens, on_error)
+            task.remote(p, str(w.root.resolve()), gen, an.to_dict(), w.params.to_dict(), segment_tokens, on_error)
             for p in paths
         ]
         per_file = ray.get(refs)  # in input order, whatever order they finished in
@@ -173,7 +180,7 @@ class RayStore:
             raise ConfigError(f"{self.root}: the store changed while the shards opened ({gens})")
 
     def search_rows(
-        self, tokens: Sequence[str], k: int = 10, *, mode: Literal["exact", "maxscore"] = "maxscore"
+        self, tokens: Sequence[str], k: int = 10, *, mode: Literal["exact", "maxscore"] = "exact"
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Global top-k: ``(rows, scores, doc_ids)``, as StoreSearcher.search_rows."""
         ray = self._ray

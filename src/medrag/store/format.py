@@ -8,12 +8,15 @@ term-major, rows ascending within a term::
     post_ptr.npy   uint64 (n_terms + 1,)   term t's postings are [post_ptr[t], post_ptr[t+1])
     docs.npy       uint32 (nnz,)           local row of each posting
     tf.npy         uint8|uint16|uint32     term frequency of each posting (narrowest fit)
-    max_tf.npy     like tf (n_terms,)      per term: the largest tf  } MaxScore upper
-    min_dl.npy     uint32 (n_terms,)       per term: the shortest doc } bounds (search.py)
+    max_w.npy      float32 (n_terms,)      per term: the largest BM25 tf part
+                                           tf (k1 + 1) / (tf + k1 (1 - b + b |d| / avgdl))
+                                           of its postings at this segment's avgdl, rounded
+                                           up: MaxScore's upper bounds (search.py)
     doc_len.npy    uint32 (n_docs,)        tokens per document
     ids.bin        the UTF-8 bytes of the documents' ids, concatenated
     ids_off.npy    uint64 (n_docs + 1,)
-    segment.json   format, version, counts, and size + sha256 of every file (written last)
+    segment.json   format, version, counts, the (k1, b, avgdl) max_w was computed with,
+                   and size + sha256 of every file (written last)
 
 A posting costs 5 bytes with small tfs (uint32 row + uint8 tf) against 16 in
 ``BM25Index`` (int32 row, int32 tf, float64 weight); no weight is stored because BM25's
@@ -50,7 +53,7 @@ logger = logging.getLogger(__name__)
 SEGMENT_FORMAT = "medrag.store.segment"
 SEGMENT_VERSION = 1
 _META = "segment.json"
-_ARRAYS = ("term_off", "post_ptr", "docs", "tf", "max_tf", "min_dl", "doc_len", "ids_off")
+_ARRAYS = ("term_off", "post_ptr", "docs", "tf", "max_w", "doc_len", "ids_off")
 _BLOBS = ("terms.bin", "ids.bin")
 _SAMPLE = 64  # every 64th term is kept in memory to find a term's block
 
@@ -87,10 +90,13 @@ def write_segment(
     tf: np.ndarray,
     doc_len: np.ndarray,
     ids: list[str],
+    k1: float,
+    b: float,
 ) -> dict[str, Any]:
     """Write a segment directory ``parent/name`` atomically; returns its description
     (the content of ``segment.json``). ``terms`` must be sorted and unique (as bytes);
-    ``docs`` ascending within each term."""
+    ``docs`` ascending within each term; ``k1``, ``b``: the store's BM25 parameters
+    (for the upper bounds ``max_w``)."""
     n_terms, nnz, n_docs = len(terms), int(docs.shape[0]), int(doc_len.shape[0])
     if post_ptr.shape != (n_terms + 1,) or tf.shape != (nnz,) or len(ids) != n_docs:
         raise IndexFormatError(f"segment {name}: inconsistent array shapes")
@@ -101,9 +107,18 @@ def write_segment(
         starts = post_ptr[:-1].astype(np.int64)
         if n_terms and np.any(np.diff(post_ptr.astype(np.int64)) <= 0):
             raise IndexFormatError(f"segment {name}: a term without postings")
-        max_tf = np.maximum.reduceat(tf, starts) if nnz else np.zeros(n_terms, tdt)
         dl = np.asarray(doc_len, np.uint32)
-        min_dl = np.minimum.reduceat(dl[docs], starts) if nnz else np.zeros(n_terms, np.uint32)
+        avgdl = float(dl.sum(dtype=np.int64)) / n_docs if n_docs else 1.0
+        max_w = np.zeros(n_terms, np.float32)
+        if nnz:
+            tff = np.asarray(tf, np.float64)
+            f = tff * (k1 + 1) / (tff + k1 * (1 - b + b * dl[docs].astype(np.float64) / avgdl))
+            del tff
+            mw = np.maximum.reduceat(f, starts)
+            del f
+            max_w = mw.astype(np.float32)
+            low = max_w.astype(np.float64) < mw  # round up: a bound must not be below
+            max_w[low] = np.nextafter(max_w[low], np.float32(np.inf))
         terms_blob, term_off = _join(terms)
         ids_blob, ids_off = _join([i.encode("utf-8") for i in ids])
         arrays = {
@@ -111,8 +126,7 @@ def write_segment(
             "post_ptr": np.asarray(post_ptr, np.uint64),
             "docs": np.asarray(docs, np.uint32),
             "tf": np.asarray(tf, tdt),
-            "max_tf": np.asarray(max_tf, tdt),
-            "min_dl": np.asarray(min_dl, np.uint32),
+            "max_w": max_w,
             "doc_len": dl,
             "ids_off": ids_off,
         }
@@ -138,6 +152,7 @@ def write_segment(
             "nnz": nnz,
             "sum_len": int(dl.sum(dtype=np.int64)),
             "tf_dtype": str(tdt),
+            "bound": {"k1": float(k1), "b": float(b), "avgdl": avgdl},
             "files": files,
         }
         with open(tmp / _META, "w", encoding="utf-8") as f:
@@ -198,14 +213,14 @@ class Segment:
             "post_ptr": ((self.n_terms + 1,), np.uint64),
             "docs": ((self.nnz,), np.uint32),
             "tf": ((self.nnz,), tdt),
-            "max_tf": ((self.n_terms,), tdt),
-            "min_dl": ((self.n_terms,), np.uint32),
+            "max_w": ((self.n_terms,), np.float32),
             "doc_len": ((self.n_docs,), np.uint32),
             "ids_off": ((self.n_docs + 1,), np.uint64),
         }
         a = {k: _load_array(path / f"{k}.npy", *shapes[k]) for k in _ARRAYS}
         self.term_off, self.post_ptr = a["term_off"], a["post_ptr"]
-        self.docs, self.tf, self.max_tf, self.min_dl = a["docs"], a["tf"], a["max_tf"], a["min_dl"]
+        self.docs, self.tf, self.max_w = a["docs"], a["tf"], a["max_w"]
+        self.bound = meta["bound"]
         self.doc_len, self.ids_off = a["doc_len"], a["ids_off"]
         self._terms_blob = _load_blob(path / "terms.bin")
         self._ids_blob = _load_blob(path / "ids.bin")
@@ -290,7 +305,7 @@ def _read_meta(path: Path) -> dict[str, Any]:
             f"{p}: format_version {meta.get('format_version')!r} is not one this library "
             f"reads ({SEGMENT_VERSION})"
         )
-    for k in ("n_docs", "n_terms", "nnz", "sum_len", "tf_dtype", "files"):
+    for k in ("n_docs", "n_terms", "nnz", "sum_len", "tf_dtype", "bound", "files"):
         if k not in meta:
             raise IndexFormatError(f"{p}: no {k!r}")
     if meta["tf_dtype"] not in ("uint8", "uint16", "uint32"):

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..retrieve.bm25 import BM25Params
 from .format import Segment, write_segment
 from .manifest import write_deletes
 
@@ -28,7 +29,9 @@ __all__ = ["merge_segments"]
 logger = logging.getLogger(__name__)
 
 
-def merge_segments(root: Path, records: list[dict[str, Any]], name: str, generation: int) -> dict[str, Any]:
+def merge_segments(
+    root: Path, records: list[dict[str, Any]], name: str, generation: int, params: BM25Params
+) -> dict[str, Any]:
     """Write the merge of the segments ``records`` (manifest records, in row order) as
     segment ``name``; returns its manifest record (with tombstones for the rows that
     were deleted, now without postings)."""
@@ -84,6 +87,8 @@ def merge_segments(root: Path, records: list[dict[str, Any]], name: str, generat
         tf=tf,
         doc_len=np.concatenate(lens),
         ids=ids,
+        k1=params.k1,
+        b=params.b,
     )
     rec: dict[str, Any] = {"name": name, **{k: meta[k] for k in ("n_docs", "n_terms", "nnz", "sum_len", "files")}}
     if dead_rows:

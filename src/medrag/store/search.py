@@ -10,18 +10,19 @@ scores:
 
 ``maxscore``
     MaxScore (H. Turtle and J. Flood, "Query evaluation: strategies and optimizations",
-    IP&M 31(6), 1995), vectorized. Each query term gets an upper bound on what it can add
-    to any document (from its largest tf and shortest document, per segment). A
-    threshold ``theta`` is taken from the exact scores of a few seed documents (postings
-    of the rarest terms), so the final k-th score is at least ``theta``. Terms are sorted
-    by bound; the longest tail whose bounds sum below ``theta`` is "non-essential": a
-    document having only those terms cannot reach the top k. Only the essential terms'
-    postings are read in full; candidates whose partial score plus the remaining bound
-    falls below ``theta`` are dropped term by term, and the non-essential terms are
-    looked up for the survivors by binary search in their (memory-mapped) postings.
-    The survivors' scores are then recomputed in the canonical term order, so they are
-    bit-identical to ``exact``. Safe (exact top-k) by construction; how much it saves
-    depends on the query (benchmarks/bench_engines.py measures it on real queries).
+    IP&M 31(6), 1995) in term-at-a-time form with Moffat and Zobel's "continue"
+    strategy (ACM TOIS 14(4), 1996), vectorized. Each query term gets an upper bound on
+    what it can add to any document (from its largest tf and shortest document, per
+    segment). Terms are taken by decreasing bound; their postings are merged in full
+    into a candidate set until the k-th best partial score ``theta`` exceeds the sum of
+    the remaining terms' bounds: no document outside the candidates can then reach the
+    top k. The remaining terms (the common, low-idf ones with the long postings lists)
+    are only looked up for the candidates, by binary search in their memory-mapped
+    postings, and candidates whose partial score plus the remaining bound falls below
+    ``theta`` are dropped term by term. The survivors' scores are recomputed in the
+    canonical term order, so they are bit-identical to ``exact``. Safe (exact top-k)
+    by construction; how much it saves depends on the query
+    (benchmarks/bench_engines.py measures it on real queries).
 
 Summation order: a document's score is summed over the query's distinct terms in
 sorted order (``BM25Index`` sums in its term-id order), so scores equal ``BM25Index``'s
@@ -53,8 +54,6 @@ logger = logging.getLogger(__name__)
 PathLike = Union[str, "os.PathLike[str]"]
 _SPARSE_FACTOR = 8  # sparse (unique) path when postings * 8 < segment rows
 _SLACK = 1e-9  # relative slack on upper bounds against float rounding
-_SEEDS_PER_TERM = 1000
-_SEED_TERMS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +72,7 @@ class _Seg:
     alive: np.ndarray | None  # bool (n_docs,) when the segment has tombstones
     del_terms: np.ndarray | None  # sorted local term ids with deleted docs
     del_counts: np.ndarray | None
+    norm: np.ndarray | None = None  # length normalization per document (search._norm)
 
 
 @dataclass
@@ -252,10 +252,20 @@ class StoreSearcher:
         ts = self._terms([term])
         return ts[0].idf if ts else 0.0
 
+    def _norm(self, s: _Seg) -> np.ndarray:
+        """Per-document length normalization ``k1 * (1 - b + b * |d| / avgdl)`` of a
+        segment (float64, 8 bytes per document, computed on first use: it depends on
+        the global avgdl, so it is not stored)."""
+        norm = s.norm
+        if norm is None:
+            k1, b = self.params.k1, self.params.b
+            norm = k1 * (1 - b + b * np.asarray(s.seg.doc_len, np.float64) / self.avgdl)
+            s.norm = norm  # idempotent: a racing thread computes the same array
+        return norm
+
     def _weights(self, s: _Seg, term: _Term, docs: np.ndarray, tf: np.ndarray) -> np.ndarray:
-        k1, b = self.params.k1, self.params.b
-        dl = s.seg.doc_len[docs].astype(np.float64)
-        norm = k1 * (1 - b + b * dl / self.avgdl)
+        k1 = self.params.k1
+        norm = self._norm(s)[docs]
         tff = tf.astype(np.float64)
         w = term.idf * (tff * (k1 + 1) / (tff + norm))
         return w * term.count if term.count > 1 else w
@@ -267,7 +277,7 @@ class StoreSearcher:
         query_tokens: Sequence[str],
         k: int = 10,
         *,
-        mode: Literal["exact", "maxscore"] = "maxscore",
+        mode: Literal["exact", "maxscore"] = "exact",
         mask: np.ndarray | None = None,
     ) -> list[Hit]:
         """The ``k`` best live documents sharing a term with the query, as :class:`Hit`."""
@@ -285,7 +295,7 @@ class StoreSearcher:
         query_tokens: Sequence[str],
         k: int = 10,
         *,
-        mode: Literal["exact", "maxscore"] = "maxscore",
+        mode: Literal["exact", "maxscore"] = "exact",
         mask: np.ndarray | None = None,
         df: Mapping[str, int] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -308,21 +318,21 @@ class StoreSearcher:
             return self._maxscore(terms, int(k), mask)
         return self._exact(terms, int(k), mask)
 
-    def _accumulate(
-        self, s: _Seg, lst: list[tuple[_Term, int, int]], mask: np.ndarray | None
+    def _gather(self, s: _Seg, t: _Term, a: int, e: int) -> tuple[np.ndarray, np.ndarray]:
+        """Local rows and weights of the live postings ``a:e`` of term ``t`` in ``s``."""
+        docs, tf = s.seg.docs[a:e], s.seg.tf[a:e]
+        if s.alive is not None:
+            keep = s.alive[docs]
+            docs, tf = docs[keep], tf[keep]
+        return docs, self._weights(s, t, docs, tf)
+
+    def _sum_segment(
+        self, s: _Seg, pieces: list[tuple[np.ndarray, np.ndarray]], mask: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Global rows and summed weights of every live posting of the given terms in
-        one segment (terms summed in the order given)."""
-        rows, vals = [], []
-        for t, a, e in lst:
-            docs, tf = s.seg.docs[a:e], s.seg.tf[a:e]
-            if s.alive is not None:
-                keep = s.alive[docs]
-                docs, tf = docs[keep], tf[keep]
-            rows.append(docs)
-            vals.append(self._weights(s, t, docs, tf))
-        r = np.concatenate(rows) if len(rows) > 1 else np.asarray(rows[0])
-        v = np.concatenate(vals) if len(vals) > 1 else vals[0]
+        """Global rows (ascending) and summed weights over ``pieces`` (local rows and
+        weights of one segment, summed in the order given)."""
+        r = np.concatenate([p[0] for p in pieces]) if len(pieces) > 1 else np.asarray(pieces[0][0])
+        v = np.concatenate([p[1] for p in pieces]) if len(pieces) > 1 else pieces[0][1]
         if r.size == 0:
             return np.empty(0, np.int64), np.empty(0, np.float64)
         if r.size * _SPARSE_FACTOR < s.seg.n_docs:
@@ -347,7 +357,8 @@ class StoreSearcher:
             for i, _g, a, e in t.where:
                 by_seg.setdefault(i, []).append((t, a, e))
         for i, lst in by_seg.items():
-            g, sc = self._accumulate(self._segs[i], lst, mask)
+            seg = self._segs[i]
+            g, sc = self._sum_segment(seg, [self._gather(seg, t, a, e) for t, a, e in lst], mask)
             g, sc = _top_k(g, sc, k)
             all_rows.append(g)
             all_sc.append(sc)
@@ -386,84 +397,107 @@ class StoreSearcher:
         p = pos[found]
         return self._weights(s, t, docs[p], s.seg.tf[a:e][p]), found
 
-    def _live(self, rows: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-        if rows.size == 0:
-            return rows
-        seg_of = np.searchsorted(self._bases, rows, side="right") - 1
-        keep = np.ones(rows.size, bool)
-        for i in np.unique(seg_of).tolist():
-            s = self._segs[i]
-            if s.alive is not None:
-                sel = seg_of == i
-                keep[sel] = s.alive[rows[sel] - s.base]
-        if mask is not None:
-            keep &= mask[rows]
-        return rows[keep]
-
     def _bound(self, t: _Term) -> float:
+        """An upper bound on what ``t`` adds to any document's score. Per segment, the
+        stored ``max_w`` (the largest tf part at the segment's avgdl A_s) scales by at
+        most max(1, avgdl / A_s): the tf part grows with avgdl, and by no more than
+        that factor. A segment built with other (k1, b) gets the supremum k1 + 1."""
         k1, b = self.params.k1, self.params.b
         best = 0.0
         for i, g, _a, _e in t.where:
             s = self._segs[i].seg
-            mt = float(s.max_tf[g])
-            mdl = float(s.min_dl[g])
-            best = max(best, mt * (k1 + 1) / (mt + k1 * (1 - b + b * mdl / self.avgdl)))
+            bp = s.bound
+            if bp["k1"] == k1 and bp["b"] == b and bp["avgdl"] > 0:
+                v = float(s.max_w[g]) * max(1.0, self.avgdl / bp["avgdl"])
+            else:
+                v = k1 + 1
+            best = max(best, v)
         return t.idf * best * t.count * (1 + _SLACK)
 
     def _maxscore(self, terms: list[_Term], k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """MaxScore in two phases (module docstring).
+
+        OR phase: terms by decreasing upper bound are read in full. After each, the
+        partial scores (over the terms read so far) of a few probe documents (the
+        current best k and the term's 2k highest-weighted postings) give ``theta``, a
+        lower bound of the final k-th score (partial scores only grow). Once the
+        remaining terms' bounds sum below ``theta``, no document outside the postings
+        read can reach the top k. AND phase: the remaining terms are looked up for those
+        candidates only, dropping the ones whose partial score plus the remaining bound
+        is below ``theta``.
+        """
         for t in terms:
             t.ub = self._bound(t)
         by_ub = sorted(terms, key=lambda t: -t.ub)
-        # seeds: the first postings of the highest-bound terms give a valid threshold
-        seeds = []
-        for t in by_ub[:_SEED_TERMS]:
-            got = 0
-            for i, _g, a, e in t.where:
-                take = min(e - a, _SEEDS_PER_TERM - got)
-                seeds.append(self._segs[i].seg.docs[a : a + take].astype(np.int64) + self._segs[i].base)
-                got += take
-                if got >= _SEEDS_PER_TERM:
-                    break
-        seed_rows = self._live(np.unique(np.concatenate(seeds)), mask) if seeds else np.empty(0, np.int64)
-        if seed_rows.size < k:
-            return self._exact(terms, k, mask)
-        seed_sc = self._score_rows(terms, seed_rows)
-        theta = float(np.partition(seed_sc, seed_sc.size - k)[seed_sc.size - k])
         ubs = np.asarray([t.ub for t in by_ub])
         rest = np.concatenate([np.cumsum(ubs[::-1])[::-1], [0.0]])  # rest[j] = sum ub[j:]
-        n_ess = int(np.argmax(rest < theta))  # first j whose tail cannot reach theta
-        # candidates: union of the essential terms' postings, with partial scores
-        cand_rows, cand_sc = [], []
-        by_seg: dict[int, list[tuple[_Term, int, int]]] = {}
-        for t in by_ub[:n_ess]:
-            for i, _g, a, e in t.where:
-                by_seg.setdefault(i, []).append((t, a, e))
-        for i, lst in sorted(by_seg.items()):
-            g, sc = self._accumulate(self._segs[i], lst, mask)
-            keep = sc + rest[n_ess] >= theta * (1 - _SLACK)
-            cand_rows.append(g[keep])
-            cand_sc.append(sc[keep])
-        rows = np.concatenate(cand_rows) if cand_rows else np.empty(0, np.int64)
-        part = np.concatenate(cand_sc) if cand_sc else np.empty(0)
-        # non-essential terms, largest bound first: look up, then prune
-        for j in range(n_ess, len(by_ub)):
-            if rows.size == 0:
-                break
+        or_rows: list[np.ndarray] = []  # per term read: global rows (ascending), weights
+        or_vals: list[np.ndarray] = []
+        pieces: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        top = np.empty(0, np.int64)
+        theta = -np.inf
+        j = 0
+        while j < len(by_ub):
             t = by_ub[j]
-            cuts = np.searchsorted(rows, self._bases).tolist()
-            add = np.zeros(rows.size)
+            j += 1
+            gr, gv = [], []
+            for i, _g, a, e in t.where:
+                s = self._segs[i]
+                docs, w = self._gather(s, t, a, e)
+                pieces.setdefault(i, []).append((docs, w))
+                gr.append(docs.astype(np.int64) + s.base)
+                gv.append(w)
+            r = np.concatenate(gr) if len(gr) > 1 else gr[0]
+            v = np.concatenate(gv) if len(gv) > 1 else gv[0]
+            if mask is not None:
+                keep = mask[r]
+                r, v = r[keep], v[keep]
+            if r.size == 0:
+                continue
+            or_rows.append(r)
+            or_vals.append(v)
+            probe = r[np.argpartition(-v, 2 * k - 1)[: 2 * k]] if r.size > 2 * k else r
+            probe = np.union1d(probe, top)
+            ps = np.zeros(probe.size)
+            for rr, vv in zip(or_rows, or_vals):
+                pos = np.minimum(np.searchsorted(rr, probe), rr.size - 1)
+                ps += np.where(rr[pos] == probe, vv[pos], 0.0)
+            if probe.size >= k:
+                best = np.argpartition(-ps, k - 1)[:k]
+                top = probe[best]
+                theta = max(theta, float(ps[best].min()))
+                if rest[j] < theta * (1 - _SLACK):
+                    break
+        del or_rows, or_vals
+        # the candidates: every document in the postings read, with its partial score
+        parts = [self._sum_segment(self._segs[i], pc, mask) for i, pc in sorted(pieces.items())]
+        del pieces
+        if not parts:
+            return np.empty(0, np.int64), np.empty(0)
+        cand = np.concatenate([p[0] for p in parts])
+        part = np.concatenate([p[1] for p in parts])
+        # AND phase: the remaining terms, for the surviving candidates only
+        for jj in range(j, len(by_ub)):
+            keep = part + rest[jj] >= theta * (1 - _SLACK)
+            cand, part = cand[keep], part[keep]
+            if cand.size == 0:
+                break
+            t = by_ub[jj]
+            cuts = np.searchsorted(cand, self._bases).tolist()
+            add = np.zeros(cand.size)
             for i, _g, a, e in t.where:
                 lo, hi = cuts[i], cuts[i + 1]
                 if lo == hi:
                     continue
                 s = self._segs[i]
-                w, found = self._lookup(s, t, a, e, rows[lo:hi] - s.base)
+                w, found = self._lookup(s, t, a, e, cand[lo:hi] - s.base)
                 add[lo + found] = w
             part = part + add
-            keep = part + rest[j + 1] >= theta * (1 - _SLACK)
-            rows, part = rows[keep], part[keep]
-        final = self._score_rows(terms, rows)
-        return _top_k(rows, final, k)
+        if cand.size > k:
+            theta = max(theta, float(np.partition(part, cand.size - k)[cand.size - k]))
+        cand = cand[part >= theta * (1 - _SLACK)]
+        # recompute in canonical term order: bit-identical to the exact mode
+        return _top_k(cand, self._score_rows(terms, cand), k)
 
 
 def _top_k(cand: np.ndarray, sc: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -78,9 +78,9 @@ class SegmentBuffer:
         self._lens.append(len(tokens))
         self._ids.append(doc_id)
 
-    def write(self, root: Path, name: str) -> dict[str, Any]:
+    def write(self, root: Path, name: str, params: BM25Params) -> dict[str, Any]:
         """Write the buffer as segment ``root/name``, empty the buffer, and return the
-        segment's manifest record."""
+        segment's manifest record (``params``: the store's, for the upper bounds)."""
         n = len(self._lens)
         vocab_list = [t.encode("utf-8") for t in self._vocab]
         n_terms = len(vocab_list)
@@ -108,6 +108,8 @@ class SegmentBuffer:
             tf=tf,
             doc_len=lens.astype(np.uint32),
             ids=self._ids,
+            k1=params.k1,
+            b=params.b,
         )
         self._clear()
         logger.info("segment %s: %d documents, %d postings", name, n, meta["nnz"])
@@ -236,7 +238,7 @@ class StoreWriter:
         name, or None when nothing is buffered."""
         if not self._buf.n_docs:
             return None
-        rec = self._buf.write(self.root, f"seg-{self._generation + 1:06d}-{secrets.token_hex(4)}")
+        rec = self._buf.write(self.root, f"seg-{self._generation + 1:06d}-{secrets.token_hex(4)}", self.params)
         self._segments.append(rec)
         return rec["name"]
 
@@ -343,7 +345,7 @@ class StoreWriter:
         if not 0 <= start < stop <= len(self._segments) or stop - start < 2:
             return None
         name = f"seg-{self._generation + 1:06d}-{secrets.token_hex(4)}"
-        rec = merge_segments(self.root, self._segments[start:stop], name, self._generation + 1)
+        rec = merge_segments(self.root, self._segments[start:stop], name, self._generation + 1, self.params)
         self._segments[start:stop] = [rec]
         self._dirty = True
         self.commit()
