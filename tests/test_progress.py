@@ -176,3 +176,23 @@ def test_real_model_sliced_embedding_matches_one_call():
     whole = enc.encode_documents(texts)
     assert sliced.shape == whole.shape == (80, enc.dim)
     np.testing.assert_allclose(sliced, whole, atol=1e-5)
+
+
+def test_read_files_counts_files_and_documents():
+    from medrag.ingest import IngestReport
+    from medrag.progress import read_files
+
+    folder = need_data("pubmed", "medline_text", "biopython")
+    from medrag.ingest import iter_medline
+
+    events: list[ProgressEvent] = []
+    report = IngestReport()
+    got = list(read_files(folder, iter_medline, progress=CallbackProgress(events.append), report=report))
+    plain = list(iter_medline(folder))
+    assert [d.id for d in got] == [d.id for d in plain] and got
+    files = [e for e in events if e.stage == "read"]
+    docs = [e for e in events if e.stage == "docs"]
+    n_files = len(list(folder.iterdir()))
+    assert files[-1].finished and files[-1].done == files[-1].total == n_files == report.files
+    assert docs[-1].finished and docs[-1].done == len(got) and docs[-1].total is None
+    assert [e.done for e in files] == list(range(n_files + 1)) + [n_files]

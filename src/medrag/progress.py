@@ -16,6 +16,10 @@ with ``progress=`` (or ``show_progress=True``, the same as ``progress="auto"``):
   :class:`CallbackProgress` (your function gets a :class:`ProgressEvent` per update:
   plug in any UI), or a subclass.
 
+Reading: :func:`track` wraps any ingest iterator (count and rate);
+:func:`read_files` reads a folder or a list of files file by file (total and ETA in
+files, documents counted beside).
+
 Log lines go to the ``medrag.progress`` logger at INFO, at most one per
 ``interval_s`` seconds per stage plus one when a stage ends, e.g.
 ``embed: 1,536/21,419 chunks (7.2%), 14.8 chunks/s, elapsed 1m44s, ETA 22m23s``.
@@ -49,6 +53,7 @@ __all__ = [
     "ProgressSpec",
     "resolve_progress",
     "track",
+    "read_files",
     "embed_with_progress",
     "tokenize_with_progress",
     "format_duration",
@@ -296,6 +301,36 @@ def track(
     with p.stage(name, total, unit) as st:
         for item in items:
             yield item
+            st.update(1)
+
+
+def read_files(
+    paths: Any, reader: Callable[..., Iterable[T]], *, progress: ProgressSpec, suffixes: tuple[str, ...] = (),
+    **reader_kwargs: Any,
+) -> Iterator[T]:
+    """Read many files with an ingestor, counted file by file (so a folder of PubMed
+    baseline files or guideline PDFs gets a total and an ETA)::
+
+        docs = list(read_files("corpora/baseline/", iter_pubmed, progress="auto",
+                               suffixes=(".xml.gz",), on_error="skip", report=report))
+
+    ``paths`` is expanded as the ingestors expand it (files, folders, globs; see
+    :func:`medrag.ingest._common.expand_paths`); ``reader(path, **reader_kwargs)`` is
+    called on each file in turn and what it yields is yielded unchanged. The stage is
+    ``read`` in files; the documents are counted in a ``docs`` stage beside it."""
+    from .ingest._common import expand_paths
+
+    files = list(expand_paths(paths, suffixes))
+    p = resolve_progress(progress)
+    if not p.enabled:
+        for f in files:
+            yield from reader(f, **reader_kwargs)
+        return
+    with p.stage("read", len(files), "file") as st, p.stage("docs", None, "doc") as docs:
+        for f in files:
+            for item in reader(f, **reader_kwargs):
+                yield item
+                docs.update(1)
             st.update(1)
 
 
