@@ -314,6 +314,18 @@ def test_ask_with_audit_log_then_verify_and_review(built, tmp_path):
 # --------------------------------------------------------------------------- trust: arguments, output, files
 
 
+@pytest.fixture
+def run(capsys):
+    """The command run in this process (no interpreter start-up), as a CompletedProcess."""
+
+    def _run(*args: str | Path) -> subprocess.CompletedProcess:
+        code = main([str(a) for a in args])
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), code, out.out, out.err)
+
+    return _run
+
+
 def medrag_raw(*args: str | bytes | Path, env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
     """Like :func:`medrag`, with byte arguments kept as bytes and output as bytes."""
     e = _env()
@@ -352,21 +364,24 @@ def test_redact_or_key_without_an_audit_log_is_a_usage_error(built, capsys):
     assert main(["ask", "--index", str(idx), "q?", "--audit-key-env", "X"]) == 2
 
 
-def test_ingest_out_writes_through_special_files_and_keeps_the_umask(sample, tmp_path):
+def test_ingest_out_writes_through_special_files_and_keeps_the_umask(sample, tmp_path, run):
     # a symbolic link: the target is replaced, the link stays a link
     target = tmp_path / "real.jsonl"
     target.write_text("old\n")
     os.chmod(target, 0o640)
     link = tmp_path / "link.jsonl"
     link.symlink_to(target)
-    assert medrag("ingest", sample, "--out", link).returncode == 0
+    assert run("ingest", sample, "--out", link).returncode == 0
     assert link.is_symlink() and len(target.read_text().splitlines()) == 100
     assert (target.stat().st_mode & 0o777) == 0o640  # an existing file keeps its mode
 
     # a new file gets the user's umask, not 0600
     new = tmp_path / "new.jsonl"
-    proc = subprocess.run(f"umask 022; exec {sys.executable} -m medrag ingest {sample} --out {new}",
-                          shell=True, capture_output=True, text=True, env=_env(), timeout=120)
+    old_mask = os.umask(0o022)
+    try:
+        proc = run("ingest", sample, "--out", new)
+    finally:
+        os.umask(old_mask)
     assert proc.returncode == 0, proc.stderr
     assert (new.stat().st_mode & 0o777) == 0o644
 
@@ -378,7 +393,7 @@ def test_ingest_out_writes_through_special_files_and_keeps_the_umask(sample, tmp
 
     reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
     reader.start()
-    proc = medrag("ingest", sample, "--out", fifo)
+    proc = run("ingest", sample, "--out", fifo)
     reader.join(timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert fifo.is_fifo() and len(got[0].splitlines()) == 100
@@ -388,10 +403,10 @@ def test_ingest_out_writes_through_special_files_and_keeps_the_umask(sample, tmp
     assert proc.returncode == 0, proc.stderr
     docs = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
     assert len(docs) == 100 and Path("/dev/stdout").exists()
-    assert_one_line_error(medrag("ingest", sample, "--out", tmp_path), "a folder")
+    assert_one_line_error(run("ingest", sample, "--out", tmp_path), "a folder")
 
 
-def test_search_output_has_no_terminal_escapes(tmp_path):
+def test_search_output_has_no_terminal_escapes(tmp_path, run):
     corpus = tmp_path / "beir"
     corpus.mkdir()
     recs = [
@@ -400,14 +415,14 @@ def test_search_output_has_no_terminal_escapes(tmp_path):
         {"_id": "plain", "title": "Statins", "text": "Statins lower cholesterol."},
     ]
     (corpus / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-    assert medrag("build", corpus, "--index", tmp_path / "idx", "--lexical-only").returncode == 0
-    proc = medrag("search", "--index", tmp_path / "idx", "aspirin stroke")
+    assert run("build", corpus, "--index", tmp_path / "idx", "--lexical-only").returncode == 0
+    proc = run("search", "--index", tmp_path / "idx", "aspirin stroke")
     assert proc.returncode == 0, proc.stderr
     assert "RED aspirin" in proc.stdout and "reduces stroke risk" in proc.stdout
     for bad in ("\x1b", "\x07", "\x9b", "\u202e"):
         assert bad not in proc.stdout
     # JSON keeps the document's text exactly (escaped by the JSON encoder)
-    res = json.loads(medrag("search", "--index", tmp_path / "idx", "aspirin stroke", "--json").stdout)
+    res = json.loads(run("search", "--index", tmp_path / "idx", "aspirin stroke", "--json").stdout)
     assert "\x1b[2J" in res["passages"][0]["chunk"]["text"]
 
 
@@ -431,37 +446,37 @@ def test_help_defaults_come_from_the_config_dataclasses(capsys):
         assert opt in out
 
 
-def test_search_json_reports_the_mode_it_ran(built):
+def test_search_json_reports_the_mode_it_ran(built, run):
     idx, _ = built
-    res = json.loads(medrag("search", "--index", idx, "cancer", "--json").stdout)
+    res = json.loads(run("search", "--index", idx, "cancer", "--json").stdout)
     assert res["mode"] == "bm25"  # a lexical-only index, no --mode
 
 
-def test_ask_options_reach_the_library(built):
+def test_ask_options_reach_the_library(built, run):
     idx, _ = built
     q = "Does dopamine modulate responses to cocaine in Drosophila?"
-    proc = medrag("ask", "--index", idx, q)
+    proc = run("ask", "--index", idx, q)
     assert proc.returncode == 0, proc.stderr
     first = proc.stdout.splitlines()[0]
     assert first.startswith("status: answered (support ") and "mode bm25" in first
-    base = json.loads(medrag("ask", "--index", idx, q, "--json").stdout)
+    base = json.loads(run("ask", "--index", idx, q, "--json").stdout)
     assert base["status"] != "abstained"
     off_topic = "What is the Hawking temperature of a rotating black hole?"
-    weak = json.loads(medrag("ask", "--index", idx, off_topic, "--json").stdout)
+    weak = json.loads(run("ask", "--index", idx, off_topic, "--json").stdout)
     assert weak["status"] == "abstained" and weak["support"] < 0.5
-    assert medrag("ask", "--index", idx, off_topic).stdout.startswith("status: abstained (support ")
-    lax = json.loads(medrag("ask", "--index", idx, off_topic, "--json", "--threshold", "0").stdout)
+    assert run("ask", "--index", idx, off_topic).stdout.startswith("status: abstained (support ")
+    lax = json.loads(run("ask", "--index", idx, off_topic, "--json", "--threshold", "0").stdout)
     assert lax["status"] != "abstained"  # the threshold reached the composer
-    assert len(json.loads(medrag("ask", "--index", idx, q, "--json", "--max-sentences", "1").stdout)["sentences"]) == 1
+    assert len(json.loads(run("ask", "--index", idx, q, "--json", "--max-sentences", "1").stdout)["sentences"]) == 1
     top = base["passages"][0]["chunk"]["doc_id"]
-    only = json.loads(medrag("ask", "--index", idx, q, "--json", "--doc-id", top, "-k", "2").stdout)
+    only = json.loads(run("ask", "--index", idx, q, "--json", "--doc-id", top, "-k", "2").stdout)
     assert {p["chunk"]["doc_id"] for p in only["passages"]} == {top} and len(only["passages"]) <= 2
-    assert_one_line_error(medrag("ask", "--index", idx, q, "--mode", "dense"), "no dense vectors")
-    assert_one_line_error(medrag("ask", "--index", idx, q, "--llm-url", "http://127.0.0.1:9"), "need(s) --generator")
-    assert_one_line_error(medrag("ask", "--index", idx, q, "--generator", "openai"), "--llm-url")
+    assert_one_line_error(run("ask", "--index", idx, q, "--mode", "dense"), "no dense vectors")
+    assert_one_line_error(run("ask", "--index", idx, q, "--llm-url", "http://127.0.0.1:9"), "need(s) --generator")
+    assert_one_line_error(run("ask", "--index", idx, q, "--generator", "openai"), "--llm-url")
 
 
-def test_ask_with_a_generator_calls_the_given_endpoint(built):
+def test_ask_with_a_generator_calls_the_given_endpoint(built, run):
     """A real HTTP server on 127.0.0.1 speaking the chat-completions protocol."""
     import http.server
     import threading
@@ -489,7 +504,7 @@ def test_ask_with_a_generator_calls_the_given_endpoint(built):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/v1"
-        proc = medrag("ask", "--index", idx, "Does dopamine modulate responses to cocaine in Drosophila?", "--json",
+        proc = run("ask", "--index", idx, "Does dopamine modulate responses to cocaine in Drosophila?", "--json",
                       "--generator", "openai", "--llm-url", url, "--llm-model", "scripted", "--llm-max-tokens", "64")
     finally:
         server.shutdown()
@@ -499,79 +514,79 @@ def test_ask_with_a_generator_calls_the_given_endpoint(built):
     assert json.loads(proc.stdout)["generator"] == "openai-chat:scripted"
 
 
-def test_ingest_out_is_read_back_by_build(sample, tmp_path):
+def test_ingest_out_is_read_back_by_build(sample, tmp_path, run):
     docs = tmp_path / "docs.jsonl"
-    assert medrag("ingest", sample, "--out", docs).returncode == 0
-    proc = medrag("build", docs, "--index", tmp_path / "idx", "--lexical-only", "--json")
+    assert run("ingest", sample, "--out", docs).returncode == 0
+    proc = run("build", docs, "--index", tmp_path / "idx", "--lexical-only", "--json")
     assert proc.returncode == 0, proc.stderr
     res = json.loads(proc.stdout)
     assert res["documents"] == 100 and res["ingest"]["files"][0]["format"] == "documents"
     assert res["ingest"]["skipped"] == [] and proc.stderr == ""
     # the same documents as a build from the XML itself
-    direct = json.loads(medrag("build", sample, "--index", tmp_path / "idx2", "--lexical-only", "--json").stdout)
+    direct = json.loads(run("build", sample, "--index", tmp_path / "idx2", "--lexical-only", "--json").stdout)
     assert direct["chunks"] == res["chunks"]
     # and in a folder, next to other sources
     (tmp_path / "folder").mkdir()
     shutil.copy(docs, tmp_path / "folder" / "mine.jsonl")
-    proc = medrag("ingest", tmp_path / "folder", "--json")
+    proc = run("ingest", tmp_path / "folder", "--json")
     assert json.loads(proc.stdout)["documents"] == 100
 
 
-def test_a_build_that_skipped_most_of_its_input_fails(tmp_path):
+def test_a_build_that_skipped_most_of_its_input_fails(tmp_path, run):
     corpus = tmp_path / "beir"
     corpus.mkdir()
     good = json.dumps({"_id": "1", "title": "Aspirin", "text": "Aspirin reduces stroke."})
     (corpus / "corpus.jsonl").write_text(good + "\n" + "not json\n" * 9)
-    assert_one_line_error(medrag("-q", "build", corpus, "--index", tmp_path / "idx", "--lexical-only"),
+    assert_one_line_error(run("-q", "build", corpus, "--index", tmp_path / "idx", "--lexical-only"),
                           "9 of 10 record(s) could not be read", "nothing was built")
     assert not (tmp_path / "idx").exists()
-    proc = medrag("build", corpus, "--index", tmp_path / "idx", "--lexical-only", "--max-skipped", "1")
+    proc = run("build", corpus, "--index", tmp_path / "idx", "--lexical-only", "--max-skipped", "1")
     assert proc.returncode == 0, proc.stderr
 
 
-def test_ask_docs_builds_once_and_reuses_by_content(sample, tmp_path):
+def test_ask_docs_builds_once_and_reuses_by_content(sample, tmp_path, run):
     folder = tmp_path / "papers"
     folder.mkdir()
     shutil.copy(sample, folder / "sample.xml")
     cache = tmp_path / "cache"
     q = "Does dopamine modulate responses to cocaine in Drosophila?"
     args = ("ask", "--docs", folder, q, "--lexical-only", "--cache-dir", cache, "--json")
-    first = json.loads(medrag(*args).stdout)
+    first = json.loads(run(*args).stdout)
     assert first["index_cached"] is False and first["status"] != "abstained"
-    second = json.loads(medrag(*args).stdout)
+    second = json.loads(run(*args).stdout)
     assert second["index_cached"] is True and second["index_path"] == first["index_path"]
     assert second["sentences"] == first["sentences"]
     (folder / "sample.xml").write_bytes((folder / "sample.xml").read_bytes().replace(b"Drosophila", b"Drosophilae", 1))
-    third = json.loads(medrag(*args).stdout)
+    third = json.loads(run(*args).stdout)
     assert third["index_cached"] is False and third["index_path"] != first["index_path"]
     assert len([p for p in cache.iterdir() if (p / "manifest.json").is_file()]) == 2
-    assert_one_line_error(medrag("ask", q), "either --index DIR or --docs FOLDER")
+    assert_one_line_error(run("ask", q), "either --index DIR or --docs FOLDER")
 
 
 # --------------------------------------------------------------------------- audit commands
 
 
-def test_audit_review_refusals_are_one_line_errors(built, tmp_path):
+def test_audit_review_refusals_are_one_line_errors(built, tmp_path, run):
     idx, _ = built
     key = tmp_path / "audit.key"
     key.write_text("k" * 40 + "\n")
     key.chmod(0o600)
     log = tmp_path / "a.jsonl"
     q = "Does dopamine modulate responses to cocaine in Drosophila?"
-    r = medrag("ask", "--index", idx, q, "--audit-log", log, "--audit-key-file", key)
+    r = run("ask", "--index", idx, q, "--audit-log", log, "--audit-key-file", key)
     assert r.returncode == 0, r.stderr
     h = json.loads(log.read_text().splitlines()[0])["hash"]
     review = ("--action", "accept", "--reviewer", "dr-x", "--reason", "ok", "--audit-key-file", key)
-    assert_one_line_error(medrag("audit", "review", log, "--answer", "f" * 64, *review), "no answer with hash")
-    assert_one_line_error(medrag("audit", "review", log, "--answer", h, "--sentence", "-5", *review),
+    assert_one_line_error(run("audit", "review", log, "--answer", "f" * 64, *review), "no answer with hash")
+    assert_one_line_error(run("audit", "review", log, "--answer", h, "--sentence", "-5", *review),
                           "sentence -5 does not exist")
-    assert_one_line_error(medrag("audit", "review", tmp_path / "none.jsonl", "--answer", h, *review), "no audit log")
+    assert_one_line_error(run("audit", "review", tmp_path / "none.jsonl", "--answer", h, *review), "no audit log")
     assert not (tmp_path / "none.jsonl").exists()
-    assert medrag("audit", "review", log, "--answer", h, "--sentence", "0", *review).returncode == 0
-    r = medrag("audit", "verify", log, "--audit-key-file", key)
+    assert run("audit", "review", log, "--answer", h, "--sentence", "0", *review).returncode == 0
+    r = run("audit", "verify", log, "--audit-key-file", key)
     assert r.returncode == 0 and "2 entries intact (authenticated with the key)" in r.stdout, r.stdout
     witness = tmp_path / "witness.json"
-    witness.write_text(medrag("audit", "head", log, "--audit-key-file", key).stdout)
+    witness.write_text(run("audit", "head", log, "--audit-key-file", key).stdout)
     log.write_text(log.read_text().splitlines()[0] + "\n")  # the review deleted
-    r = medrag("audit", "verify", log, "--audit-key-file", key, "--witness", witness)
+    r = run("audit", "verify", log, "--audit-key-file", key, "--witness", witness)
     assert r.returncode == 1 and "truncated" in r.stdout
