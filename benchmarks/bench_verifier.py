@@ -87,17 +87,19 @@ def aucs(rows, score) -> dict:
     }
 
 
-def cv_threshold_accept(rows, score, target: float = 0.85) -> list[bool]:
-    """2-fold: the threshold accepting ``target`` of SUPPORT on one fold, applied to the other."""
+def cv_threshold_accept(rows, score, target: float = 0.85, vetoed=lambda r: False) -> list[bool]:
+    """2-fold: the threshold accepting ``target`` of SUPPORT on one fold (or all that are
+    not vetoed, when vetoes leave fewer), applied to the other; vetoed pairs never pass."""
     folds = [rows[0::2], rows[1::2]]
     accepted: dict[int, bool] = {}
     for a, b in ((0, 1), (1, 0)):
-        sup = sorted((score(r) for r in folds[a] if r["label"] == "SUPPORT"), reverse=True)
+        n_sup = sum(1 for r in folds[a] if r["label"] == "SUPPORT")
+        sup = sorted((score(r) for r in folds[a] if r["label"] == "SUPPORT" and not vetoed(r)), reverse=True)
         if not sup:
             continue
-        t = sup[min(len(sup) - 1, max(0, int(round(target * len(sup))) - 1))]
+        t = sup[min(len(sup) - 1, max(0, int(round(target * n_sup)) - 1))]
         for r in folds[b]:
-            accepted[id(r)] = score(r) >= t
+            accepted[id(r)] = score(r) >= t and not vetoed(r)
     return [accepted.get(id(r), False) for r in rows]
 
 
@@ -144,7 +146,8 @@ def main() -> int:
             })
         judge_p = lambda r: r["p"]  # noqa: E731
         combined = lambda r: 0.0 if r["veto"] else r["p"]  # noqa: E731
-        cv_j, cv_c = cv_threshold_accept(rows, judge_p), cv_threshold_accept(rows, combined)
+        cv_j = cv_threshold_accept(rows, judge_p)
+        cv_c = cv_threshold_accept(rows, judge_p, vetoed=lambda r: bool(r["veto"]))
         res = {
             "pairs_total": {lab: lex_all["n"][lab] for lab in LABELS},
             "sample": {lab: sum(1 for r in rows if r["label"] == lab) for lab in LABELS},

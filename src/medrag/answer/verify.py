@@ -11,9 +11,13 @@ verifier policy as vetoes (:class:`~medrag.answer.judge.CombinedVerifier`):
    ``reducing salt lowers the risk`` is ``-`` · ``-`` = ``+``) compared with the
    closest clause of the passage when both have as many direction words, and
    otherwise the claim may not add a direction the passage states the opposite of;
-3. a real negation ("not", "no", "without", "failed to"...) is not added or dropped on
+3. a real negation ("not", "no", "never", "failed to"...) is not added or dropped on
    the words it governs. "less than", "no more than", "at least" are bounds, not
    negations.
+
+(2) and (3) apply only when the claim restates one passage sentence (that sentence
+holds at least 60% of the claim's content words): against a loose paraphrase, word
+polarity misfires.
 
 :class:`LexicalVerifier` (the offline default) adds coverage: most content words, and
 every drug-like or otherwise rare one, must be in the passage. It is conservative by
@@ -128,9 +132,21 @@ def _quantities(text: str) -> list[tuple[str, str | None, str | None]]:
     return out
 
 
+_NAME_NUMBER = re.compile(r"(?<=[A-Za-z]-)\d+\b|\b\d+(?=-[A-Za-z])")
+
+
+def _name_numbers(text: str) -> set[str]:
+    """Numbers that are parts of names: "interleukin-2", "T-helper 17 (Th17)", "H3K4"."""
+    out = {m.group(0) for m in _NAME_NUMBER.finditer(text)}
+    for tok in re.findall(r"\b[A-Za-z]+\d+[A-Za-z\d]*\b|\b\d+[A-Za-z]+[A-Za-z\d]*\b", text):
+        out.update(re.findall(r"\d+", tok))
+    return out
+
+
 def _number_conflict(sentence: str, passage: str) -> str | None:
-    p_nums = set(numbers(passage))
-    missing = [n for n in numbers(sentence) if n not in p_nums]
+    p_nums = set(numbers(passage)) | _name_numbers(passage)
+    names = _name_numbers(sentence)
+    missing = [n for n in numbers(sentence) if n not in p_nums and n not in names]
     if missing:
         return f"states {', '.join(missing[:3])}, which the passage does not"
     pq = _quantities(passage)
@@ -154,7 +170,7 @@ def _number_conflict(sentence: str, passage: str) -> str | None:
 _UP_WORDS = frozenset("""increase increases increased increasing increment high higher highest elevate
     elevates elevated elevating elevation raise raises raised raising greater enhance enhances enhanced
     enhancing promote promotes promoted promoting excess excessive rise rises rising rose risen boost
-    boosts boosted augment augments augmented stimulate stimulates stimulated gain gains gained larger
+    boosts boosted augment augments augmented stimulate stimulates stimulated larger
     longer prolong prolongs prolonged prolonging more""".split())
 _DOWN_WORDS = frozenset("""decrease decreases decreased decreasing low lower lowers lowered lowering lowest
     reduce reduces reduced reducing reduction reductions less fewer diminish diminishes diminished
@@ -167,8 +183,10 @@ _DOWN_WORDS = frozenset("""decrease decreases decreased decreasing low lower low
 #: valence words: a claim may not add one the passage states the opposite of
 _GOOD = frozenset("improve improves improved improving improvement better benefit benefits beneficial superior".split())
 _BAD = frozenset("worsen worsens worsened worsening worse harm harms harmful inferior impair impairs impaired".split())
-_NEG = frozenset("""not no never neither nor without none cannot can't don't doesn't didn't isn't aren't
-    wasn't weren't won't fail fails failed absence absent lack lacks lacked unchanged""".split())
+#: negations of a predicate ("did not reduce", "failed to", "no effect"); "absence of",
+#: "lack of", "without" usually name a condition ("in the absence of ART"), not a denial
+_NEG = frozenset("""not no never neither nor none cannot can't don't doesn't didn't isn't aren't
+    wasn't weren't won't fail fails failed unchanged""".split())
 _BOUND_PHRASE = re.compile(
     r"\b(?:no|not)\s+(?:more|less|fewer|greater|higher|lower)\s+than\b|\b(?:less|more|fewer|greater|higher|lower|"
     r"larger|smaller)\s+than\b|\bat\s+(?:least|most)\b|\bup\s+to\b|\bno\s+later\s+than\b",
@@ -208,12 +226,20 @@ def _content(words: list[str]) -> set[str]:
     return set(content_tokens(" ".join(words)))
 
 
-def _negated(words: list[str], window: int = 4) -> set[str]:
-    """Content tokens governed by a negation (the few words after it)."""
+def _negated(words: list[str], scope: int = 2) -> set[str]:
+    """Content tokens governed by a negation: the first ``scope`` content words after
+    it ("no significant difference" negates "significant difference", not the rest)."""
     out: set[str] = set()
     for i, w in enumerate(words):
         if w in _NEG:
-            out |= _content(words[i + 1: i + 1 + window])
+            got: list[str] = []
+            for x in words[i + 1:]:
+                if x in _NEG:
+                    break
+                got.extend(_content([x]))
+                if len(got) >= scope:
+                    break
+            out |= set(got[:scope])
     return out
 
 
@@ -277,7 +303,17 @@ def hard_constraints(sentence: str, passage: str) -> str | None:
     missing = [t for t in digit_words if t not in p_tok]
     if missing:
         return f"mentions {', '.join(missing[:3])}, which the passage does not"
-    return _direction_conflict(sentence, _closest_sentence(sentence, passage))
+    closest = _closest_sentence(sentence, passage)
+    s_tok = set(content_tokens(sentence))
+    if not s_tok or len(s_tok & set(content_tokens(closest))) / len(s_tok) < _PARAPHRASE_COVERAGE:
+        return None  # not a restatement of one passage sentence: direction words are not comparable
+    return _direction_conflict(sentence, closest)
+
+
+#: direction and negation are compared only when the passage sentence closest to the
+#: claim holds at least this share of the claim's content words: between a claim and a
+#: loose paraphrase (SciFact's rationales) the word-level check misfires too often
+_PARAPHRASE_COVERAGE = 0.6
 
 
 @dataclass(frozen=True)
