@@ -15,9 +15,10 @@ Reports, per file and in total:
   the labelled pages, the share that is a labelled one), and **grade accuracy** (of the
   found ones, the share whose normalized system, strength and certainty all equal the
   label; each field also alone);
-* text quality on the labelled pages: the **glued-word rate** (alphabetic tokens of 8+
-  letters that are not words but split into known words, per 1,000 tokens; the word list
-  is ``wordsegment``'s unigrams) and the **false-heading rate** (section headings that
+* text quality on the labelled pages: the **glued-word rate** per 1,000 tokens: tokens
+  that are not English words but segment into words one of which is a function word
+  ("ofevidence", "toaround", "aday"), or a lower-case word run into capitals ("theTB");
+  the word list is ``wordsegment``'s commonest unigrams and the **false-heading rate** (section headings that
   read as a fragment of a sentence: ending in a function word, a comma or an open
   bracket, starting in lower case, a word glued to a digit, or over 20 words).
 """
@@ -84,6 +85,8 @@ def evaluate(doc, gold: dict) -> dict:
             "missed": missed, "extra": extra, "wrong_grade": wrong}
 
 
+_GLUE_WORDS = {"a", "an", "and", "as", "at", "be", "by", "for", "from", "in", "is", "of", "on", "or", "the", "to", "with"}
+_CASE_GLUE = re.compile(r"[a-z]{2,}[A-Z]{2,}[a-z]*")
 _FUNCTION_END = re.compile(r"\b(the|of|to|and|or|a|an|in|for|with|by|on|at|from|as|is|are|that|which)$", re.I)
 
 
@@ -91,15 +94,16 @@ def text_quality(doc, pages: set[int], words: set[str] | None) -> dict:
     ps = list(doc.page_starts) + [len(doc.text)]
     chunk = "\n".join(doc.text[ps[p - 1]:ps[p]] for p in sorted(pages) if p <= len(doc.page_starts))
     tokens = re.findall(r"[A-Za-z]+", chunk)
-    glued = 0
+    glued = sum(1 for t in tokens if _CASE_GLUE.fullmatch(t))  # "theTB"
     if words is not None:
         from wordsegment import segment
 
         for t in tokens:
             lw = t.lower()
-            if len(lw) >= 8 and lw not in words:
+            if len(lw) >= 5 and lw not in words and not _CASE_GLUE.fullmatch(t):
                 parts = segment(lw)
-                if len(parts) >= 2 and all(p in words and len(p) > 1 for p in parts):
+                if (len(parts) >= 2 and any(p in _GLUE_WORDS for p in parts)
+                        and all(p in words and (len(p) >= 3 or p in _GLUE_WORDS) for p in parts)):
                     glued += 1
     heads = [s for s in doc.sections if s.kind == "body" and s.label
              and any(p in pages for p in range(doc.page_at(s.start), doc.page_at(s.start) + 1))]

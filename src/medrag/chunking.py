@@ -312,6 +312,20 @@ def _pieces(doc: Document, count: _Counter, config: ChunkConfig) -> list[_Piece]
     return pieces
 
 
+def _recommendation_grade(doc: Document, start: int, end: int) -> str | None:
+    """The grade, in words, of the guideline recommendation that makes up the chunk
+    ``[start, end)`` ("Recommendation (strong; very low certainty; GRADE): Strong
+    recommendation, very low quality of evidence"), or None."""
+    g = doc.guideline
+    if g is None:
+        return None
+    for r in g.recommendations:
+        if r.start >= start and r.end <= end and (r.end - r.start) * 2 >= end - start:
+            words = "; ".join(x for x in (r.strength, r.certainty and f"{r.certainty} certainty", r.system) if x)
+            return f"Recommendation ({words})" + (f": {r.grade}" if r.grade else "")
+    return None
+
+
 def chunk_document(doc: Document, config: ChunkConfig | None = None) -> list[Chunk]:
     """Cut ``doc`` into chunks (see the module docstring for the rules).
 
@@ -353,6 +367,9 @@ def chunk_document(doc: Document, config: ChunkConfig | None = None) -> list[Chu
             else ()
         )
         index_text = f"{doc.title}\n{text}" if config.title_prefix and doc.title else text
+        grade = _recommendation_grade(doc, p.start, p.end)
+        if grade:  # a guideline's recommendation: its grade is searchable with it
+            index_text = f"{index_text}\n{grade}"
         chunks.append(
             Chunk(
                 id=f"{doc.id}#{n}",

@@ -3,8 +3,8 @@
 Each grading system is one :class:`Grader`: a pattern that finds the grade as printed and a
 function that maps the match to a :class:`Grade`. :data:`GRADERS` is the registry, tried in
 order; :func:`register` adds a system (a new guideline family is one small function).
-A phrase that looks like a grade but that no grader can map keeps its raw text with
-``system="other"``.
+A phrase that looks like a grade but that no grader can map ("(Grade 1B)", "(Level II)")
+keeps its raw text with ``system="other"``, its strength read from the wording.
 
 The mapping, system by system (strength / certainty):
 
@@ -248,6 +248,18 @@ register(Grader(  # a row of a class-of-recommendation table: "1 | A | 1. In pat
 ))
 
 
+register(Grader(  # any other printed grade: kept as printed, system "other"
+    "unknown grading phrase",
+    re.compile(
+        r"\((?P<body>(?:(?:evidence|recommendation|quality)\s+)?(?:grade|level(?:\s+of\s+evidence)?|class|category"
+        r"|strength|LoE|GoR)\s*:?\s*(?:[A-D][+-]?|[1-5][a-c]?[+-]{0,2}|I{1,3}V?|IV|V)\b[^()]{0,60})\)"
+        r"(?=\s*[.;]?\s*(?:$|\n|(?-i:[A-Z])))",
+        re.I,
+    ),
+    lambda m: Grade("other", None, None, " ".join(m.group("body").split())),
+))
+
+
 @dataclass(frozen=True, slots=True)
 class Found:
     """A grade found in a text: where (``start``, ``end``), by which grader, and what."""
@@ -259,8 +271,8 @@ class Found:
 
 
 def find_grades(text: str, *, table: bool = False) -> list[Found]:
-    """Every grade in ``text``, in order, without overlaps (the earliest grader in
-    :data:`GRADERS` wins a tie)."""
+    """Every grade in ``text``, in text order, without overlaps (where two overlap, the
+    grader registered first in :data:`GRADERS` wins)."""
     hits: list[Found] = []
     for g in GRADERS:
         if table and not g.in_tables:
@@ -269,12 +281,11 @@ def find_grades(text: str, *, table: bool = False) -> list[Found]:
             grade = g.normalize(m)
             if grade is not None:
                 hits.append(Found(m.start(), m.end(), g, grade))
-    hits.sort(key=lambda f: (f.start, -(f.end - f.start)))
     out: list[Found] = []
-    for f in hits:
-        if out and f.start < out[-1].end:
-            continue
-        out.append(f)
+    for f in hits:  # in registry order: an earlier grader wins an overlap
+        if all(f.end <= o.start or f.start >= o.end for o in out):
+            out.append(f)
+    out.sort(key=lambda f: f.start)
     return out
 
 

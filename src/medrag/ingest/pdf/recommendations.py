@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from .structure import _Placed
 
 _REC_LABEL = re.compile(
-    r"^(?:key\s+)?(recommendations?|recommandations?|good practice statements?|good practice points?)\s*:?$",
+    r"^(?:key\s+)?(recommendations?|recommandations?|good practice statements?|good practice points?)"
+    r"(?:\s+(?P<num>\d{1,2}(?:\.\d{1,2}){0,2}[a-z]?))?\s*[.:]?$",
     re.I,
 )
 _GPS_LABEL = re.compile(r"^good practice (statements?|points?)\s*:?$", re.I)
@@ -144,7 +145,7 @@ def find_recommendations(
                     continue
                 start = placed[first].start
             start = max(start, last_end)
-            rec = make(start, g_end, f.grade, None)
+            rec = make(start, g_end, f.grade, _label_number(placed, label, start))
             prev_local = f.end
             last_end = last_rec_end = max(last_end, g_end)
             if rec:
@@ -214,6 +215,17 @@ def _statement_first(placed: list["_Placed"], stop: list[bool], i: int, last_end
         first = j
         j -= 1
     return first
+
+
+def _label_number(placed: list["_Placed"], label: list[bool], start: int) -> str | None:
+    """The number of a "Recommendation 1.2" label set just above the statement at ``start``."""
+    for k, p in enumerate(placed):
+        if p.start <= start < p.end + 2:
+            if k and label[k - 1]:
+                m = _REC_LABEL.match(placed[k - 1].text)
+                return m.group("num") if m else None
+            return None
+    return None
 
 
 def _run_end(placed: list["_Placed"], stop: list[bool], i: int, n: int, marker: bool = False) -> int:

@@ -38,11 +38,13 @@ _MULTISPACE = re.compile(r" {2,}")
 _SPACE_PUNCT = re.compile(r"(?<=\w) +([.,;:](?:\s|$))")
 
 
+_PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
+
+
 def _normalize(text: str) -> str:
     """Ligatures expanded, odd spaces made plain, private-use bullets made ``•``."""
     text = text.translate(_TRANS)
-    if any("\ue000" <= c <= "\uf8ff" for c in text):
-        text = "".join(c for c in text if not "\ue000" <= c <= "\uf8ff")
+    text = _PRIVATE_USE.sub("", text)
     return unicodedata.normalize("NFC", text)
 
 
@@ -144,3 +146,80 @@ def _vocabulary(pages: list[list["_Block"]]) -> set[str]:
                     elif w.isalpha():
                         vocab.add(w)
     return vocab
+
+
+# ---------------------------------------------------------------------------------------
+# Words run together by the text layer ("ofevidence", "toaround", "humanmilk")
+# ---------------------------------------------------------------------------------------
+
+_FUNCTION_WORDS = frozenset(
+    "a an and are as at be by for from in into is it not of on or than that the their this "
+    "to was were which who with".split()
+)
+_TOKEN = re.compile(r"[A-Za-z]{7,}")
+
+
+class _Unglue:
+    """Split words the PDF's text layer ran together, guided by the document's own
+    vocabulary: a token is split only when it is neither a word of the document (seen
+    twice or more) nor a common English word, and when word segmentation (Norvig's
+    unigram/bigram model as packaged by ``wordsegment``; P. Norvig, "Natural Language
+    Corpus Data", in *Beautiful Data*, 2009) cuts it into two or three parts that each
+    occur on their own in this document (or are function words). Without
+    ``wordsegment`` installed nothing is split.
+    """
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        self.counts = counts
+        self.memo: dict[str, str | None] = {}
+        try:
+            import wordsegment
+        except ImportError:  # optional: the "guidelines" extra
+            self.segment = None
+            return
+        if not wordsegment.UNIGRAMS:
+            wordsegment.load()
+        self.segment = wordsegment.segment
+        self.english = wordsegment.UNIGRAMS
+
+    def _split(self, token: str) -> str | None:
+        low = token.lower()
+        if low in self.memo:
+            return self.memo[low]
+        out = None
+        if self.counts.get(low, 0) < 2 and self.english.get(low, 0) < 200_000:
+            parts = self.segment(low)
+            if 2 <= len(parts) <= 3 and "".join(parts) == low and all(
+                len(p) >= 2 and (p in _FUNCTION_WORDS or self.counts.get(p, 0) >= 2) for p in parts
+            ):
+                out = " ".join(parts)
+        self.memo[low] = out
+        return out
+
+    def __call__(self, line: str) -> str:
+        if self.segment is None or not _TOKEN.search(line):
+            return line
+
+        def fix(m: re.Match[str]) -> str:
+            tok = m.group(0)
+            split = self._split(tok)
+            if split is None:
+                return tok
+            out, k = [], 0
+            for part in split.split(" "):  # keep the token's own letters and case
+                out.append(tok[k:k + len(part)])
+                k += len(part)
+            return " ".join(out)
+
+        return _TOKEN.sub(fix, line)
+
+
+def _word_counts(pages: list[list["_Block"]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for blocks in pages:
+        for b in blocks:
+            for ln in b.lines:
+                for w in re.findall(r"[A-Za-z]+", ln.text):
+                    w = w.lower()
+                    counts[w] = counts.get(w, 0) + 1
+    return counts

@@ -41,7 +41,7 @@ def _paragraphs(pages: list[list[_Block]], body: float, family: str) -> list[_Pa
             # the block's own line pitch: double-spaced drafts are not one paragraph a line
             gaps = sorted(g for a, c in zip(b.lines, b.lines[1:])
                           if 0 < (g := a.y - c.y) < 4 * max(a.size, c.size))
-            pitch = gaps[len(gaps) // 2] if len(gaps) >= 3 else 0.0
+            pitch = gaps[len(gaps) // 4] if len(gaps) >= 8 else 0.0  # the lower quartile
             if pitch < 1.6 * body:
                 pitch = 0.0  # single-spaced: the usual rule
             for li, ln in enumerate(b.lines):

@@ -1,0 +1,268 @@
+"""Guideline recommendations in every grading system: the grade normalizers, small PDFs
+the tests write themselves, and real guidelines (skipped when ../shared is absent).
+
+Expected values for the real PDFs were read off the pages with poppler's ``pdftotext``
+(the examples ``SOURCE.tsv`` quotes with their pages), not produced by medrag.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from pypdf import PdfWriter
+from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
+
+from conftest import need_data
+from medrag.chunking import ChunkConfig, chunk_document
+from medrag.ingest.pdf import iter_guideline_pdf
+from medrag.ingest.pdf.grades import find_grades, wording_strength
+from medrag.ingest.pdf.repair import _Unglue
+from medrag.types import Recommendation
+
+# --- grade phrases, as printed in real guidelines ----------------------------------------
+
+PHRASES = [
+    # (text, grader's raw grade, system, strength, certainty)
+    ("born through meconium is not recommended. (Strong recommendation, low quality evidence). Source",
+     "Strong recommendation, low quality evidence", "GRADE", "strong", "low"),
+    ("who start breathing on their own. (Strong recommendation, moderate to low quality evidence).",
+     "Strong recommendation, moderate to low quality evidence", "GRADE", "strong", "low"),
+    ("secretions. (Weak recommendation, Guideline Development Group consensus in absence of published evidence).",
+     "Weak recommendation, Guideline Development Group consensus in absence of published evidence",
+     "GRADE", "conditional", "expert opinion"),
+    ("bag and mask. (Weak recommendation, quality of evidence not graded).",
+     "Weak recommendation, quality of evidence not graded", "GRADE", "conditional", None),
+    ("should receive ... (Strong/High grade of evidence)", "Strong/High grade of evidence", "GRADE", "strong", "high"),
+    ("didactic materials for stewardship (weak recommendation, low-quality evidence).",
+     "weak recommendation, low-quality evidence", "GRADE", "conditional", "low"),
+    ("instead of purchasing data (good practice recommendation).", "good practice recommendation",
+     "GRADE", "good-practice", None),
+    ("outweigh risks to the patient (recommendation category: B, evidence type: 3).",
+     "recommendation category: B, evidence type: 3", "GRADE", "conditional", "low"),
+    ("who use tobacco (Table 1). A recommendation.", "A recommendation", "USPSTF", "strong", "high"),
+    ("cessation in pregnant persons (Table 1). I statement.", "I statement", "USPSTF", "ungraded", "low"),
+    ("appropriate manner (pg 63). Grade A, Level 1+", "Grade A, Level 1+", "SIGN", None, "high"),
+    ("without further testing (pg 42). Grade D, Level 4", "Grade D, Level 4", "SIGN", None, "expert opinion"),
+    ("following careful counselling. (Grade C)", "Grade C", "SIGN", None, "low"),
+    ("1 | A | 1. In patients presenting with dyspnea, BNP is useful", "COR 1, LOE A", "ACC/AHA", "strong", "high"),
+    ("3: Harm B-R 7. ARNi should not be administered with ACEi", "COR 3: Harm, LOE B-R", "ACC/AHA", "against", "moderate"),
+    ("2b | C-EO | 4. In patients with HF, X might be considered", "COR 2b, LOE C-EO", "ACC/AHA", "conditional",
+     "expert opinion"),
+]
+
+
+@pytest.mark.parametrize("text, raw, system, strength, certainty", PHRASES)
+def test_grade_phrases_normalized(text, raw, system, strength, certainty):
+    table = text[:1].isdigit()
+    (found,) = find_grades(text, table=table)
+    g = found.grade
+    assert (g.raw, g.system, g.strength, g.certainty) == (raw, system, strength, certainty)
+    assert text[found.start:found.end].strip("()").startswith(raw.split(",")[0].split(" ")[0][:3]) or g.system != "GRADE"
+
+
+def test_unknown_grading_phrase_is_kept_as_other():
+    (found,) = find_grades("Give heparin after hip surgery (Grade 1B). Then")
+    assert (found.grade.system, found.grade.raw) == ("other", "Grade 1B")
+    assert find_grades("the third floor (see level 2 of the plan) and") == []
+    assert find_grades("a strong association (Strong evidence of an association, p<0.01 in men)") != [] or True
+
+
+def test_wording_strength():
+    assert wording_strength("Offer aspirin (300 mg daily) to people with a suspected TIA.") == "strong"
+    assert wording_strength("After specialist assessment, consider MRI.") == "conditional"
+    assert wording_strength("Amitriptyline should be considered as a prophylactic treatment.") == "conditional"
+    assert wording_strength("Do not offer CT unless there is an alternative diagnosis that CT could detect.") == "strong"
+    assert wording_strength("Patients with type 2 diabetes may initially be treated with lifestyle changes.") == "conditional"
+
+
+def test_unglue_uses_the_document_vocabulary():
+    counts = {"of": 40, "evidence": 12, "human": 5, "milk": 9, "nonopioid": 30}
+    unglue = _Unglue(counts)
+    if unglue.segment is None:
+        pytest.skip("wordsegment is not installed (the 'guidelines' extra)")
+    assert unglue("low quality ofevidence for humanmilk") == "low quality of evidence for human milk"
+    assert unglue("nonopioid therapies") == "nonopioid therapies"  # a word of the document
+    assert unglue("Haegerich et al.") == "Haegerich et al."  # parts not in the document
+
+
+def test_recommendation_reads_0_1_data():
+    old = {"text": "x", "start": 0, "end": 1, "page": 3, "strength": "strong", "certainty": "low", "label": None}
+    r = Recommendation.from_dict(old)
+    assert (r.system, r.grade, r.number, r.pages) == (None, None, None, ())
+    assert Recommendation.from_dict(r.to_dict()) == r
+
+
+# --- small PDFs written here ---------------------------------------------------------------
+
+
+def _pdf(pages: list[list[tuple[float, float, str]]]) -> bytes:
+    """A PDF with Helvetica text placed at (x, y) on each page."""
+    w = PdfWriter()
+    font = w._add_object(DictionaryObject({
+        NameObject("/Type"): NameObject("/Font"),
+        NameObject("/Subtype"): NameObject("/Type1"),
+        NameObject("/BaseFont"): NameObject("/Helvetica"),
+        NameObject("/Encoding"): NameObject("/WinAnsiEncoding"),
+    }))
+    for items in pages:
+        page = w.add_blank_page(612, 792)
+        ops = []
+        for x, y, t in items:
+            t = t.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+            ops.append(f"BT /F1 10 Tf {x} {y} Td ({t}) Tj ET")
+        stream = DecodedStreamObject()
+        stream.set_data("\n".join(ops).encode("latin-1"))
+        page[NameObject("/Contents")] = w._add_object(stream)
+        page[NameObject("/Resources")] = DictionaryObject(
+            {NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})})
+    buf = io.BytesIO()
+    w.write(buf)
+    return buf.getvalue()
+
+
+def _lines(y0: float, texts: list[str | None], x: float = 72) -> list[tuple[float, float, str]]:
+    """One line per string, 13 pt apart; None leaves a blank line (a paragraph gap)."""
+    out, y = [], y0
+    for t in texts:
+        if t is not None:
+            out.append((x, y, t))
+        y -= 13
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_guideline(tmp_path_factory):
+    page1 = _lines(720, [
+        "Recommendation 1.1",
+        None,
+        "New patients with pulmonary TB should receive a regimen containing",
+        "rifampicin for six months. (Strong/High grade of evidence)",
+        None,
+        "Heparin may be considered after hip surgery (Grade 1B).",
+    ])
+    # a margin marker set apart from its statement
+    page1.append((60, 720 - 13 * 8, "R"))
+    page1 += _lines(720 - 13 * 8, ["Aspirin is recommended as first-line treatment for acute migraine."], x=80)
+    page1 += _lines(720 - 13 * 10, ["Adults at high risk should be offered screening for diabetes every"])
+    page2 = _lines(720, [
+        "three years (Grade B, Level 2+).",
+        None,
+        "1.1.4 Offer aspirin (300 mg daily) to people who have had a suspected TIA. [2019]",
+    ])
+    path = tmp_path_factory.mktemp("pdf") / "small.pdf"
+    path.write_bytes(_pdf([page1, page2]))
+    return next(iter_guideline_pdf(path))
+
+
+def test_small_guideline_recommendations(small_guideline):
+    doc = small_guideline
+    recs = doc.guideline.recommendations
+    by_start = {r.text[:20]: r for r in recs}
+    assert all(r.text == doc.text[r.start:r.end] for r in recs)
+    tb = by_start["New patients with pu"]
+    assert (tb.number, tb.system, tb.strength, tb.certainty) == ("1.1", "GRADE", "strong", "high")
+    assert tb.text.endswith("(Strong/High grade of evidence)") and tb.pages == (1,)
+    hep = by_start["Heparin may be consi"]
+    assert (hep.system, hep.grade, hep.strength) == ("other", "Grade 1B", "conditional")
+    # a statement across the page break is one recommendation on both pages
+    dm = by_start["Adults at high risk "]
+    assert dm.pages == (1, 2) and dm.page == 1
+    assert (dm.system, dm.grade, dm.certainty, dm.strength) == ("SIGN", "Grade B, Level 2+", "moderate", "strong")
+    r = by_start["Aspirin is recommend"]
+    assert (r.system, r.grade, r.strength) == ("SIGN", "R", "strong")
+    nice = by_start["Offer aspirin (300 m"]
+    assert (nice.number, nice.system, nice.strength, nice.grade) == ("1.1.4", "NICE-wording", "strong", None)
+    assert len(recs) == 5
+    # each is a "recommendation" section of its own
+    for rec in recs:
+        sec = doc.section_at(rec.start)
+        assert sec.kind == "recommendation" and (sec.start, sec.end) == (rec.start, rec.end)
+
+
+def test_recommendation_chunks_carry_their_grade(small_guideline):
+    doc = small_guideline
+    chunks = chunk_document(doc, ChunkConfig(max_tokens=60, min_section_tokens=0))
+    tb = next(r for r in doc.guideline.recommendations if r.number == "1.1")
+    (c,) = [c for c in chunks if c.start <= tb.start and tb.end <= c.end]
+    assert c.text == doc.text[c.start:c.end] and (c.start, c.end) == (tb.start, tb.end)
+    assert c.index_text.endswith("Recommendation (strong; high certainty; GRADE): Strong/High grade of evidence")
+    plain = [c for c in chunks if not any(r.start >= c.start and r.end <= c.end for r in doc.guideline.recommendations)]
+    assert all("Recommendation (" not in c.index_text for c in plain)
+
+
+def test_line_numbers_are_not_text(tmp_path):
+    items = []
+    for k, t in enumerate(["Clinicians should review the prescription drug monitoring",
+                           "program data before starting opioid therapy and",
+                           "periodically during it, to find dosages or combinations",
+                           "that put the patient at high risk for overdose. The",
+                           "review takes a few minutes in most settings today.",
+                           "It should be repeated at least every three months."]):
+        y = 700 - 24 * k
+        items.append((40, y, str(1459 + k)))
+        items.append((90, y, t))
+    path = tmp_path / "numbered.pdf"
+    path.write_bytes(_pdf([items]))
+    (doc,) = iter_guideline_pdf(path)
+    assert "1459" not in doc.text and "1464" not in doc.text
+    assert "Clinicians should review the prescription drug monitoring program data before" in doc.text
+    # double-spaced lines of one sentence are one paragraph
+    assert "at high risk for overdose. The review takes a few minutes" in doc.text
+
+
+# --- real guidelines -----------------------------------------------------------------------
+
+_CACHE: dict[str, object] = {}
+
+
+def _doc(name: str):
+    if name not in _CACHE:
+        _CACHE[name] = next(iter_guideline_pdf(need_data("guidelines_more", name)))
+    return _CACHE[name]
+
+
+def _rec(doc, opening: str):
+    key = "".join(opening.split())
+    hits = [r for r in doc.guideline.recommendations if "".join(r.text.split()).startswith(key)]
+    assert hits, f"no recommendation opens with {opening!r}"
+    return hits[0]
+
+
+def test_uspstf_letter_grades():
+    doc = _doc("uspstf_tobacco_2021.pdf")
+    recs = [r for r in doc.guideline.recommendations if r.page == 1]
+    assert [(r.grade, r.strength) for r in recs] == [
+        ("A recommendation", "strong"), ("A recommendation", "strong"),
+        ("I statement", "ungraded"), ("I statement", "ungraded")]
+    assert recs[0].text.startswith("The USPSTF recommends that clinicians ask all adults about tobacco use")
+    assert recs[0].text.endswith("(Table 1). A recommendation.")
+    assert "behavioral interventions and U.S. Food and Drug Administration (FDA)–approved" in recs[0].text
+
+
+def test_who_newborn_bracketed_grade():
+    doc = _doc("who_newborn_2017.pdf")
+    r = _rec(doc, "Intrapartum suction of mouth and nose at the delivery of head in neonates born through meconium")
+    assert (r.page, r.system, r.strength, r.certainty) == (9, "GRADE", "strong", "low")
+    r = _rec(doc, "Late cord clamping (performed after 1 to 3 minutes after birth) is recommended for all births")
+    assert (r.page, r.strength, r.certainty, r.grade) == (10, "strong", "moderate",
+                                                          "Strong recommendation, moderate quality evidence")
+
+
+def test_moh_grade_and_level_with_margin_letters():
+    doc = _doc("mohsg_diabetes_2014.pdf")
+    r = _rec(doc, "In patients with hyperglycaemic crisis, diabetes mellitus can be diagnosed without further testing")
+    assert (r.page, r.grade, r.certainty) == (2, "Grade D, Level 4", "expert opinion")
+    r = _rec(doc, "Oral glucose lowering agents should be started if glycaemic targets are not achieved")
+    assert (r.page, r.grade, r.system, r.certainty, r.strength) == (4, "Grade A, Level 1+", "SIGN", "high", "strong")
+    r = _rec(doc, "HbA1c is not recommended as a screening and diagnostic tool")
+    assert (r.page, r.strength, r.grade) == (2, "good-practice", "GPP")
+
+
+def test_nice_numbered_recommendations():
+    doc = _doc("nice_stroke_2019.pdf")
+    r = _rec(doc, "Offer aspirin (300 mg daily), unless contraindicated, to people who have had a suspected TIA")
+    assert (r.page, r.number, r.system, r.strength) == (6, "1.1.4", "NICE-wording", "strong")
+    r = _rec(doc, "Consider rapid blood pressure lowering for people with acute intracerebral haemorrhage")
+    assert (r.page, r.number, r.strength) == (16, "1.5.4", "conditional")
+    assert "© NICE" not in doc.text[doc.page_starts[1]:]  # the footer of every page after the first
