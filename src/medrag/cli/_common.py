@@ -95,6 +95,13 @@ def default_of(cls: type, name: str) -> Any:
     raise KeyError(f"{cls.__name__} has no field {name}")
 
 
+def default_arg(func: Any, name: str) -> Any:
+    """The default of parameter ``name`` of ``func`` (e.g. ``Index.search``'s ``k``)."""
+    import inspect
+
+    return inspect.signature(func).parameters[name].default
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

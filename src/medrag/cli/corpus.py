@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import ConfigError, IngestError
 from ._common import (
+    default_arg,
     default_of,
     dump_json,
     fraction,
@@ -119,12 +120,17 @@ def check_skips(summary: dict[str, Any], allowed: float, source: str) -> None:
 def build_index(args: argparse.Namespace, config: Any) -> tuple[Any, dict[str, Any]]:
     from ..index import Index
 
+    encoder = None
+    if config.encoder is not None:  # load the model first: one that cannot load fails before any reading
+        from ..retrieve.dense import SentenceTransformerEncoder
+
+        encoder = SentenceTransformerEncoder(config.encoder)
     docs, summary = read_corpus(args)
     check_skips(summary, args.max_skipped, ", ".join(args.paths))
     if not docs:
         raise IngestError("no documents to index", source=", ".join(args.paths))
     logger.info("indexing %d document(s)", len(docs))
-    return Index.build(docs, config, show_progress=args.progress), summary
+    return Index.build(docs, config, encoder=encoder, show_progress=args.progress), summary
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -256,7 +262,11 @@ def add_fetch(sub: Any, add: Any) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="the corpus folder, e.g. corpora/NAME")
     p.add_argument("--email", help="your e-mail address, sent to NCBI (default: $NCBI_EMAIL)")
     p.add_argument("--api-key", help="an NCBI API key (default: $NCBI_API_KEY)")
-    p.add_argument("--max-records", type=positive_int, default=10_000, metavar="N", help="at most N records of a query")
+    from ..ingest import fetch_pubmed
+
+    most = default_arg(fetch_pubmed, "max_records")
+    p.add_argument("--max-records", type=positive_int, default=most, metavar="N",
+                   help=f"at most N records of a query (default: {most})")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 

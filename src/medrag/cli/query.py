@@ -18,6 +18,7 @@ from ._common import (
     add_mode_option,
     audit_key,
     check_text,
+    default_arg,
     default_of,
     dump_json,
     effective_mode,
@@ -73,7 +74,10 @@ def add_search(sub: Any, add: Any) -> None:
     p = add("search", "retrieve the passages that best match a query", cmd_search)
     add_index_option(p)
     p.add_argument("query", metavar="QUERY", help="the query (quote it)")
-    p.add_argument("-k", type=positive_int, default=10, help="how many passages (default: 10)")
+    from ..index import Index
+
+    k = default_arg(Index.search, "k")
+    p.add_argument("-k", type=positive_int, default=k, help=f"how many passages (default: {k})")
     add_mode_option(p)
     add_filter_options(p)
     p.add_argument("--json", action="store_true", help="print the passages as JSON")
