@@ -33,7 +33,7 @@ def _xy_cut(lines: list[_Line], gutter: float, out: list[_Block], depth: int = 0
             while i < len(cuts) and ln.x0 > cuts[i]:
                 i += 1
             cols[i].append(ln)
-        if len(cols) >= 3 and _looks_tabular(cols):
+        if len(cols) >= 2 and _looks_tabular(cols):
             out.append(_table_block(lines, cuts))
             return
         # A heading set above a later column, higher than everything before it
@@ -87,7 +87,8 @@ def _xy_cut(lines: list[_Line], gutter: float, out: list[_Block], depth: int = 0
 # A list number or a bullet set apart from its item by a tab is one too.
 _MARGIN_MARK = re.compile(
     r"^(?:[A-D]|R|GPP|\u2713|\u2714|[123][ab]?|[A-C]-[A-Z]{1,2}|3:\s*(?:Harm|No Benefit)"
-    r"|\(?\d{1,2}[.)]|\d{1,2}(?:\.\d{1,2}){1,3}\.?|\(?[a-z][.)]|[\u2022\u25aa\u25a0\u25cf\u2013\u203a\u00bb-])$"
+    r"|\(?\d{1,2}[.)]|\d{1,2}(?:\.\d{1,2}){1,3}\.?|\(?[a-z][.)]|[\u2022\u25aa\u25a0\u25cf\u2013\u203a\u00bb-]"
+    r"|[\u2751\u2610\u25a1\u25a2])$"  # checkboxes
 )
 
 

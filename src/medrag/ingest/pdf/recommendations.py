@@ -129,7 +129,8 @@ def find_recommendations(
                 prev_local = f.end
                 continue
             before = p.text[prev_local:f.start]
-            if prev_local or _letters(before) >= _MIN_STATEMENT and not p.text[:1].islower():
+            goes_on = i > 0 and not prev_local and _continues(placed, stop, found, i, last_end)
+            if prev_local or _letters(before) >= _MIN_STATEMENT and not p.text[:1].islower() and not goes_on:
                 start = p.start + prev_local
             else:  # the grade opens its paragraph, or the paragraph goes on from above
                 first = _statement_first(placed, stop, i, last_end)
@@ -215,6 +216,18 @@ def _statement_first(placed: list["_Placed"], stop: list[bool], i: int, last_end
         first = j
         j -= 1
     return first
+
+
+def _continues(placed: list["_Placed"], stop: list[bool], found: list[list], i: int, last_end: int) -> bool:
+    """Paragraph ``i`` goes on from the one above: that one is not a heading, does not end
+    a sentence, and is not the tail of the previous recommendation ("... evidence). Source")."""
+    q = placed[i - 1]
+    if stop[i - 1] or q.end <= last_end or _SENTENCE_END.search(q.text):
+        return False
+    if found[i - 1] and _letters(q.text[found[i - 1][-1].end:]) < _MIN_STATEMENT:
+        return False
+    return q.text.rstrip().endswith((":", ",", ";")) or placed[i].text[:1] in "(\u2022-\u2013" or \
+        bool(re.match(r"\(?\d{1,2}[.)]|option\s+\d", placed[i].text, re.I))
 
 
 def _label_number(placed: list["_Placed"], label: list[bool], start: int) -> str | None:

@@ -27,6 +27,12 @@ def _is_heading_style(ln: _Line, body: float, family: str = "") -> bool:
     return ln.size >= body * 1.12 or ln.bold or bool(family) and ln.family != family and len(ln.text) < 90
 
 
+def _open_bracket(lines: list[_Line]) -> bool:
+    """True when the last lines leave a bracket open: "(recommendation category:" / "B, ..." """
+    t = " ".join(ln.text for ln in lines)
+    return t.count("(") > t.count(")")
+
+
 def _paragraphs(pages: list[list[_Block]], body: float, family: str) -> list[_Para]:
     paras: list[_Para] = []
     cur: _Para | None = None
@@ -71,9 +77,10 @@ def _paragraphs(pages: list[list[_Block]], body: float, family: str) -> list[_Pa
                 else:
                     gap = prev.y - ln.y
                     wide = gap > max(1.75 * max(prev.size, ln.size), 1.3 * pitch)
-                    if wide and gap < 3 * max(prev.size, ln.size) and not _END_SENTENCE.search(prev.text) \
-                            and ln.text[:1].islower():
-                        wide = False  # a sentence goes on: not a new paragraph
+                    if wide and gap < 3 * max(prev.size, ln.size) and (
+                            not _END_SENTENCE.search(prev.text) and ln.text[:1].islower()
+                            or _open_bracket(cur.lines[-3:])):
+                        wide = False  # a sentence (or a bracket) goes on: not a new paragraph
                     brk = (
                         wide
                         or gap < 0

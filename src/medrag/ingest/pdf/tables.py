@@ -9,17 +9,25 @@ from .lines import _Block, _Line, _y_slabs
 from .repair import _join_lines
 
 def _looks_tabular(cols: list[list[_Line]]) -> bool:
-    """Three or more columns with text on the same baselines in at least three of them,
-    on several rows: a table, not columns of prose."""
+    """A table, not columns of prose: three or more columns with text on the same
+    baselines in at least three of them on two or more rows; or two columns side by side
+    on three or more rows where one holds only short cells ("Yes No", a grade, a
+    number: a checklist or a two-column table), never two columns of running text."""
     filled = [c for c in cols if c]
-    if len(filled) < 3:
+    if len(filled) < 2:
         return False
     per_col = [{round(ln.y / 2) for ln in c} for c in filled]
     counts: Counter[int] = Counter()
     for ys in per_col:
         counts.update(ys)
-    rows = sum(1 for n in counts.values() if n >= 3)
-    return rows >= 2
+    if len(filled) >= 3 and sum(1 for n in counts.values() if n >= 3) >= 2:
+        return True
+    if sum(1 for n in counts.values() if n >= 2) < 3:
+        return False
+    short = [c for c in filled if len(c) >= 3 and statistics.median(len(ln.text) for ln in c) <= 12
+             and max(len(ln.text) for ln in c) <= 30]
+    prose = [c for c in filled if statistics.median(len(ln.text) for ln in c) >= 25]
+    return bool(short) and len(short) + len(prose) == len(filled)
 
 
 def _table_block(lines: list[_Line], cuts: list[float]) -> _Block:
