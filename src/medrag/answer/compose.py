@@ -30,9 +30,9 @@ from .config import AnswerConfig
 from .evidence import evidence_level
 from .select import candidates, pick, question_weights, relevance, weighted_coverage
 from .parts import question_parts
-from .scorer import asks_for_number, evidence_scorer, pick_by_probability, score_candidates
+from .scorer import asks_for_number, evidence_scorer, number_subject, pick_by_probability, score_candidates, states_asked_number
 from .support import SupportModel, coverage, passage_features, support_of
-from .text import content_tokens, numbers
+from .text import content_tokens
 
 #: a recommendation is brought into an answer when its relevance is at least this share
 #: of the best quote's
@@ -99,12 +99,13 @@ def compose_extractive(
     if len(parts) == 1 and asks_for_number(question):
         # a dose, a duration or an amount is answered only by a quote that states a
         # number and names the thing asked about
-        cands = [s for s in cands if numbers(s.text) and _about(s, q, weight, key_term)]
+        subject = number_subject(question)
+        cands = [s for s in cands if states_asked_number(question, s.text) and _about(s, q, weight, key_term, subject)]
         if not cands:
+            named = _word_of(question, subject[0]) if subject else _word_of(question, key_term)
             return _abstain(
                 question, passages, index_id,
-                "the question asks for a number and no retrieved sentence about "
-                f"{_word_of(question, key_term)!r} states one", support,
+                f"the question asks for a number and no retrieved sentence about {named!r} states one", support,
             )
     scorer = evidence_scorer() if config.selection == "learned" else None
     if scorer is not None:
@@ -126,7 +127,7 @@ def compose_extractive(
             numeric = asks_for_number(part.text)
 
             def answers(s, word=word, numeric=numeric) -> bool:
-                return word in s.tokens and (not numeric or bool(numbers(s.text)))  # noqa: B023
+                return word in s.tokens and (not numeric or states_asked_number(part.text, s.text))  # noqa: B023
 
             if any(answers(s) for s in picked):
                 continue
@@ -179,9 +180,12 @@ def compose_extractive(
     )
 
 
-def _about(s, q, weight, key_term: str) -> bool:
-    """A quote is about the thing asked when it names the question's most specific word
-    or holds two thirds of the question's (idf-weighted) words."""
+def _about(s, q, weight, key_term: str, subject: list[str]) -> bool:
+    """A quote is about the thing a number is asked for when it names that thing ("dose
+    of amoxicillin": amoxicillin) and the question's most specific word or two thirds
+    of its (idf-weighted) words."""
+    if subject and not all(t in s.tokens for t in subject):
+        return False
     return key_term in s.tokens or weighted_coverage(q, weight, s.tokens) >= 2 / 3
 
 

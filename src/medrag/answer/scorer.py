@@ -40,7 +40,7 @@ from .select import Candidate, weighted_coverage
 from .text import content_tokens, numbers
 from .units import quote_units
 
-__all__ = ["FEATURES", "EvidenceScorer", "evidence_scorer", "unit_features", "asks_for_number"]
+__all__ = ["FEATURES", "EvidenceScorer", "evidence_scorer", "unit_features", "asks_for_number", "number_subject", "states_asked_number"]
 
 _DATA = Path(__file__).resolve().parent / "data"
 
@@ -63,10 +63,66 @@ _LABEL_ROLE = [
 ]
 _ASKS_NUMBER = re.compile(
     r"\b(how (much|many|long|often|frequently|soon|large|high|low)|what (dose|dosage|amount|percentage|proportion|"
-    r"number|duration|rate|concentration)|which dose|dose of|dosage of)\b", re.I)
+    r"number|duration|rate|concentration|target)|which dose|dose of|dosage of|target \w+)\b", re.I)
 _POINTER = re.compile(
     r"\b(can be found|is available (at|from)|are available (at|from)|see (section|table|figure|appendix|box)|"
     r"refer to|described (in detail )?in|for more information|for further information|visit)\b", re.I)
+
+
+_FILLER = frozenset("the a an recommended maximum minimum daily usual total typical optimal starting".split())
+_PHRASE_END = frozenset(
+    "for in on at should is are was were do does did to with when needed taken given be and or per "
+    "can could would will must that which who after before during has have had show shows".split()
+)
+
+
+def number_subject(question: str) -> list[str]:
+    """The content tokens of the thing a number is asked for: "dose of amoxicillin" ->
+    amoxicillin, "how many portions of fruit" -> fruit, "how much salt" -> salt,
+    "dose of inhaled budesonide" -> inhaled budesonide. Empty when the question asks for
+    no number or names nothing right after the asking words."""
+    m = _ASKS_NUMBER.search(question)
+    if not m:
+        return []
+    phrase: list[str] = []
+    for w in re.findall(r"[\w-]+", question[m.end():])[:8]:
+        lw = w.lower()
+        if lw == "of":
+            phrase = []  # "portions of fruit": the thing is after "of"
+            continue
+        if lw in _PHRASE_END:
+            if phrase:
+                break
+            continue
+        if lw in _FILLER and not phrase:
+            continue
+        phrase.append(w)
+        if len(phrase) == 3:
+            break
+    return content_tokens(" ".join(phrase))
+
+
+_KIND_PATTERNS = [
+    # what kind of number the question asks for, and what a quote must state
+    ("dose", re.compile(r"\b(dose|doses|dosage|dosing)\b", re.I),
+     re.compile(r"\d\s*(?:mg|g|µg|μg|mcg|ug|ng|iu|units?|ml|mmol|meq|tablets?|capsules?|puffs?|drops?)\b", re.I)),
+    ("duration", re.compile(r"\bhow long\b|\bduration\b|\bhow many (?:days|weeks|months|years|hours)\b", re.I),
+     re.compile(r"\d\s*(?:-|–|to)?\s*\d*\s*(?:seconds?|minutes?|min|hours?|h|days?|weeks?|wk|months?|years?|yr)\b", re.I)),
+    ("target", re.compile(r"\btarget\b", re.I),
+     re.compile(r"\d\s*(?:%|mmol|mg/dl|mmhg|mg)", re.I)),
+]
+
+
+def states_asked_number(question: str, text: str) -> bool:
+    """True when ``text`` states a number of the kind ``question`` asks for: a dose in
+    dose units, a duration in time units, a target in %, mmol, mg/dL or mmHg; any
+    number for other number questions ("how many", "how much")."""
+    if not numbers(text):
+        return False
+    for _, asks, states in _KIND_PATTERNS:
+        if asks.search(question):
+            return bool(states.search(text))
+    return True
 
 
 def asks_for_number(question: str) -> bool:
