@@ -137,3 +137,16 @@ def test_a_graded_recommendation_leads_with_its_grade():
     assert first.grade and "strong" in first.grade.lower()
     assert "dedicated, trained team" in first.quote
     assert a.to_markdown().startswith("**Recommendation (")
+
+
+def test_number_questions_name_what_they_ask_about():
+    from medrag.answer.scorer import number_subject, states_asked_number
+
+    assert number_subject("What is the recommended dose of amoxicillin for acute otitis media?") == ["amoxicillin"]
+    assert number_subject("How many portions of fruit and vegetables should be eaten a day?") == ["fruit"]
+    assert number_subject("Can a person with inactive TB spread TB germs?") == []
+    dose = "What is the maximum daily dose of metformin?"
+    assert not states_asked_number(dose, "The mean renal clearance of metformin was 34.2 L/h.")
+    assert states_asked_number(dose, "Metformin up to 2550 mg per day.")
+    assert not states_asked_number("How long should isoniazid be taken?", "Resistance was 12% in new cases.")
+    assert states_asked_number("How long should isoniazid be taken?", "Take isoniazid for 9 months.")
