@@ -82,6 +82,9 @@ def test_unglue_uses_the_document_vocabulary():
     if unglue.segment is None:
         pytest.skip("wordsegment is not installed (the 'guidelines' extra)")
     assert unglue("low quality ofevidence for humanmilk") == "low quality of evidence for human milk"
+    assert unglue("free sugars toaround 12 teaspoons, 5 portions aday") == \
+        "free sugars to around 12 teaspoons, 5 portions a day"  # common English words
+    assert unglue("onto the inset, ahead") == "onto the inset, ahead"  # words already
     assert unglue("nonopioid therapies") == "nonopioid therapies"  # a word of the document
     assert unglue("Haegerich et al.") == "Haegerich et al."  # parts not in the document
 

@@ -156,7 +156,7 @@ _FUNCTION_WORDS = frozenset(
     "a an and are as at be by for from in into is it not of on or than that the their this "
     "to was were which who with".split()
 )
-_TOKEN = re.compile(r"[A-Za-z]{7,}")
+_TOKEN = re.compile(r"[A-Za-z]{4,}")
 
 
 class _Unglue:
@@ -187,14 +187,19 @@ class _Unglue:
         if low in self.memo:
             return self.memo[low]
         out = None
-        if self.counts.get(low, 0) < 2 and self.english.get(low, 0) < 200_000:
+        if self.counts.get(low, 0) < 2 and self.english.get(low, 0) < 200_000 and (
+                len(low) >= 7 or any(low.startswith(f) or low.endswith(f) for f in ("a", "to", "of", "the"))):
             parts = self.segment(low)
             if 2 <= len(parts) <= 3 and "".join(parts) == low and all(
-                len(p) >= 2 and (p in _FUNCTION_WORDS or self.counts.get(p, 0) >= 2) for p in parts
-            ):
+                (len(p) >= 2 or p == "a") and self._known(p) for p in parts
+            ) and (len(low) >= 7 or any(p in _FUNCTION_WORDS for p in parts)):
                 out = " ".join(parts)
         self.memo[low] = out
         return out
+
+    def _known(self, part: str) -> bool:
+        """A function word, a word of this document, or one of the commonest English words."""
+        return part in _FUNCTION_WORDS or self.counts.get(part, 0) >= 2 or self.english.get(part, 0) >= 20_000_000
 
     def __call__(self, line: str) -> str:
         if self.segment is None or not _TOKEN.search(line):

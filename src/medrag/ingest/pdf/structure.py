@@ -27,6 +27,11 @@ def _is_heading_style(ln: _Line, body: float, family: str = "") -> bool:
     return ln.size >= body * 1.12 or ln.bold or bool(family) and ln.family != family and len(ln.text) < 90
 
 
+_FRAGMENT_END = re.compile(
+    r"(?:\b(?:the|of|to|and|or|than|a|an|in|for|with|by|from|as|at|on|is|are|that|which)|[,(\[-])\s*$", re.I
+)
+
+
 def _open_bracket(lines: list[_Line]) -> bool:
     """True when the last lines leave a bracket open: "(recommendation category:" / "B, ..." """
     t = " ".join(ln.text for ln in lines)
@@ -115,6 +120,8 @@ def _heading_style(p: _Para, text: str, body: float, family: str) -> tuple[float
         return None
     if looks_graded(text):
         return None
+    if _FRAGMENT_END.search(text) or text[:1].islower() or re.search(r"[a-z]\d+$", text):
+        return None  # a sentence cut short ("... from fats to less than"), a footnote glued on
     size = max(ln.size for ln in p.lines)
     bold = all(ln.bold for ln in p.lines)
     if not any(c.isalpha() for c in text):
