@@ -196,3 +196,22 @@ def test_read_files_counts_files_and_documents():
     assert files[-1].finished and files[-1].done == files[-1].total == n_files == report.files
     assert docs[-1].finished and docs[-1].done == len(got) and docs[-1].total is None
     assert [e.done for e in files] == list(range(n_files + 1)) + [n_files]
+
+
+@pytest.mark.slow
+def test_cli_build_loads_the_model_before_reading(tmp_path):
+    """`medrag build` with a hub model that cannot load offline fails on the model, not on
+    the (unreadable) corpus: the encoder is loaded before any file is read."""
+    pytest.importorskip("sentence_transformers")
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-m", "medrag", "build", str(tmp_path / "missing.xml"), "--index", str(tmp_path / "ix"),
+         "--model", "BAAI/bge-small-en-v1.5"],
+        capture_output=True, text=True, timeout=300,
+        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+    )
+    assert r.returncode == 1
+    assert "cannot load the encoder model 'BAAI/bge-small-en-v1.5'" in r.stderr and "or a local folder" in r.stderr
+    assert "missing.xml" not in r.stderr
