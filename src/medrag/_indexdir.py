@@ -85,6 +85,9 @@ MAX_MANIFEST_BYTES = 16 << 20
 _HEX16 = "[0-9a-f]{16}"
 _RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2
 _AT_FDCWD = -100
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 
 # --------------------------------------------------------------------------- names
@@ -119,7 +122,7 @@ def write_lock(target: Path, timeout: float | None) -> Iterator[None]:
         return
     lock_path = target.parent / f".{target.name}.lock"
     try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC, 0o666)
     except OSError as exc:
         raise ConfigError(f"cannot open the lock file {lock_path}: {exc}") from exc
     try:
@@ -213,7 +216,7 @@ def pin(root: Path) -> Pinned:
     """
     for _ in range(100):
         try:
-            dfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            dfd = os.open(root, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise IndexNotFoundError(f"no medrag index at {root}") from exc
         except OSError as exc:
@@ -221,7 +224,7 @@ def pin(root: Path) -> Pinned:
         mfd = -1
         try:
             try:
-                mfd = os.open(MANIFEST, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+                mfd = os.open(MANIFEST, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC, dir_fd=dfd)
             except FileNotFoundError:
                 if _moved(root, dfd):
                     continue  # a save swapped generations meanwhile: open the new one
@@ -397,7 +400,7 @@ def fsync_tree(d: Path) -> None:
 
 def _fsync(p: Path) -> None:
     try:
-        fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(p, os.O_RDONLY | _O_NOFOLLOW)
     except OSError:
         return
     try:
@@ -493,7 +496,7 @@ def _remove_if_unread(d: Path) -> bool:
     if not _is_ours(d):
         return False
     try:
-        mfd = os.open(d / MANIFEST, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        mfd = os.open(d / MANIFEST, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
     except FileNotFoundError:
         _rmtree(d)  # a staging directory that never got its manifest
         return True
@@ -518,9 +521,17 @@ def sweep(target: Path) -> int:
         entries = list(os.scandir(target.parent))
     except OSError:
         return 0
+    links = re.compile(rf"\.{re.escape(target.name)}\.(?:link-)?{_HEX16}")
     for e in entries:
         if pat.fullmatch(e.name) and e.is_dir(follow_symlinks=False):
             removed += _remove_if_unread(Path(e.path))
+        elif links.fullmatch(e.name) and e.is_symlink():
+            # a link that medrag 0.1 (or a conversion from its layout) left: it points at a
+            # sibling generation by a relative name; removing a link deletes no data
+            with contextlib.suppress(OSError):
+                if _legacy_re(target.name).fullmatch(os.readlink(e.path)) or not os.path.exists(e.path):
+                    os.unlink(e.path)
+                    removed += 1
     if removed:
         logger.info("removed %d stale staging or retired director%s beside %s", removed, "y" if removed == 1 else "ies", target)
     return removed
