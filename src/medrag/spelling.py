@@ -75,11 +75,16 @@ _PREFIX = [
 ]
 
 
+# every rule needs one of these substrings: a word without any is returned at once
+_MARKERS = ("ae", "oe", "our", "is", "ys", "tre", "bre", "ogue", "sulph", "ence", "programme", "ageing",
+            "grey", "aluminium", "mould")
+
+
 @lru_cache(maxsize=65536)
 def fold(word: str) -> str:
     """The American spelling of a lower-cased ``word`` (``word`` itself when it has
     no British form). Idempotent: ``fold(fold(w)) == fold(w)``."""
-    if len(word) < 4 or not word.isascii():
+    if len(word) < 4 or not word.isascii() or not any(m in word for m in _MARKERS):
         return word
     w = word
     for pat, rep in _PREFIX:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..types import Passage
-from .text import content_tokens
+from .text import content_token_set, content_tokens
 from .units import sentence_tokens
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -81,7 +81,7 @@ def passage_features(
     second."""
     q = sorted(set(content_tokens(question)))
     dense = passage.scores.get("dense", 0.0)
-    toks = set(content_tokens(passage.chunk.index_text))
+    toks = content_token_set(passage.chunk.index_text)
     cov = coverage(q, toks)
     best_sent = max((coverage(q, t) for _, _, t in sentence_tokens(passage.chunk.text)), default=0.0)
     if term_weights:

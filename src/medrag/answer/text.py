@@ -8,7 +8,7 @@ import unicodedata
 
 from ..spelling import fold
 
-__all__ = ["surface_words", "content_tokens", "numbers", "stem"]
+__all__ = ["surface_words", "content_tokens", "content_token_set", "numbers", "stem"]
 
 _WORD = re.compile(r"[^\W_]+(?:[-'][^\W_]+)*")
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:[.,]\d+)*(?:\s?%)?")
@@ -44,15 +44,28 @@ def surface_words(text: str) -> list[str]:
     return _WORD.findall(unicodedata.normalize("NFKC", text).lower())
 
 
+@functools.lru_cache(maxsize=131072)
+def _content_word(w: str) -> str | None:
+    if w in STOPWORDS or w.isdigit():
+        return None
+    return stem("-".join(fold(p) for p in w.split("-")) if "-" in w else fold(w))
+
+
 def content_tokens(text: str) -> list[str]:
     """Stemmed words that carry content (no stopwords, no bare numbers), British
     spellings folded to American ones (:func:`medrag.spelling.fold`)."""
     out = []
     for w in surface_words(text):
-        if w in STOPWORDS or w.isdigit():
-            continue
-        out.append(stem("-".join(fold(p) for p in w.split("-")) if "-" in w else fold(w)))
+        t = _content_word(w)
+        if t is not None:
+            out.append(t)
     return out
+
+
+@functools.lru_cache(maxsize=8192)
+def content_token_set(text: str) -> frozenset[str]:
+    """:func:`content_tokens` as a set, cached (passages are scored several times)."""
+    return frozenset(content_tokens(text))
 
 
 def numbers(text: str) -> list[str]:
