@@ -269,3 +269,33 @@ def test_nice_numbered_recommendations():
     r = _rec(doc, "Consider rapid blood pressure lowering for people with acute intracerebral haemorrhage")
     assert (r.page, r.number, r.strength) == (16, "1.5.4", "conditional")
     assert "© NICE" not in doc.text[doc.page_starts[1]:]  # the footer of every page after the first
+
+
+def test_class_of_recommendation_table_one_recommendation_per_row(tmp_path):
+    items = [(72, 760, "Recommendations for Biomarkers"), (61, 740, "COR"), (99, 740, "LOE"),
+             (128, 740, "Recommendations")]
+    rows = [("1", "A", ["In patients presenting with dyspnea, measurement", "of BNP is useful to support a diagnosis", "or exclusion of HF."]),
+            ("3: Harm", "B-R", ["ARNi should not be administered with an", "ACEi or within 36 hours of its last dose."]),
+            ("2b", "C-EO", ["In patients with HF, a screening test might", "be considered."])]
+    y = 724
+    for k, (cor, loe, text) in enumerate(rows, 1):
+        items.append((127, y, f"{k}."))
+        for j, t in enumerate(text):
+            items.append((139, y - 10 * j, t))
+        mid = y - 10 * (len(text) - 1) / 2
+        items += [(64, mid, cor), (101, mid, loe)]
+        y -= 10 * len(text) + 14
+    items.append((40, y - 20, "Synopsis"))
+    items += [(40, y - 34 - 12 * j, "Natriuretic peptides are used to establish the presence and severity of heart failure.")
+              for j in range(3)]
+    path = tmp_path / "cor.pdf"
+    path.write_bytes(_pdf([items]))
+    (doc,) = iter_guideline_pdf(path)
+    recs = doc.guideline.recommendations
+    assert [(r.number, r.grade, r.system, r.strength, r.certainty) for r in recs] == [
+        ("1", "COR 1, LOE A", "ACC/AHA", "strong", "high"),
+        ("2", "COR 3: Harm, LOE B-R", "ACC/AHA", "against", "moderate"),
+        ("3", "COR 2b, LOE C-EO", "ACC/AHA", "conditional", "expert opinion"),
+    ]
+    assert recs[0].text == "In patients presenting with dyspnea, measurement of BNP is useful to support a diagnosis or exclusion of HF."
+    assert all(r.text == doc.text[r.start:r.end] for r in recs)

@@ -19,7 +19,7 @@ import statistics
 
 from .grades import looks_graded
 from .lines import _Block, _Line, _x_gaps, _y_slabs
-from .tables import _looks_tabular, _table_block
+from .tables import _class_level_rows, _looks_tabular, _table_block
 
 def _xy_cut(lines: list[_Line], gutter: float, out: list[_Block], depth: int = 0) -> None:
     if len(lines) == 1 or depth > 40:
@@ -123,7 +123,7 @@ def _attach_margin_marks(lines: list[_Line]) -> list[_Line]:
 def _page_blocks(lines: list[_Line]) -> list[_Block]:
     if not lines:
         return []
-    lines = _attach_margin_marks(lines)
+    lines = _attach_margin_marks(_class_level_rows(lines))
     size = statistics.median(ln.size for ln in lines)
     out: list[_Block] = []
     _xy_cut(lines, max(4.0, 0.6 * size), out)

@@ -88,6 +88,7 @@ def _paragraphs(pages: list[list[_Block]], body: float, family: str) -> list[_Pa
                         wide = False  # a sentence (or a bracket) goes on: not a new paragraph
                     brk = (
                         wide
+                        or ln.table_row or prev.table_row  # a class/level table row: its own paragraph
                         or gap < 0
                         or style_change
                         or bool(_BULLET_START.match(ln.text))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections import Counter
 
@@ -61,3 +62,84 @@ def _table_block(lines: list[_Line], cuts: list[float]) -> _Block:
         line.table_row = True
         out.append(line)
     return _Block(out, table=True)
+
+
+_NUM_START = re.compile(r"^(\d{1,2}\.)(?:\s+(.*))?$")
+
+
+def _class_level_rows(lines: list[_Line]) -> list[_Line]:
+    """Class-of-recommendation tables (a header "COR | LOE | Recommendations" as in the
+    ACC/AHA guidelines) read one row per recommendation: ``"1 | A | 1. In patients ..."``.
+
+    The class and level cells are centred on their row, so they are matched to the row
+    (opened by its number, "1.") whose lines they sit beside; the row's text lines are
+    joined. Other lines are returned unchanged.
+    """
+    heads = [ln for ln in lines if ln.text in ("COR", "LOE")]
+    if len(heads) < 2:
+        return lines
+    out = list(lines)
+    for cor in [h for h in heads if h.text == "COR"]:
+        loe = next((h for h in heads if h.text == "LOE" and abs(h.y - cor.y) < 1.0 and h.x0 > cor.x1), None)
+        rec = next((ln for ln in lines if abs(ln.y - cor.y) < 1.0 and ln.x0 > (loe.x1 if loe else 1e9)
+                    and ln.text.lower().startswith("recommendation")), None)
+        if loe is None or rec is None:
+            continue
+        left, text_x = cor.x0 - 8, rec.x0 - 4
+        below = sorted((ln for ln in out if ln.y < cor.y - 1 and left <= ln.x0 < rec.x0 + 24),
+                       key=lambda ln: -ln.y)
+        body: list[_Line] = []
+        for ln in below:  # the table ends at the first line set further left
+            if ln.x0 < left:
+                break
+            body.append(ln)
+        rows: list[list[_Line]] = []  # [the line with the number, then the text lines]
+        nums: list[str] = []
+        texts: list[list[str]] = []
+        cells: list[_Line] = []
+        for ln in body:
+            m = _NUM_START.match(ln.text)
+            if m and loe.x1 < ln.x0 < rec.x0 + 8:
+                rows.append([ln])
+                nums.append(m.group(1))
+                texts.append([m.group(2)] if m.group(2) else [])
+            elif ln.x0 < text_x:
+                cells.append(ln)
+            elif rows:
+                rows[-1].append(ln)
+                texts[-1].append(ln.text)
+        if not rows:
+            continue
+        # the table ends after the last row that has a text line below its number
+        spans = [(r[0].y + 1, min(x.y for x in r) - 1) for r in rows]
+        cor_of: list[list[str]] = [[] for _ in rows]
+        loe_of: list[list[str]] = [[] for _ in rows]
+        used = set()
+        for c in cells:
+            k = min(range(len(rows)), key=lambda k: abs((spans[k][0] + spans[k][1]) / 2 - c.y))
+            if not spans[k][1] - 12 <= c.y <= spans[k][0] + 12:
+                continue
+            # by span: a class cell and a level cell close together may share a line
+            a = " ".join(sp.text for sp in c.spans if sp.x0 < loe.x0 - 1)
+            b = " ".join(sp.text for sp in c.spans if sp.x0 >= loe.x0 - 1)
+            if a:
+                cor_of[k].append(a)
+            if b:
+                loe_of[k].append(b)
+            used.add(id(c))
+        new_rows = []
+        for k, r in enumerate(rows):
+            if not cor_of[k] or not loe_of[k] or not texts[k]:
+                continue
+            text = _join_lines(texts[k], None)
+            line = _Line(list(r[0].spans))
+            line.text = f"{' '.join(cor_of[k])} | {' '.join(loe_of[k])} | {nums[k]} {text}"
+            line.x0, line.x1 = cor.x0, max(x.x1 for x in r)
+            line.y, line.size = r[0].y, statistics.median(x.size for x in r)
+            line.bold, line.family, line.table_row = False, r[-1].family, True
+            new_rows.append((line, r))
+        if not new_rows:
+            continue
+        drop = {id(x) for _, r in new_rows for x in r} | used
+        out = [ln for ln in out if id(ln) not in drop] + [line for line, _ in new_rows]
+    return out
