@@ -226,8 +226,7 @@ def _continues(placed: list["_Placed"], stop: list[bool], found: list[list], i: 
         return False
     if found[i - 1] and _letters(q.text[found[i - 1][-1].end:]) < _MIN_STATEMENT:
         return False
-    return q.text.rstrip().endswith((":", ",", ";")) or placed[i].text[:1] in "(\u2022-\u2013" or \
-        bool(re.match(r"\(?\d{1,2}[.)]|option\s+\d", placed[i].text, re.I))
+    return q.text.rstrip().endswith((":", ",", ";"))  # a lead-in: "... one of the following regimens:"
 
 
 def _label_number(placed: list["_Placed"], label: list[bool], start: int) -> str | None:
