@@ -35,8 +35,6 @@ import hashlib
 import json
 import logging
 import os
-import stat
-import threading
 import time
 import uuid
 import weakref
@@ -51,7 +49,7 @@ from . import _indexdir
 from ._indexparts import ChunkStore, DocTable, RWLock, check_offsets, load_array, safe_member, str_list
 from ._io import library_version, sha256_file
 from .chunking import ChunkConfig, chunk_document
-from .errors import ConfigError, IndexConflictError, IndexFormatError, IndexNotFoundError, IndexVersionError, MedragError
+from .errors import ConfigError, IndexConflictError, IndexFormatError, IndexNotFoundError, IndexVersionError
 from .retrieve.analyzer import Analyzer
 from .retrieve.bm25 import _ARRAYS as _BM25_ARRAYS
 from .retrieve.bm25 import BM25Index, BM25Params
