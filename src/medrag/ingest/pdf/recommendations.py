@@ -167,7 +167,8 @@ def find_recommendations(
             kind = ("SIGN", "good-practice", "good practice point", None)
         elif _SIGN_R.match(t):
             kind = ("SIGN", None, "R", None)
-        elif (m := _NUMBERED.match(t)) and (_IMPERATIVE.match(t[m.end():]) or _YEAR_TAG.search(t)):
+        elif (m := _NUMBERED.match(t)) and (_IMPERATIVE.match(t[m.end():]) or _YEAR_TAG.search(
+                text, p.start, _run_end(placed, stop, i, n, marker=True))):
             kind = ("NICE-wording", None, None, m.group("num"))
         elif i > 0 and _GPS_LABEL.match(placed[i - 1].text):
             kind = ("GRADE", "good-practice", " ".join(placed[i - 1].text.lower().split()), None)
@@ -250,8 +251,8 @@ def _run_end(placed: list["_Placed"], stop: list[bool], i: int, n: int, marker: 
         cur, nxt = placed[j - 1].text, placed[j].text
         if marker and (_SIGN_R.match(nxt) or _TICK.match(nxt) or _NUMBERED.match(nxt)):
             break
-        if _END.search(cur) and not nxt[:1].islower():
-            break
+        if _END.search(cur) and not nxt[:1].islower() and not _YEAR_TAG.fullmatch(nxt.strip()):
+            break  # (a provenance tag on a line of its own, "[2008]", still belongs)
         end = placed[j].end
         j += 1
     return end
