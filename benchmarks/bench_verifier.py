@@ -103,6 +103,32 @@ def cv_threshold_accept(rows, score, target: float = 0.85, vetoed=lambda r: Fals
     return [accepted.get(id(r), False) for r in rows]
 
 
+def platt_fit(rows) -> tuple[float, float]:
+    """Logistic regression of SUPPORT on logit(p) (Newton's method): the judge's
+    ``platt_a``, ``platt_b``."""
+    import math
+
+    xs = [math.log(max(min(r["p"], 1 - 1e-6), 1e-6) / (1 - max(min(r["p"], 1 - 1e-6), 1e-6))) for r in rows]
+    ys = [1.0 if r["label"] == "SUPPORT" else 0.0 for r in rows]
+    a, b = 1.0, 0.0
+    for _ in range(50):
+        g0 = g1 = h00 = h01 = h11 = 0.0
+        for x, y in zip(xs, ys):
+            q = 1 / (1 + math.exp(-(a * x + b)))
+            w = q * (1 - q) + 1e-9
+            g0 += (q - y) * x
+            g1 += q - y
+            h00 += w * x * x
+            h01 += w * x
+            h11 += w
+        det = h00 * h11 - h01 * h01
+        if abs(det) < 1e-12:
+            break
+        a -= (h11 * g0 - h01 * g1) / det
+        b -= (h00 * g1 - h01 * g0) / det
+    return a, b
+
+
 def fmt(res: dict) -> str:
     return " | ".join(
         f"{res[lab]['accept']:.0%} [{res[lab]['ci'][0]:.0%}, {res[lab]['ci'][1]:.0%}]" if res[lab]["n"] else "-"
@@ -160,6 +186,7 @@ def main() -> int:
             "combined@cv85": {"rates": rates([dict(r, a=a) for r, a in zip(rows, cv_c)], lambda r: r["a"])},
             "vetoes": {lab: sum(1 for r in rows if r["label"] == lab and r["veto"]) for lab in LABELS},
             "unanswered": sum(1 for r in rows if not r["answered"]),
+            "platt_a_b_fit_on_sample": platt_fit(rows) if rows else None,
         }
         report["levels"][level] = res
         print(f"\n## {level} level: sample {res['sample']} of {res['pairs_total']}")
@@ -174,7 +201,8 @@ def main() -> int:
         print(f"| lexical, all {sum(res['pairs_total'].values())} pairs | "
               + " | ".join(f"{la['accept'][lab]:.0%}" for lab in LABELS) + " | "
               + " | ".join(f"{la['auc'][k]:.2f}" for k in ("support_vs_rest", "support_vs_contradict", "support_vs_nei")) + " |")
-        print(f"judge: {judge_s:.1f} s/pair in this run (cached pairs count 0); vetoes by hard constraints: {res['vetoes']}")
+        print(f"judge: {judge_s:.1f} s/pair in this run (cached pairs count 0); vetoes by hard constraints: "
+              f"{res['vetoes']}; Platt (a, b) fit on this sample: {res['platt_a_b_fit_on_sample']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     return 0

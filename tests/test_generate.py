@@ -237,3 +237,16 @@ def test_answer_abstains_on_generation_error_when_asked(passages):
     assert a.status == "abstained" and "RuntimeError: boom" in a.abstain_reason
     with pytest.raises(GenerationError, match="boom"):
         answer(Q, idx, config=CFG, generator=Scripted(exc=RuntimeError("boom")))
+
+
+def test_heading_style_blocks_cite_their_heading():
+    """Small models echo the prompt's '[n] Title' blocks: the title is no claim, and the
+    block's sentences cite n (what the 0.5B test model writes)."""
+    out = ("[1] Salt and stroke\nWHO recommends less than 5 g of salt per day. Salt raises blood pressure.\n\n"
+           "[2] Potassium\nPotassium helps [1].\n\nIn short, eat less salt.")
+    assert split_cited(out) == [
+        ("WHO recommends less than 5 g of salt per day.", [1]),
+        ("Salt raises blood pressure.", [1]),
+        ("Potassium helps.", [1]),  # its own citation wins
+        ("In short, eat less salt.", []),  # after the blank line: no longer in a block
+    ]

@@ -5,7 +5,8 @@ A model asked to cite "[2]" at the end of each sentence writes, in practice, any
     ... per day [1].      ... per day. [1]      ... per day.[1][2]     ... [1, 2]  [1-3]
     ... per day (1).      ... per day [Passage 1].       ... per day.¹     ... per day[^1]
 
-and sometimes a footnote block (``[^1]: ...``) or a "References:" list at the end.
+and sometimes a footnote block (``[^1]: ...``) or a "References:" list at the end, or
+(small models) the numbered passages echoed as ``[1] Title`` headings over their text.
 :func:`split_cited` turns such an output into ``(sentence text, cited numbers)`` pairs:
 citations written after a sentence's final punctuation belong to that sentence (the most
 common style of real models), ranges are expanded, footnote definitions and reference
@@ -43,7 +44,7 @@ _SUP_MAP = str.maketrans(_SUP_DIGITS + "˒⁻", "0123456789,-")
 
 #: the canonical marker every style is rewritten to before splitting into sentences
 _MARK = re.compile(r"\s*⟦([\d,]+)⟧")
-_TRAILING_MARKS = re.compile(r"([.!?][\"”’')]*)((?:\s*⟦[\d,]+⟧)+)")
+_TRAILING_MARKS = re.compile(r"([.!?][\"”’')]*)((?:[ \t]*⟦[\d,]+⟧)+)")
 _FOOTNOTE_DEF = re.compile(r"^\s*(?:\[\^?\d+\]|[" + _SUP_DIGITS + r"]+)\s*:.*$", re.MULTILINE)
 _REFS_HEADER = re.compile(
     r"^\s*(?:[#*_]+\s*)?(?:references?|sources?|citations?|footnotes?|bibliography)\s*(?:[*_]+\s*)?:?\s*(?:[*_]+)?\s*$",
@@ -51,7 +52,9 @@ _REFS_HEADER = re.compile(
 )
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+", re.MULTILINE)
 _ANSWER_PREFIX = re.compile(r"^\s*(?:[*_]+)?(?:final\s+)?answer(?:[*_]+)?\s*:\s*(?:[*_]+)?", re.IGNORECASE | re.MULTILINE)
-_LINE_START_MARKS = re.compile(r"\n[ \t]*((?:⟦[\d,]+⟧[ \t]*)+)")
+_LINE_START_MARKS = re.compile(r"\n[ \t]*((?:⟦[\d,]+⟧[ \t]*)+)(?=\n|$)")
+#: "[2] Title of the passage" on its own line: a heading whose block cites passage 2
+_HEADER = re.compile(r"^[ \t]*((?:⟦[\d,]+⟧[ \t]*)+)([^\n]{0,200}?)[ \t]*$")
 _LABEL_ONLY = re.compile(r"^(?:answer|sources?|references?|citations?|passages?)\s*:?$", re.IGNORECASE)
 
 #: a range wider than this is read as two citations, not expanded (``[3-250]`` is a typo)
@@ -117,9 +120,24 @@ def split_cited(output: str) -> list[tuple[str, list[int]]]:
     text = _canonical(_strip_apparatus(output))
     text = _LINE_START_MARKS.sub(lambda m: " " + m.group(1).strip() + "\n", text)
     text = _TRAILING_MARKS.sub(lambda m: m.group(2) + m.group(1), text)
-    raws = [line[a:b] for line in text.split("\n") for a, b in split_sentences(line)]
+    # a heading line "[2] Some title" (no final punctuation, a few words) is dropped, and
+    # the uncited sentences of its block (up to a blank line) cite what it cites: the
+    # style of small models that echo the numbered passages
+    raws: list[tuple[str, str]] = []
+    block = ""
+    for line in text.split("\n"):
+        h = _HEADER.match(line)
+        if h and h.group(2) and not re.search(r"[.!?:;]$", h.group(2)) and len(h.group(2).split()) <= 15:
+            block = h.group(1).strip()
+            continue
+        if not line.strip():
+            block = ""
+            continue
+        raws.extend((line[a:b], block) for a, b in split_sentences(line))
     out: list[tuple[str, list[int]]] = []
-    for raw in raws:
+    for raw, inherited in raws:
+        if inherited and not _MARK.search(raw):
+            raw = raw + " " + inherited
         nums = [int(n) for m in _MARK.finditer(raw) for n in m.group(1).split(",")]
         clean = " ".join(_MARK.sub("", raw).split())
         clean = re.sub(r"\s+([.,;:!?])", r"\1", clean)
