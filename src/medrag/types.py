@@ -622,7 +622,8 @@ class Answer(_Record):
     an answered or partial answer has at least one sentence; every sentence has at
     least one citation; every citation names a chunk among :attr:`passages`, lies
     inside that chunk's span, and quotes exactly that chunk's text there; an
-    abstention has a reason and no sentences.
+    abstention has a reason and no sentences. A ``partial`` answer may carry an
+    :attr:`abstain_reason` too: the part of the question nothing answered.
     """
 
     question: str
