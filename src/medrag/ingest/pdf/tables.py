@@ -86,6 +86,7 @@ def _class_level_rows(lines: list[_Line]) -> list[_Line]:
         if loe is None or rec is None:
             continue
         left, text_x = cor.x0 - 8, rec.x0 - 4
+        split = (cor.x1 + loe.x0) / 2  # cells are centred under their headers
         below = sorted((ln for ln in out if ln.y < cor.y - 1 and left <= ln.x0 < rec.x0 + 24),
                        key=lambda ln: -ln.y)
         body: list[_Line] = []
@@ -120,8 +121,8 @@ def _class_level_rows(lines: list[_Line]) -> list[_Line]:
             if not spans[k][1] - 12 <= c.y <= spans[k][0] + 12:
                 continue
             # by span: a class cell and a level cell close together may share a line
-            a = " ".join(sp.text for sp in c.spans if sp.x0 < loe.x0 - 1)
-            b = " ".join(sp.text for sp in c.spans if sp.x0 >= loe.x0 - 1)
+            a = " ".join(sp.text for sp in c.spans if sp.x0 < split)
+            b = " ".join(sp.text for sp in c.spans if sp.x0 >= split)
             if a:
                 cor_of[k].append(a)
             if b:
