@@ -32,25 +32,55 @@ from .structure import _Placed, _paragraphs, _sections
 
 logger = logging.getLogger(__name__)
 
+# A content stream may inflate to at most this much (bytes): a decompression bomb (a few
+# hundred KB that inflate to hundreds of MB) is refused as an unreadable page before the
+# text layer decodes it.
+_MAX_INFLATED = 64 * 1024 * 1024
+_CHECK_ABOVE = 32 * 1024  # streams smaller than this cannot inflate past the limit
+
+
+def _flate_streams(page: pypdf.PageObject) -> list[bytes]:
+    contents = page.get("/Contents")
+    if contents is None:
+        return []
+    contents = contents.get_object()
+    out = []
+    for ref in contents if isinstance(contents, list) else [contents]:
+        stream = ref.get_object()
+        filters = stream.get("/Filter")
+        names = [str(f) for f in filters] if isinstance(filters, list) else [str(filters)]
+        if names and names[0] == "/FlateDecode":
+            raw = getattr(stream, "_data", b"")
+            if raw:
+                out.append(raw)
+    return out
+
+
+def _inflates_past_limit(page: pypdf.PageObject) -> str | None:
+    """Why a page's content is refused before decoding it (a decompression bomb), or None."""
+    try:
+        for raw in _flate_streams(page):
+            if len(raw) < _CHECK_ABOVE:
+                continue
+            d = zlib.decompressobj()
+            d.decompress(raw, _MAX_INFLATED)
+            if d.unconsumed_tail:
+                return f"content stream inflates past {_MAX_INFLATED // 2**20} MB (a decompression bomb?)"
+    except zlib.error:
+        return None  # a corrupt stream: reported by _damaged_content if it costs the text
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return None
+
+
 def _damaged_content(page: pypdf.PageObject) -> str | None:
     """Why a page's content stream cannot be decoded, or None.
 
-    pypdf logs a corrupt Flate stream and carries on with no text; a page that lost its
-    text that way must not pass for a scanned page."""
+    A corrupt Flate stream decodes to no text; a page that lost its text that way must
+    not pass for a scanned page."""
     try:
-        contents = page.get("/Contents")
-        if contents is None:
-            return None
-        contents = contents.get_object()
-        streams = contents if isinstance(contents, list) else [contents]
-        for ref in streams:
-            stream = ref.get_object()
-            filters = stream.get("/Filter")
-            names = [str(f) for f in filters] if isinstance(filters, list) else [str(filters)]
-            if names and names[0] == "/FlateDecode":
-                raw = getattr(stream, "_data", b"")
-                if raw:
-                    zlib.decompressobj().decompress(raw)
+        for raw in _flate_streams(page):
+            zlib.decompressobj().decompress(raw, _MAX_INFLATED)
     except zlib.error as err:
         return f"corrupt content stream: {err}"
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError) as err:
@@ -115,6 +145,9 @@ def _read_pages(path: Path, reader: pypdf.PdfReader, pdfium_doc: Any, n_pages: i
             page = reader.pages[i]
             box = page.mediabox
             heights.append(float(box.top) - float(box.bottom) or 792.0)
+            bomb = _inflates_past_limit(page)
+            if bomb:
+                raise ValueError(bomb)
             spans = _pdfium_page_spans(pdfium_doc, i, float(box.bottom))
         except (PyPdfError, pdfium.PdfiumError, ValueError, KeyError, TypeError, AttributeError,
                 IndexError, RecursionError, ZeroDivisionError, OverflowError) as err:
