@@ -6,8 +6,8 @@ a chunk's text into such units and labels the rest so that it is never quoted:
 
 * **headings** (a short paragraph with no terminal punctuation, not a list item);
 * **dangling lead-ins** ("Symptoms of active TB disease include:") on their own: a
-  lead-in is quoted only together with the list items that follow it, up to
-  :data:`MAX_LIST_CHARS` characters;
+  lead-in is quoted only together with the list items (or table rows, cells joined by
+  " | ") that follow it, up to :data:`MAX_LIST_CHARS` characters;
 * **fragments**: a paragraph that starts in lower case continues the one before it
   (a page or column break cut the sentence in two in the PDF); the two are joined into
   one unit, which then cites both pages.
@@ -66,6 +66,11 @@ def _paragraphs(text: str) -> list[tuple[int, int]]:
 
 def _is_item(s: str) -> bool:
     return bool(_ITEM.match(s))
+
+
+def _is_table(s: str) -> bool:
+    """Table rows as the PDF reader writes them: cells separated by " | "."""
+    return " | " in s
 
 
 def _is_heading(s: str) -> bool:
@@ -129,7 +134,7 @@ def quote_units(text: str) -> tuple[Unit, ...]:
     while i < n:
         a, b = joined[i]
         para = text[a:b]
-        if _is_item(para) and not _LEADIN.search(para):
+        if (_is_item(para) and not _LEADIN.search(para)) or _is_table(para):
             u = _unit(text, a, b, "item")
             if u:
                 units.append(u)
@@ -146,7 +151,7 @@ def quote_units(text: str) -> tuple[Unit, ...]:
             p = text[joined[j][0] : joined[j][1]]
             # after a lead-in ending in ":", short unpunctuated lines are items too
             # (bullets the PDF lost: "Chest pain Fever Chills")
-            return _is_item(p) or (colon and _is_heading(p))
+            return _is_item(p) or (colon and (_is_heading(p) or _is_table(p)))
 
         leads_list = i + 1 < n and item_at(i + 1) and (heading or colon)
         for sa, sb in sents if not heading else []:
