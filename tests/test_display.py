@@ -173,8 +173,7 @@ def test_untrusted_text_is_escaped_everywhere():
 
 def test_answer_evidence_table(index, corpus):
     docs, _ = corpus
-    q = next(d for d in docs if d.pmid == "16384580").title
-    a = answer(q, index, config=AnswerConfig(threshold=0.0))
+    a = answer("Does adherence to varenicline affect quitting smoking?", index, config=AnswerConfig(threshold=0.0))
     assert a.status in ("answered", "partial")
     rows = a.to_records()
     assert rows and all(tuple(r) == ANSWER_COLUMNS for r in rows)

@@ -238,12 +238,17 @@ def passage_markdown(p: "Passage") -> str:
     )
 
 
+def _results_head(passages: Sequence["Passage"], query: str, mode: str, esc: Any, quote: str, bold: str) -> str:
+    """"5 passage(s) from 3 document(s) for <query> (mode)", escaped with ``esc``."""
+    q = f" for {quote[0]}{esc(query)}{quote[1]}" if query else ""
+    m = f" ({esc(mode)})" if mode else ""
+    n_docs = len({p.chunk.doc_id for p in passages})
+    return f"{bold[0]}{len(passages)} passage(s){bold[1]} from {n_docs} document(s){q}{m}"
+
+
 def passages_html(passages: Sequence["Passage"], *, query: str = "", mode: str = "") -> str:
     """A table of passages: one summary row each, the text folded below it."""
-    n_docs = len({p.chunk.doc_id for p in passages})
-    q = f" for <q>{_e(query)}</q>" if query else ""
-    m = f" ({_e(mode)})" if mode else ""
-    head = f"<p><b>{len(passages)} passage(s)</b> from {n_docs} document(s){q}{m}</p>"
+    head = f"<p>{_results_head(passages, query, mode, _e, ('<q>', '</q>'), ('<b>', '</b>'))}</p>"
     if not passages:
         return f"<div class='medrag-results'>{head}</div>"
     rows = []
@@ -265,10 +270,7 @@ def passages_html(passages: Sequence["Passage"], *, query: str = "", mode: str =
 
 
 def passages_markdown(passages: Sequence["Passage"], *, query: str = "", mode: str = "") -> str:
-    n_docs = len({p.chunk.doc_id for p in passages})
-    q = f" for “{escape_markdown(query)}”" if query else ""
-    m = f" ({escape_markdown(mode)})" if mode else ""
-    lines = [f"**{len(passages)} passage(s)** from {n_docs} document(s){q}{m}", ""]
+    lines = [_results_head(passages, query, mode, escape_markdown, ("“", "”"), ("**", "**")), ""]
     if passages:
         lines += ["| # | score | bm25 | dense | source | section | page |", "|---|---|---|---|---|---|---|"]
         for p in passages:
