@@ -153,8 +153,12 @@ def test_deletes_merge_and_reopen_equal_a_fresh_build(pubmed, tmp_path):
     assert after.doc_id(int(live[-1])) == ids[live[-1]]  # rows did not move
     # the old generation is still there for readers that hold it, until collected
     assert before.search(queries[0], 5) == before.search(queries[0], 5)
+    (root / "notes.txt").write_text("the user's file")
+    (root / "seg-mine").mkdir()  # not a name the store makes
     removed = collect_garbage(root, keep=1)
     assert removed and StoreSearcher.open(root, verify=True).generation == after.generation
+    assert (root / "notes.txt").read_text() == "the user's file" and (root / "seg-mine").is_dir()
+    assert not set(removed) & after.manifest.referenced()
 
 
 def test_damage_is_detected(pubmed, tmp_path):
