@@ -203,3 +203,17 @@ def test_auc_and_wilson_against_their_definitions():
     assert roc_auc([], [1.0]) is None
     lo, hi = wilson_interval(8, 10)  # the textbook value: 0.490 .. 0.943
     assert lo == pytest.approx(0.4902, abs=1e-3) and hi == pytest.approx(0.9433, abs=1e-3)
+
+
+def test_cli_evaluate_verifier(capsys):
+    from medrag.cli import main
+
+    claims = need_data("scifact", "original_claims_train.jsonl")
+    corpus = need_data("scifact", "original_corpus.jsonl")
+    base = ["evaluate-verifier", "--claims", str(claims), "--corpus", str(corpus), "--per-label", "5"]
+    assert main(base + ["--level", "abstract", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["abstract"]["n"] == {"SUPPORT": 5, "CONTRADICT": 5, "NEI": 5}
+    assert out["abstract"]["verifier"] == "lexical-v2"
+    assert main(base + ["--verifier", "judge"]) != 0  # a judge needs --gguf
+    assert "--gguf" in capsys.readouterr().err

@@ -14,6 +14,7 @@ from .. import __version__
 from ..errors import MedragError
 from ._common import PROG, Formatter, add_global_options
 from .admin import add_evaluate, add_inspect
+from .verify_cmd import add_evaluate_verifier
 from .audit_cmd import add_audit
 from .corpus import add_build, add_fetch, add_ingest
 from .query import add_ask, add_search, validate_ask
@@ -88,6 +89,15 @@ Prints nDCG@10, R@100 and MRR@10 (computed by ir_measures) for each retrieval mo
 index supports, and writes one TREC run per mode (runs/<index name>-<split>/<mode>.trec
 unless --run-dir is given). The index must have been built from the BEIR folder's corpus.
 """,
+    "evaluate-verifier": """\
+examples:
+  medrag evaluate-verifier --claims ../shared/data/scifact/original_claims_train.jsonl \\
+      --corpus ../shared/data/scifact/original_corpus.jsonl
+  medrag evaluate-verifier --claims ... --corpus ... --verifier judge --gguf model.gguf --per-label 30
+
+Prints, per level, the share of SUPPORT / CONTRADICT / no-evidence pairs the verifier
+accepts (Wilson 95% intervals) and the ROC AUC of its score (bootstrap 95% intervals).
+""",
 }
 
 
@@ -120,7 +130,8 @@ Run 'medrag COMMAND --help' for a command's options.""",
         add_global_options(p, top=False)
         return p
 
-    for adder in (add_ingest, add_build, add_search, add_ask, add_inspect, add_fetch, add_audit, add_evaluate):
+    for adder in (add_ingest, add_build, add_search, add_ask, add_inspect, add_fetch, add_audit, add_evaluate,
+                  add_evaluate_verifier):
         adder(sub, add)
     parser._medrag_subparsers = sub  # type: ignore[attr-defined]
     return parser
