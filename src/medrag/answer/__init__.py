@@ -10,6 +10,9 @@ from ..types import Answer, Passage
 from .compose import AnswerConfig, SupportModel, compose_extractive
 from .generated import compose_generated
 from .generate import Generator, OpenAIChatGenerator
+from .judge import CombinedVerifier, LLMJudgeVerifier
+from .local_llm import LlamaServer, LocalLlamaGenerator
+from .nli import NLIVerifier
 from .verify import LexicalVerifier, Verdict, Verifier
 
 __all__ = [
@@ -23,6 +26,11 @@ __all__ = [
     "LexicalVerifier",
     "Verdict",
     "Verifier",
+    "LocalLlamaGenerator",
+    "LlamaServer",
+    "LLMJudgeVerifier",
+    "NLIVerifier",
+    "CombinedVerifier",
 ]
 
 
