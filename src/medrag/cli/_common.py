@@ -184,6 +184,12 @@ def add_index_option(p: argparse.ArgumentParser, *, verify: bool = True, require
         p.add_argument(
             "--no-verify", action="store_true", help="skip the sha256 check of the index files (sizes are still checked)"
         )
+    p.add_argument(
+        "--trust-encoder",
+        action="store_true",
+        help="load the query encoder the manifest names even when it is a folder or a hub name "
+        "(refused by default: an index from elsewhere must not load code or weights from outside it)",
+    )
 
 
 def add_mode_option(p: argparse.ArgumentParser) -> None:
@@ -220,9 +226,15 @@ def load_index(args: argparse.Namespace, *, load_model: bool = True, path: str |
     where = path if path is not None else args.index
     verify = not getattr(args, "no_verify", False)
     try:
-        return Index.load(where, verify=verify, load_encoder=load_model)
+        return Index.load(
+            where, verify=verify, load_encoder=load_model, trust_encoder=bool(getattr(args, "trust_encoder", False))
+        )
     except IndexFormatError as exc:
         raise IndexFormatError(f"the index at {where} cannot be used: {exc}") from exc
+    except ConfigError as exc:
+        if "trust_encoder" not in str(exc):
+            raise
+        raise ConfigError(f"{exc} (in the CLI: --trust-encoder)") from exc
 
 
 def filters_from(args: argparse.Namespace) -> Any:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
 from ..errors import ConfigError, IngestError
+from ..ingest._common import glob_paths
 from ._common import count, terminal_safe, write_text, year_range
 
 #: the ``format`` field of the first line of a document file written by medrag
@@ -97,7 +98,7 @@ def resolve_inputs(patterns: Sequence[str]) -> tuple[list[tuple[Path, str]], lis
     passed_over: list[str] = []
     for pattern in patterns:
         if glob.has_magic(pattern):
-            matches = [Path(m) for m in sorted(glob.glob(pattern, recursive=True))]
+            matches = glob_paths(pattern)  # ** never enters a linked folder: no link-loop hang
             if not matches:
                 raise IngestError("no file matches this pattern", source=pattern)
         else:

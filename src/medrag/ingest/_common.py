@@ -203,7 +203,7 @@ def _walk(top: Path, low: tuple[str, ...]) -> list[Path]:
     return sorted(found)
 
 
-def _glob(pattern: str) -> list[Path]:
+def glob_paths(pattern: str) -> list[Path]:
     """Matches of a glob pattern (``**`` = any depth), sorted, without following
     symlinked directories while expanding ``**`` (pathlib's rule): no endless loop."""
     parts = Path(pattern).parts
@@ -244,7 +244,7 @@ def expand_paths(
     for p in paths:
         path = Path(p)
         if isinstance(p, str) and glob.has_magic(p) and not os.path.lexists(p):
-            matches = _glob(p) or [path]
+            matches = glob_paths(p) or [path]
         else:
             matches = [path]
         for m in matches:
