@@ -218,7 +218,9 @@ def test_real_files_are_far_below_the_default_limits():
 def test_fifo_and_devices_are_refused_not_waited_on(tmp_path):
     fifo = tmp_path / "pipe.xml"
     os.mkfifo(fifo)
-    for reader in (iter_pubmed, iter_medline):
+    from medrag.ingest import iter_guideline_pdf
+
+    for reader in (iter_pubmed, iter_medline, iter_guideline_pdf):
         for path in (fifo, Path("/dev/zero")):
             with deadline(10):
                 with pytest.raises(IngestError, match="not a regular file"):

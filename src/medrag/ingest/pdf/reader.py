@@ -339,7 +339,7 @@ def iter_guideline_pdf(
     check_on_error(on_error)
     if report is None:
         report = IngestReport()
-    for path in expand_paths(paths, suffixes=(".pdf",)):
+    for path in expand_paths(paths, suffixes=(".pdf",), on_error=on_error, report=report):
         report.files += 1
         try:
             doc = _read_document(path, on_error, report)
