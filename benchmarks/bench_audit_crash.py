@@ -45,7 +45,7 @@ acks = open(ack_path, "a", encoding="utf-8")
 open(ack_path + f".ready.{os.getpid()}", "w").close()  # imported: the killer may start its clock
 answers = []
 i = 0
-parent = os.getppid()
+parent = int(sys.argv[6])
 while os.getppid() == parent:  # never outlive the benchmark
     i += 1
     if answers and rng.random() < 0.15:
@@ -66,7 +66,7 @@ import os, sys, time
 from medrag.audit import verify_audit_log
 bad = 0
 runs = 0
-parent = os.getppid()
+parent = int(sys.argv[4])
 while not os.path.exists(sys.argv[3]) and os.getppid() == parent:
     try:
         res = verify_audit_log(sys.argv[1], key=sys.argv[2].encode())
@@ -108,7 +108,8 @@ def main() -> int:
         nonlocal started
         started += 1
         procs[w] = subprocess.Popen(
-            [sys.executable, "-c", _WORKER, str(log), str(work / f"ack{w}.jsonl"), f"w{w}", str(rng.randrange(1 << 30)), KEY],
+            [sys.executable, "-c", _WORKER, str(log), str(work / f"ack{w}.jsonl"), f"w{w}", str(rng.randrange(1 << 30)), KEY,
+             str(os.getpid())],
             stderr=subprocess.PIPE, env=env,
         )
 
@@ -122,7 +123,7 @@ def main() -> int:
                     pass  # a worker killed mid-write of its own ack line: not acknowledged
         return out
 
-    verifier = subprocess.Popen([sys.executable, "-c", _VERIFIER, str(log), KEY, str(work / "stop")],
+    verifier = subprocess.Popen([sys.executable, "-c", _VERIFIER, str(log), KEY, str(work / "stop"), str(os.getpid())],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     t0 = time.time()
     for w in range(args.workers):
