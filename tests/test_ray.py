@@ -58,10 +58,14 @@ def cluster():
 
 def test_ray_build_and_sharded_search_equal_single_process(cluster, tmp_path):
     files = _real_files(tmp_path)
-    gen = build_pubmed(files, tmp_path / "ray", analyzer=AN, segment_tokens=25_000)
+    ray_report = IngestReport()
+    gen = build_pubmed(files, tmp_path / "ray", analyzer=AN, segment_tokens=25_000, report=ray_report)
     assert gen == 1
     # the single-process build over the same files, in the same order
-    docs = list(iter_pubmed(files, report=IngestReport()))
+    report = IngestReport()
+    docs = list(iter_pubmed(files, report=report))
+    assert (ray_report.documents, ray_report.deletions) == (report.documents, report.deletions)
+    assert ray_report.deletions  # the excerpt carries its file's <DeleteCitation>
     assert len(docs) > 900
     with StoreWriter(tmp_path / "one", analyzer=AN) as w:
         for d in docs:

@@ -79,22 +79,23 @@ def _index_file(
     params: dict[str, Any],
     segment_tokens: int,
     on_error: str,
-) -> list[dict[str, Any]]:
-    """Ray task body: one PubMed file -> segments in ``root`` (uncommitted)."""
+) -> tuple[list[dict[str, Any]], Any]:
+    """Ray task body: one PubMed file -> segments in ``root`` (uncommitted), and the
+    file's IngestReport (skipped records, ``<DeleteCitation>`` PMIDs)."""
     from ..ingest import IngestReport, iter_pubmed
 
     an = Analyzer.from_dict(analyzer)
     bp = BM25Params.from_dict(params)
     buf = SegmentBuffer()
     out = []
-    report = IngestReport()  # collects <DeleteCitation>s; applying them is the caller's
+    report = IngestReport()  # skipped records and <DeleteCitation>s, for the caller
     for doc in iter_pubmed(path, on_error=on_error, report=report):  # type: ignore[arg-type]
         buf.add(doc.id, an.tokenize(pubmed_text(doc)))
         if buf.n_tokens >= segment_tokens:
             out.append(buf.write(Path(root), f"seg-{generation:06d}-{secrets.token_hex(4)}", bp))
     if buf.n_docs:
         out.append(buf.write(Path(root), f"seg-{generation:06d}-{secrets.token_hex(4)}", bp))
-    return out
+    return out, report
 
 
 def build_pubmed(
@@ -106,9 +107,15 @@ def build_pubmed(
     segment_tokens: int = DEFAULT_SEGMENT_TOKENS,
     on_error: Literal["raise", "skip"] = "raise",
     address: str | None = None,
+    report: Any = None,
 ) -> int:
     """Index PubMed XML files into the store at ``root`` with one Ray task per file
-    (appending to an existing store); returns the committed generation."""
+    (appending to an existing store); returns the committed generation.
+
+    ``report`` (an :class:`~medrag.ingest.IngestReport`) receives every file's counts,
+    skipped records and ``<DeleteCitation>`` PMIDs (applying deletions is the caller's:
+    ``StoreWriter.delete_rows``); without one they are logged as a warning.
+    """
     ray = _ray(address)
     paths = [str(Path(p).resolve()) for p in paths]
     if not paths:
@@ -122,7 +129,21 @@ def build_pubmed(
             for p in paths
         ]
         per_file = ray.get(refs)  # in input order, whatever order they finished in
-        w.add_segments([rec for recs in per_file for rec in recs])
+        w.add_segments([rec for recs, _ in per_file for rec in recs])
+    n_skip = n_del = 0
+    for _, r in per_file:
+        n_skip += len(r.skipped)
+        n_del += len(r.deletions)
+        if report is not None:
+            report.files += r.files
+            report.documents += r.documents
+            report.skipped.extend(r.skipped)
+            report.deletions.extend(r.deletions)
+    if report is None and (n_skip or n_del):
+        logger.warning(
+            "%d record(s) skipped and %d PMID(s) withdrawn by <DeleteCitation> in the "
+            "input; pass report= to build_pubmed to act on them", n_skip, n_del,
+        )  # fmt: skip
     logger.info("built %d files into %s on Ray", len(paths), root)
     return gen
 
