@@ -67,12 +67,52 @@ class Recording:
         return out
 
 
+class Replay:
+    """Replays a cached raw output (re-verification without regenerating)."""
+
+    def __init__(self, name: str, output: str) -> None:
+        self.name, self.output = name, output
+
+    def generate(self, messages):
+        return self.output
+
+
+def reverify(args, index, rows, config):
+    """The cached answers verified again with the combined policy (lexical hard
+    constraints + the --judge-model LLM judge): which sentences a model verifier keeps."""
+    from medrag.answer import generated
+    from medrag.answer.judge import CombinedVerifier, LLMJudgeVerifier
+    from medrag.answer.local_llm import LlamaServer
+
+    gguf = packaged_model(args.judge_model, REPO / ".cache" / "models")
+    out = []
+    with LlamaServer(gguf, n_ctx=2048, n_threads=1) as srv:
+        verifier = CombinedVerifier(LLMJudgeVerifier(srv, model_name=args.judge_model))
+        for i, r in enumerate(rows, 1):
+            t0 = time.monotonic()
+            a = generated.compose_generated(
+                r["question"], index.search(r["question"], k=config.k), Replay(args.model, r["raw"]),
+                index_id=index.id, config=config, instruction=INSTRUCTION, verifier=verifier, on_error="abstain",
+            )
+            own = f"pmid:{r['pmid']}"
+            out.append(dict(r, status=a.status, kept=[s.text for s in a.sentences],
+                            removed=[[x.text, x.reason] for x in a.removed],
+                            cites_own=any(c.doc_id == own for s in a.sentences for c in s.citations),
+                            seconds=r["seconds"] + time.monotonic() - t0))
+            log.info("reverified %d/%d: kept %d, removed %d", i, len(rows), len(a.sentences), len(a.removed))
+    print(f"(verifier: {verifier.name}; latency includes re-verification)")
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="qwen2.5-coder-0.5b-instruct-q4_k_m")
     ap.add_argument("--n", type=int, default=16, help="questions (a seeded random sample of the 500)")
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--max-tokens", type=int, default=96)
+    ap.add_argument("--reverify", action="store_true",
+                    help="verify the cached answers again with lexical hard constraints + an LLM judge")
+    ap.add_argument("--judge-model", default="qwen2.5-coder-1.5b-instruct-q4_k_m")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     data = REPO.parent / "shared" / "data" / "pubmedqa" / "pqal_dev.json"
@@ -127,6 +167,8 @@ def main() -> int:
                 log.info("%d/%d %.0f s %s -> %s", i, len(todo), dt, labels[pmid], raw[:60].replace("\n", " "))
     rows = [done[p] for p, _ in sample if p in done]
     n = len(rows)
+    if args.reverify:
+        rows = reverify(args, index, rows, config)
 
     def verdict(raw: str) -> str | None:
         m = VERDICT.match(raw or "")
@@ -158,7 +200,8 @@ def main() -> int:
         ci = wilson_interval(k, m)
         return f"{k}/{m} = {k / m:.0%} [{ci[0]:.0%}, {ci[1]:.0%}]" if m else "-"
 
-    print(f"\n## {args.model}: {n} PubMedQA dev questions (seed {args.seed}), k=3, lexical verifier")
+    vname = f"combined + {args.judge_model} judge" if args.reverify else "lexical verifier"
+    print(f"\n## {args.model}: {n} PubMedQA dev questions (seed {args.seed}), k=3, {vname}")
     print(f"- own abstract retrieved: {pct(own_retrieved, n)}; cited by a kept sentence: {pct(cites_own, n)}")
     print(f"- answers: " + ", ".join(f"{s} {sum(1 for r in rows if r['status'] == s)}" for s in ("answered", "partial", "abstained")))
     print(f"- generated sentences removed: {pct(removed, gen_sent)} (hard constraints alone would remove {hard})")

@@ -109,3 +109,9 @@ def test_verify_pairs_batches_and_wraps_failures():
 
     with pytest.raises(GenerationError, match="0 verdicts for 1"):
         verify_pairs(Short(), [("a", "b")])
+
+
+def test_a_verdict_word_alone_is_no_claim():
+    for claim in ("Yes,", "No.", "See [2]."):
+        assert hard_constraints(claim, SALT) == "has no content to check"
+        assert not V.verify(claim, SALT).supported

@@ -185,7 +185,7 @@ class CombinedVerifier:
 
     @property
     def name(self) -> str:
-        return f"combined(hard-constraints-v1+{self.model.name}@{self.threshold:g})"
+        return f"combined(hard-constraints-v2+{self.model.name}@{self.threshold:g})"
 
     def verify(self, sentence: str, passage: str) -> Verdict:
         return self.verify_batch([(sentence, passage)])[0]

@@ -292,9 +292,15 @@ def _closest_sentence(sentence: str, passage: str) -> str:
     return best
 
 
+#: words that make no claim on their own: a verdict, a pointer to the passages
+_NO_CLAIM = frozenset(content_tokens("yes no maybe see passage passages evidence answer source sources reference"))
+
+
 def hard_constraints(sentence: str, passage: str) -> str | None:
     """Why the passage cannot support the sentence on lexical grounds (a number, unit
     or bound it lacks; a reversed direction; a negation added or dropped), or None."""
+    if not [t for t in content_tokens(sentence) if t not in _NO_CLAIM]:
+        return "has no content to check"  # "Yes." or "See [2]." is no claim a model may vouch for
     conflict = _number_conflict(sentence, passage)
     if conflict:
         return conflict
