@@ -204,7 +204,8 @@ def main() -> int:
     print(f"\n## {args.model}: {n} PubMedQA dev questions (seed {args.seed}), k=3, {vname}")
     print(f"- own abstract retrieved: {pct(own_retrieved, n)}; cited by a kept sentence: {pct(cites_own, n)}")
     print(f"- answers: " + ", ".join(f"{s} {sum(1 for r in rows if r['status'] == s)}" for s in ("answered", "partial", "abstained")))
-    print(f"- generated sentences removed: {pct(removed, gen_sent)} (hard constraints alone would remove {hard})")
+    print(f"- generated sentences removed: {pct(removed, gen_sent)}"
+          + ("" if args.reverify else f" (hard constraints alone would remove {hard})"))
     print(f"- removal reasons: {dict(sorted(reasons.items(), key=lambda kv: -kv[1]))}")
     print(f"- verdict accuracy: {pct(correct, n)} (no verdict word: {no_verdict}; majority label '{majority}' in this sample: {pct(maj, n)})")
     if lat:
