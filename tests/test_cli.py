@@ -130,7 +130,12 @@ def test_bad_paths_are_one_line_errors(tmp_path: Path):
 def test_build_lexical_index(built, tmp_path: Path, sample: Path):
     idx, proc = built
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == ""  # no progress bar when stderr is not a terminal, no noise
+    # no progress bar when stderr is not a terminal: periodic progress log lines instead
+    lines = proc.stderr.splitlines()
+    assert lines and all(line.startswith("medrag: INFO: ") for line in lines), proc.stderr
+    assert any("bm25" in line.lower() for line in lines), proc.stderr
+    quiet = medrag("--quiet", "build", sample, "--index", tmp_path / "q", "--lexical-only")
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
     assert "built index" in proc.stdout and "100 document(s)" in proc.stdout and "lexical only" in proc.stdout
     assert (idx / "manifest.json").is_file()
     # an existing index is kept unless --force; a non-index folder is never replaced

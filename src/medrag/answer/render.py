@@ -212,8 +212,13 @@ def to_markdown(answer: "Answer") -> str:
 
 def to_html(answer: "Answer") -> str:
     """The answer as an HTML fragment (for notebooks). All document text is escaped."""
+    status = (
+        f"<p class='medrag-status'>status: <b>{html.escape(answer.status)}</b>; "
+        f"support {answer.support:.2f}</p>"
+    )
     if answer.status == "abstained":
-        return f"<div class='medrag-answer'><b>No answer.</b> {html.escape(_end(clean_text(answer.abstain_reason)))}</div>"
+        reason = html.escape(_end(clean_text(answer.abstain_reason)))
+        return f"<div class='medrag-answer'>{status}<b>No answer.</b> {reason}</div>"
     nums = _numbering(answer)
     sources = {p.chunk.doc_id: p.source for p in answer.passages}
     sents = []
@@ -225,5 +230,8 @@ def to_html(answer: "Answer") -> str:
         lead = f"<b>Recommendation ({html.escape(clean_text('; '.join(grades)))}):</b> " if grades else ""
         sents.append(f"{lead}{html.escape(clean_text(s.text))} {marks}")
     refs = "".join(f"<li>{_html(reference_pieces(sources[d], _cited_pages(answer, d)))}</li>" for d in nums)
-    partial = "<p><i>Partial answer: the evidence found covers only part of the question.</i></p>" if answer.status == "partial" else ""
-    return f"<div class='medrag-answer'>{partial}<p>{' '.join(sents)}</p><ol>{refs}</ol></div>"
+    partial = ""
+    if answer.status == "partial":
+        why = f" {html.escape(_end(clean_text(answer.abstain_reason)))}" if answer.abstain_reason else ""
+        partial = f"<p><i>Partial answer: the evidence found covers only part of the question.{why}</i></p>"
+    return f"<div class='medrag-answer'>{status}{partial}<p>{' '.join(sents)}</p><ol>{refs}</ol></div>"

@@ -155,6 +155,8 @@ def _configure_logging(quiet: bool, verbose: int) -> None:
     root.addHandler(_handler)
     root.setLevel(level)
     root.propagate = False
+    # progress lines of long work (build) are shown unless --quiet, even without -v
+    logging.getLogger("medrag.progress").setLevel(logging.ERROR if quiet else min(level, logging.INFO))
 
 
 def _one_line(exc: BaseException) -> str:

@@ -130,7 +130,9 @@ def build_index(args: argparse.Namespace, config: Any) -> tuple[Any, dict[str, A
     if not docs:
         raise IngestError("no documents to index", source=", ".join(args.paths))
     logger.info("indexing %d document(s)", len(docs))
-    return Index.build(docs, config, encoder=encoder, show_progress=args.progress), summary
+    # a bar on a terminal; otherwise periodic log lines (medrag.progress, INFO), none with --quiet
+    progress = None if args.quiet else ("tqdm" if args.progress else "log")
+    return Index.build(docs, config, encoder=encoder, progress=progress), summary
 
 
 def cmd_build(args: argparse.Namespace) -> int:
