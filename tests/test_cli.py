@@ -40,7 +40,8 @@ def medrag(*args: str, cwd: Path | None = None, timeout: float = 120) -> subproc
 def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
+    # progress log lines of the work done before the error may precede it
+    lines = [line for line in proc.stderr.strip().splitlines() if not line.startswith("medrag: INFO: ")]
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("medrag: error: ")
     for f in fragments:

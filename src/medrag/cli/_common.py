@@ -220,6 +220,14 @@ def audit_key(args: argparse.Namespace) -> bytes | None:
 # --------------------------------------------------------------------------- shared steps
 
 
+def progress_spec(args: argparse.Namespace) -> str | None:
+    """What long work shows: a bar on a terminal, progress log lines (``medrag.progress``,
+    INFO) otherwise, nothing with ``--quiet``."""
+    if getattr(args, "quiet", False):
+        return None
+    return "tqdm" if getattr(args, "progress", False) else "log"
+
+
 def load_index(args: argparse.Namespace, *, load_model: bool = True, path: str | Path | None = None) -> Any:
     from ..index import Index
 

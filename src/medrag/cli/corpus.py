@@ -15,6 +15,7 @@ from ._common import (
     fraction,
     logger,
     positive_int,
+    progress_spec,
     write_text,
 )
 from .inputs import print_ingest_summary, read_corpus, write_jsonl
@@ -130,9 +131,7 @@ def build_index(args: argparse.Namespace, config: Any) -> tuple[Any, dict[str, A
     if not docs:
         raise IngestError("no documents to index", source=", ".join(args.paths))
     logger.info("indexing %d document(s)", len(docs))
-    # a bar on a terminal; otherwise periodic log lines (medrag.progress, INFO), none with --quiet
-    progress = None if args.quiet else ("tqdm" if args.progress else "log")
-    return Index.build(docs, config, encoder=encoder, progress=progress), summary
+    return Index.build(docs, config, encoder=encoder, progress=progress_spec(args)), summary
 
 
 def cmd_build(args: argparse.Namespace) -> int:

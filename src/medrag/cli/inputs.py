@@ -16,7 +16,7 @@ from typing import Any, NamedTuple, TextIO
 
 from ..errors import ConfigError, IngestError
 from ..ingest._common import glob_paths
-from ._common import count, terminal_safe, write_text, year_range
+from ._common import count, progress_spec, terminal_safe, write_text, year_range
 
 #: the ``format`` field of the first line of a document file written by medrag
 DOCS_FORMAT = "medrag-documents"
@@ -219,16 +219,6 @@ def _events(
         )
 
 
-def _progress(iterable: Any, enabled: bool, desc: str) -> Any:
-    if not enabled:
-        return iterable
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return iterable
-    return tqdm(iterable, desc=desc, unit=" doc", file=__import__("sys").stderr, leave=False)
-
-
 class _Seen(NamedTuple):
     """What the report needs of a document when the document itself is not kept."""
 
@@ -252,7 +242,9 @@ def read_corpus(args: argparse.Namespace, *, keep: bool = True) -> tuple[list[An
     per_file: list[dict[str, Any]] = []
     docs: dict[str, Any] = {}
     on_error = "raise" if args.strict else "skip"
-    for ev in _progress(_events(inputs, on_error, report, per_file), args.progress, "reading"):
+    from ..progress import track
+
+    for ev in track(_events(inputs, on_error, report, per_file), "read", progress=progress_spec(args), unit="doc"):
         if isinstance(ev, Deletion):
             docs.pop(ev.doc_id, None)
         else:
