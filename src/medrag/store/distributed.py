@@ -117,7 +117,8 @@ def build_pubmed(
     ``StoreWriter.delete_rows``); without one they are logged as a warning.
     """
     ray = _ray(address)
-    paths = [str(Path(p).resolve()) for p in paths]
+    # absolute (workers may run elsewhere), not resolved: reports name the files as the caller did
+    paths = [os.path.abspath(p) for p in paths]
     if not paths:
         raise ConfigError("build_pubmed needs at least one file")
     an = analyzer if analyzer is not None else Analyzer()
