@@ -159,15 +159,17 @@ def open_regular(path: PathLike) -> BinaryIO:
     """
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(path, flags)
+    handle = None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise NotRegularFileError(f"{_kind(mode)}, not a regular file: {os.fspath(path)}")
         # O_NONBLOCK has no effect on regular files; the descriptor is read normally.
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+        handle = os.fdopen(fd, "rb")
+        return handle
+    finally:
+        if handle is None:  # refused or failed: the descriptor is ours to close
+            os.close(fd)
 
 
 def sha256_handle(f: BinaryIO) -> str:

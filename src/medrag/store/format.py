@@ -102,6 +102,7 @@ def write_segment(
         raise IndexFormatError(f"segment {name}: inconsistent array shapes")
     tmp = parent / f"tmp-{name}-{secrets.token_hex(4)}"
     tmp.mkdir(parents=True)
+    committed = False
     try:
         tdt = _tf_dtype(int(tf.max()) if nnz else 1)
         starts = post_ptr[:-1].astype(np.int64)
@@ -161,10 +162,11 @@ def write_segment(
             os.fsync(f.fileno())
         _fsync_dir(tmp)
         os.rename(tmp, parent / name)
+        committed = True
         _fsync_dir(parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)  # our own temporary directory only
-        raise
+    finally:
+        if not committed:
+            shutil.rmtree(tmp, ignore_errors=True)  # our own temporary directory only
     logger.debug("wrote segment %s: %d docs, %d terms, %d postings", name, n_docs, n_terms, nnz)
     return meta
 

@@ -149,13 +149,16 @@ class StoreWriter:
         except BlockingIOError as e:
             os.close(self._lock_fd)
             raise ConfigError(f"{self.root}: another StoreWriter holds the lock") from e
+        opened = False
         try:
-            self._base: Manifest | None = read_current(self.root)
-        except IndexNotFoundError:
-            self._base = None
-        except BaseException:
-            self._release()
-            raise
+            try:
+                self._base: Manifest | None = read_current(self.root)
+            except IndexNotFoundError:
+                self._base = None
+            opened = True
+        finally:
+            if not opened:  # a damaged store: let go of the lock before the error leaves
+                self._release()
         if self._base is not None:
             d = self._base.data
             stored = BM25Params.from_dict(d["params"])
