@@ -313,13 +313,15 @@ class AuditLog:
             raise AuditError(f"no audit log at {self.path}") from None
         except OSError as exc:
             raise AuditError(f"{self.path}: cannot open the audit log: {exc.strerror or exc}") from exc
+        locked = False
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise AuditError(f"{self.path}: the audit log is not a regular file")
             fcntl.flock(fd, fcntl.LOCK_EX)
-        except BaseException:
-            os.close(fd)
-            raise
+            locked = True
+        finally:
+            if not locked:
+                os.close(fd)
         return fd
 
     def _set_aside_torn(self, fd: int, size: int) -> int:
@@ -435,9 +437,8 @@ class AuditLog:
             finally:
                 os.close(fd)
             os.replace(tmp, hp)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        finally:
+            tmp.unlink(missing_ok=True)  # gone after the replace; a failed write's leftover otherwise
         try:
             dfd = os.open(hp.parent, os.O_RDONLY)
             try:

@@ -747,19 +747,19 @@ class Index:
                 logger.warning("%s is missing; loading %s left by an interrupted save", directory, recovered)
                 root = recovered
         pinned = _indexdir.pin(root)
+        index = None
         try:
             index = cls._load_pinned(
                 pinned, encoder=encoder, verify=verify, mmap=mmap, load_encoder=load_encoder, trust_encoder=trust_encoder
             )
         except (IndexFormatError, IndexNotFoundError, ConfigError) as exc:
             msg = pinned.show(str(exc))
-            pinned.release()
             if msg != str(exc) and type(exc) in (IndexFormatError, IndexVersionError, IndexNotFoundError, ConfigError):
                 raise type(exc)(msg) from exc
             raise
-        except BaseException:
-            pinned.release()
-            raise
+        finally:
+            if index is None:  # any failure, Ctrl-C included: the pin is let go
+                pinned.release()
         pinned.close_dir()
         index._adopt_pin(pinned, (str(root.resolve()), index.id))
         return index
