@@ -14,7 +14,7 @@ no logging handlers (only a ``NullHandler``), no network.
 
 import logging as _logging
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from . import errors, ingest, types  # noqa: E402
 from .answer import AnswerConfig, answer  # noqa: E402
