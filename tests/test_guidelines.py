@@ -299,3 +299,46 @@ def test_class_of_recommendation_table_one_recommendation_per_row(tmp_path):
     ]
     assert recs[0].text == "In patients presenting with dyspnea, measurement of BNP is useful to support a diagnosis or exclusion of HF."
     assert all(r.text == doc.text[r.start:r.end] for r in recs)
+
+
+def test_real_recommendation_chunks_carry_the_recommendation_through_an_index(tmp_path):
+    """Chunks of a real guideline carry their Recommendation (grade, system, pages),
+    and an index built, saved and loaded gives it back on the retrieved passage."""
+    from medrag.index import Index, IndexConfig
+    from medrag.types import Chunk
+
+    doc = _doc("mohsg_diabetes_2014.pdf")
+    recs = doc.guideline.recommendations
+    chunks = chunk_document(doc)
+    with_rec = [c for c in chunks if c.recommendation is not None]
+    # every recommendation is its own section, so each one is exactly one chunk
+    assert sorted((c.recommendation.start, c.recommendation.end) for c in with_rec) == sorted(
+        (r.start, r.end) for r in recs)
+    for c in with_rec:
+        r = c.recommendation
+        assert r in recs and c.start <= r.start and r.end <= c.end and c.pages[0] <= r.page
+        assert set(r.pages) <= set(c.pages)
+    for c in chunks:  # body chunks carry none
+        if c.recommendation is None:
+            assert not any(r.start >= c.start and (r.end - r.start) * 2 >= c.end - c.start and r.end <= c.end
+                           for r in recs)
+    # the example SOURCE.tsv quotes, read off p2 with pdftotext
+    (c,) = [c for c in with_rec if c.text.startswith("In patients with hyperglycaemic crisis, diabetes mellitus")]
+    r = c.recommendation
+    assert (r.page, r.pages, r.grade, r.system, r.certainty) == (2, (2,), "Grade D, Level 4", "SIGN",
+                                                                   "expert opinion")
+    assert r.strength in ("strong", "conditional")
+    gpp = next(c for c in with_rec if c.text.startswith("HbA1c is not recommended as a screening"))
+    assert (gpp.recommendation.strength, gpp.recommendation.certainty) == ("good-practice", None)
+    # JSON round trip, and a chunk written before the field existed reads as None
+    assert Chunk.from_dict(c.to_dict()) == c
+    old = {k: v for k, v in c.to_dict().items() if k != "recommendation"}
+    assert Chunk.from_dict(old).recommendation is None
+
+    idx = Index.build([doc], IndexConfig(encoder=None))
+    idx.save(tmp_path / "ix")
+    loaded = Index.load(tmp_path / "ix")
+    hits = loaded.search("hyperglycaemic crisis diabetes diagnosed without further testing", k=3)
+    top = hits[0].chunk
+    assert top.id == c.id and top.recommendation == r
+    assert sum(loaded.chunk(i).recommendation is not None for i in range(len(loaded))) == len(with_rec)

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError
 from .sentences import split_sentences
 from .tokens import DEFAULT_ENCODING, get_encoding
-from .types import Chunk, Document, Section
+from .types import Chunk, Document, Recommendation, Section
 
 if TYPE_CHECKING:
     import tiktoken
@@ -312,18 +312,26 @@ def _pieces(doc: Document, count: _Counter, config: ChunkConfig) -> list[_Piece]
     return pieces
 
 
-def _recommendation_grade(doc: Document, start: int, end: int) -> str | None:
-    """The grade, in words, of the guideline recommendation that makes up the chunk
-    ``[start, end)`` ("Recommendation (strong; very low certainty; GRADE): Strong
-    recommendation, very low quality of evidence"), or None."""
+def _recommendation_of(doc: Document, start: int, end: int) -> Recommendation | None:
+    """The guideline recommendation that makes up the chunk ``[start, end)``: one that
+    lies inside the span and covers at least half of it (the longest when several do,
+    which only a short document chunked whole can hold), or None."""
     g = doc.guideline
     if g is None:
         return None
+    best: Recommendation | None = None
     for r in g.recommendations:
         if r.start >= start and r.end <= end and (r.end - r.start) * 2 >= end - start:
-            words = "; ".join(x for x in (r.strength, r.certainty and f"{r.certainty} certainty", r.system) if x)
-            return f"Recommendation ({words})" + (f": {r.grade}" if r.grade else "")
-    return None
+            if best is None or r.end - r.start > best.end - best.start:
+                best = r
+    return best
+
+
+def _grade_text(r: Recommendation) -> str:
+    """The grade of ``r`` in words, searchable with its text ("Recommendation (strong;
+    very low certainty; GRADE): Strong recommendation, very low quality of evidence")."""
+    words = "; ".join(x for x in (r.strength, r.certainty and f"{r.certainty} certainty", r.system) if x)
+    return f"Recommendation ({words})" + (f": {r.grade}" if r.grade else "")
 
 
 def chunk_document(doc: Document, config: ChunkConfig | None = None) -> list[Chunk]:
@@ -367,9 +375,9 @@ def chunk_document(doc: Document, config: ChunkConfig | None = None) -> list[Chu
             else ()
         )
         index_text = f"{doc.title}\n{text}" if config.title_prefix and doc.title else text
-        grade = _recommendation_grade(doc, p.start, p.end)
-        if grade:  # a guideline's recommendation: its grade is searchable with it
-            index_text = f"{index_text}\n{grade}"
+        rec = _recommendation_of(doc, p.start, p.end)
+        if rec is not None:  # a guideline's recommendation: its grade is searchable with it
+            index_text = f"{index_text}\n{_grade_text(rec)}"
         chunks.append(
             Chunk(
                 id=f"{doc.id}#{n}",
@@ -385,6 +393,7 @@ def chunk_document(doc: Document, config: ChunkConfig | None = None) -> list[Chu
                 oversized=p.oversized,
                 page_starts=page_starts,
                 section_spans=section_spans,
+                recommendation=rec,
             )
         )
     return chunks

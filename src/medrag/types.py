@@ -432,6 +432,12 @@ class Chunk(_Record):
         section_spans: when the chunk touches several sections, ``(start, end, label)``
             of each (document offsets), so that a quote names its own section; empty
             otherwise.
+        recommendation: when the chunk is a guideline's recommendation (the
+            recommendation makes up at least half of the chunk's text), that
+            :class:`Recommendation` with its normalized ``strength`` / ``certainty`` /
+            ``system``, printed ``grade`` and ``pages`` (offsets into the document's
+            text), so that search can filter and boost by grade; None otherwise and in
+            indexes written before this field existed.
     """
 
     id: str
@@ -447,6 +453,7 @@ class Chunk(_Record):
     oversized: bool = False
     page_starts: tuple[int, ...] = ()
     section_spans: tuple[tuple[int, int, str], ...] = ()
+    recommendation: Recommendation | None = None
 
     def pages_of(self, start: int, end: int) -> tuple[int, ...]:
         """The pages a span ``[start, end)`` of the document (inside the chunk) lies on."""
