@@ -1,0 +1,43 @@
+"""The hybrid index (a package; each module one job): BM25 + dense vectors over chunks, fused; saved to and loaded from a
+directory; updated in place.
+
+Row ``i`` is the same chunk everywhere: line ``i`` of ``chunks.jsonl``, row ``i`` of the
+BM25 matrix and of the vector array. A directory holds::
+
+    manifest.json      format, format_version, library version, created time, index id,
+                       corpus fingerprint, chunking, analyzer, BM25 params, encoder
+                       (model, prefixes, dim), vector index (kind, FAISS factory),
+                       fusion, counts, and the sha256 and size of every file
+    docs.jsonl         one SourceInfo per document (what citations and filters need)
+    chunks.jsonl       one Chunk per row; chunk_offsets.npy: byte offset of each line
+    chunk_doc.npy      the document (line of docs.jsonl) of each row
+    bm25/              sparse BM25 arrays (see medrag.retrieve.bm25), no pickle
+    dense/vectors.npy  float32 unit vectors; dense/index.faiss for HNSW / IVF-PQ
+
+The index path is a real directory (it survives ``cp -r``, ``cp -a`` and ``tar``).
+Saving writes a new generation into a sibling staging directory and swaps it in with
+one atomic rename, under a cross-process write lock; a loaded index keeps reading the
+generation it loaded. See :mod:`medrag._indexdir` for the commit, locking and clean-up
+rules. Indexes written by medrag 0.1 (the path a symbolic link to a hidden sibling)
+still load, and the next save turns them into a real directory.
+
+Loading checks the format version, refuses any file the manifest names outside the
+directory (or reached through a symbolic link), verifies sizes and sha256 checksums,
+and rebuilds the analyzer and the query encoder from the manifest, never from the
+caller's defaults. It never loads an encoder from outside the index (the hub, another
+folder) unless the caller passes one or opts in with ``trust_encoder=True``; the
+default packaged model loads offline from its installed package.
+
+Modules: :mod:`.config` (what decides an index's contents, format version),
+:mod:`.filters` (metadata filters and row masks), :mod:`.search` (BM25 / dense /
+hybrid search), :mod:`.mutate` (add, delete, compaction), :mod:`.persist` (save,
+load, manifest) and :mod:`.core` (the :class:`Index` class composing them).
+"""
+
+from __future__ import annotations
+
+from .config import FORMAT, FORMAT_VERSION, FusionConfig, IndexConfig
+from .core import Index
+from .filters import Filters
+
+__all__ = ["Index", "IndexConfig", "FusionConfig", "Filters", "FORMAT", "FORMAT_VERSION"]

@@ -1,0 +1,82 @@
+"""Metadata filters (:class:`Filters`) and the row mask they select: which rows of an
+index a search may return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .._indexparts import str_list
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from .core import Index
+
+__all__ = ["Filters", "row_mask"]
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Metadata filters. Retracted publications are excluded unless ``include_retracted``.
+
+    Attributes:
+        year_min / year_max: inclusive bounds; a document with no year passes only when
+            both are None.
+        publication_types: keep documents with at least one of these (PubMed names,
+            e.g. ``"Randomized Controlled Trial"``, ``"Meta-Analysis"``).
+        kinds: keep these document kinds (``"pubmed"``, ``"pubmed_book"``, ``"guideline"``).
+        mesh: keep documents indexed with at least one of these MeSH descriptors.
+        doc_ids: keep only these documents.
+        exclude_doc_ids: drop these documents.
+    """
+
+    year_min: int | None = None
+    year_max: int | None = None
+    publication_types: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    mesh: tuple[str, ...] = ()
+    doc_ids: tuple[str, ...] = ()
+    exclude_doc_ids: tuple[str, ...] = ()
+    include_retracted: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("year_min", "year_max"):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise ConfigError(f"Filters.{name} must be an integer year or None, not {v!r}")
+            object.__setattr__(self, name, int(v))
+        for name in ("publication_types", "kinds", "mesh", "doc_ids", "exclude_doc_ids"):
+            object.__setattr__(self, name, tuple(str_list(getattr(self, name), f"Filters.{name}", "pubmed")))
+        if not isinstance(self.include_retracted, (bool, np.bool_)):
+            raise ConfigError(f"Filters.include_retracted must be True or False, not {self.include_retracted!r}")
+
+
+def row_mask(ix: "Index", filters: Filters | None) -> np.ndarray:
+    """A boolean array over the rows of ``ix``: True where a live chunk passes
+    ``filters`` (retracted publications excluded unless ``include_retracted``)."""
+    f = filters or Filters()
+    ok = ix._doc_alive.copy()
+    if not f.include_retracted:
+        ok &= ~ix._doc_retracted
+    if f.year_min is not None:
+        ok &= ix._doc_year >= f.year_min
+    if f.year_max is not None:
+        ok &= (ix._doc_year <= f.year_max) & (ix._doc_year >= 0)
+    if f.kinds or f.publication_types or f.mesh or f.doc_ids or f.exclude_doc_ids:
+        kinds, pts, mesh = set(f.kinds), set(f.publication_types), set(f.mesh)
+        only, exclude = set(f.doc_ids), set(f.exclude_doc_ids)
+        for i in np.flatnonzero(ok):
+            d = ix._docs[i]
+            if (
+                (kinds and d.kind not in kinds)
+                or (pts and not pts.intersection(d.publication_types))
+                or (mesh and not mesh.intersection(d.mesh))
+                or (only and d.doc_id not in only)
+                or d.doc_id in exclude
+            ):
+                ok[i] = False
+    return ok[ix._chunk_doc] & np.asarray(ix._bm25.alive)

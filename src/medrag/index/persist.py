@@ -1,0 +1,357 @@
+"""Saving and loading an index: the files of a generation and its manifest, the
+atomic save (see :mod:`medrag._indexdir` for the commit, locking and clean-up rules),
+and the checked load."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import uuid
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .. import _indexdir
+from .._indexparts import ChunkStore, DocTable, check_offsets, load_array, safe_member
+from .._io import library_version, sha256_file
+from ..chunking import ChunkConfig
+from ..errors import ConfigError, IndexConflictError, IndexFormatError, IndexNotFoundError, IndexVersionError
+from ..retrieve.analyzer import Analyzer
+from ..retrieve.bm25 import _ARRAYS as _BM25_ARRAYS
+from ..retrieve.bm25 import BM25Index, BM25Params
+from ..retrieve.dense import _PACKAGE_MODELS, Encoder, EncoderConfig, VectorConfig, VectorIndex, encoder_from_description
+from .config import FORMAT, FORMAT_VERSION, FusionConfig, IndexConfig
+from .config import MANIFEST as _MANIFEST
+from .mutate import compact_locked
+
+if TYPE_CHECKING:
+    from .core import Index
+
+__all__ = ["save", "write_generation", "load", "load_pinned"]
+
+logger = logging.getLogger("medrag.index")
+
+
+def save(ix: "Index", directory: str | os.PathLike[str], *, lock_timeout: float | None = 60.0) -> Path:
+    """:meth:`Index.save` (documented there)."""
+    if ix._vectors is not None and ix._encoder is None:
+        raise ConfigError("this index was loaded without its encoder; load it with one to save it")
+    given = Path(directory)
+    target = _indexdir.save_target(given, FORMAT)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _indexdir.write_lock(target, lock_timeout):
+        where = _indexdir.check_target(target, FORMAT)
+        if (
+            ix._origin is not None
+            and where.kind != "new"
+            and Path(ix._origin[0]) == target.resolve()
+            and where.current_id != ix._origin[1]
+        ):
+            raise IndexConflictError(
+                f"{given} was saved by another writer (index {where.current_id}) after this index "
+                f"loaded it (index {ix._origin[1]}); saving would discard those changes. "
+                "Load it again and reapply yours."
+            )
+        _indexdir.sweep(target)
+        index_id = uuid.uuid4().hex[:16]
+        staging = _indexdir.staging_name(target, index_id)
+        old: Path | None = None
+        committed = False
+        try:
+            _indexdir.make_staging(staging)
+            with ix._rw.write():
+                compact_locked(ix)
+                write_generation(ix, staging, index_id)
+            _indexdir.fsync_tree(staging)
+            old = _indexdir.commit(staging, where, index_id)
+            committed = True
+        finally:
+            if not committed:  # an error, a full disk, Ctrl-C: leave nothing behind
+                _indexdir.remove_staging(staging)
+        # serve from the saved files from now on (memory released, nothing read from
+        # the old generation), then retire the old generation
+        loaded = type(ix).load(target, encoder=ix._encoder, verify=False)
+        with ix._rw.write():
+            ix._store.close()
+            ix._docs.close()
+            ix._store = loaded._store
+            ix._docs = loaded._docs
+            ix._doc_row = loaded._doc_row
+            ix._doc_alive = loaded._doc_alive
+            ix._new_chunks = []
+            ix._bm25 = loaded._bm25
+            ix._vectors = loaded._vectors
+            ix._chunk_doc = loaded._chunk_doc
+            ix._manifest = loaded._manifest
+            ix._refresh_doc_arrays()
+            pinned, origin = loaded._pin, loaded._origin
+            if loaded._finalizer is not None:
+                loaded._finalizer.detach()
+            ix._adopt_pin(pinned, origin)
+        if old is not None:
+            _indexdir.retire(old)
+    logger.info("saved index %s to %s", index_id, target)
+    return given
+
+
+def write_generation(ix: "Index", d: Path, index_id: str) -> None:
+    """Write every file of ``ix`` and its manifest into the (new, empty) directory ``d``."""
+    d.mkdir(parents=True, exist_ok=True)
+    n = ix._bm25.n_rows
+    doc_offsets = np.zeros(len(ix._docs) + 1, np.int64)
+    with open(d / "docs.jsonl", "wb") as f:
+        pos = 0
+        for i in range(len(ix._docs)):
+            line = ix._docs.raw(i)
+            f.write(line)
+            pos += len(line)
+            doc_offsets[i + 1] = pos
+    np.save(d / "doc_offsets.npy", doc_offsets, allow_pickle=False)
+    np.save(d / "doc_year.npy", np.asarray(ix._docs.years, np.int32), allow_pickle=False)
+    np.save(d / "doc_retracted.npy", np.asarray(ix._docs.retracted, bool), allow_pickle=False)
+    with open(d / "doc_ids.json", "w", encoding="utf-8") as f:
+        json.dump({"ids": ix._docs.ids, "sha256": ix._docs.shas}, f, ensure_ascii=False)
+    offsets = np.zeros(n + 1, np.int64)
+    with open(d / "chunks.jsonl", "wb") as f:
+        pos = 0
+        for row in range(n):
+            if row < len(ix._store):
+                line = ix._store.raw(row)
+            else:
+                c = ix._new_chunks[row - len(ix._store)]
+                line = (json.dumps(c.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+            f.write(line)
+            pos += len(line)
+            offsets[row + 1] = pos
+    np.save(d / "chunk_offsets.npy", offsets, allow_pickle=False)
+    np.save(d / "chunk_doc.npy", np.asarray(ix._chunk_doc, dtype=np.int32), allow_pickle=False)
+    ix._bm25.save(d / "bm25")
+    dense: dict[str, Any] | None = None
+    if ix._vectors is not None and ix._encoder is not None:
+        ix._vectors.save(d / "dense")
+        dense = {
+            "encoder": ix._encoder.describe(),
+            "dim": ix._encoder.dim,
+            "metric": "inner_product (unit vectors: cosine)",
+            "vectors": asdict(ix.config.vectors),
+            "faiss_factory": ix.config.vectors.factory,
+        }
+    files = {}
+    for p in sorted(d.rglob("*")):
+        if p.is_file():
+            rel = p.relative_to(d).as_posix()
+            files[rel] = {"sha256": sha256_file(p), "size": p.stat().st_size}
+    fingerprint = hashlib.sha256(
+        "\n".join(f"{i} {h}" for i, h in zip(ix._docs.ids, ix._docs.shas)).encode("utf-8")
+    ).hexdigest()
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "library_version": library_version(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "index_id": index_id,
+        "corpus_fingerprint": fingerprint,
+        "counts": {"documents": len(ix._docs), "chunks": n},
+        "chunking": asdict(ix.config.chunking),
+        "analyzer": ix.config.analyzer.to_dict(),
+        "bm25": ix.config.bm25.to_dict(),
+        "dense": dense,
+        "fusion": asdict(ix.config.fusion),
+        "files": files,
+    }
+    tmp = d / (_MANIFEST + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2, ensure_ascii=False)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, d / _MANIFEST)
+
+
+def load(
+    cls: "type[Index]",
+    directory: str | os.PathLike[str],
+    *,
+    encoder: Encoder | None = None,
+    verify: bool = True,
+    mmap: bool = True,
+    load_encoder: bool = True,
+    trust_encoder: bool = False,
+) -> "Index":
+    """:meth:`Index.load` (documented there): pin the current generation, then load it."""
+    root = Path(directory)
+    if not os.path.lexists(root):
+        # without an atomic exchange a save moves the old generation to
+        # .NAME.old-<id> before the new one is in place: a crash between leaves it
+        recovered = _indexdir.recover_path(root)
+        if recovered is not None:
+            logger.warning("%s is missing; loading %s left by an interrupted save", directory, recovered)
+            root = recovered
+    pinned = _indexdir.pin(root)
+    index = None
+    try:
+        index = load_pinned(
+            cls, pinned, encoder=encoder, verify=verify, mmap=mmap, load_encoder=load_encoder, trust_encoder=trust_encoder
+        )
+    except (IndexFormatError, IndexNotFoundError, ConfigError) as exc:
+        msg = pinned.show(str(exc))
+        if msg != str(exc) and type(exc) in (IndexFormatError, IndexVersionError, IndexNotFoundError, ConfigError):
+            raise type(exc)(msg) from exc
+        raise
+    finally:
+        if index is None:  # any failure, Ctrl-C included: the pin is let go
+            pinned.release()
+    pinned.close_dir()
+    index._adopt_pin(pinned, (str(root.resolve()), index.id))
+    return index
+
+
+def load_pinned(
+    cls: "type[Index]",
+    pinned: _indexdir.Pinned,
+    *,
+    encoder: Encoder | None,
+    verify: bool,
+    mmap: bool,
+    load_encoder: bool,
+    trust_encoder: bool,
+) -> "Index":
+    """Check and open the generation ``pinned`` holds (manifest, sizes, checksums,
+    structure) and build the index over its files."""
+    root = pinned.base
+    mpath = root / _MANIFEST
+    try:
+        manifest = json.loads(pinned.read_manifest().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise IndexFormatError(f"{mpath} is not valid JSON: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise IndexFormatError(f"{mpath} is not a {FORMAT} manifest")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise IndexVersionError(
+            f"{root} has index format version {version!r}; this medrag ({library_version()}) "
+            f"reads version {FORMAT_VERSION} only. Rebuild the index or upgrade medrag."
+        )
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise IndexFormatError(f"{mpath} lists no files")
+    required = {
+        "docs.jsonl", "doc_offsets.npy", "doc_ids.json", "doc_year.npy", "doc_retracted.npy",
+        "chunks.jsonl", "chunk_offsets.npy", "chunk_doc.npy",
+    }
+    required |= {"bm25/bm25.json", "bm25/vocab.json"} | {f"bm25/{a}.npy" for a in _BM25_ARRAYS}
+    if manifest.get("dense"):
+        required.add("dense/vectors.npy")
+    missing = required - set(files)
+    if missing:
+        raise IndexFormatError(f"{mpath} does not list {sorted(missing)}")
+    if os.path.lexists(root / "dense" / "index.faiss") and "dense/index.faiss" not in files:
+        raise IndexFormatError(f"{mpath} does not list dense/index.faiss")
+    for rel, meta in files.items():
+        try:
+            p = safe_member(root, str(rel))
+            ok = p.is_file()
+            size = p.stat().st_size if ok else None
+        except (OSError, ValueError) as exc:
+            raise IndexFormatError(f"{root}: unusable file name {rel!r}: {exc}") from exc
+        if not ok:
+            raise IndexFormatError(f"{root}: {rel} is missing")
+        if not isinstance(meta, dict) or size != meta.get("size"):
+            raise IndexFormatError(f"{root}: {rel} has the wrong size (truncated or altered)")
+        if verify and sha256_file(p) != meta.get("sha256"):
+            raise IndexFormatError(f"{root}: {rel} fails its sha256 check (altered or corrupt)")
+    dense = manifest.get("dense")
+    if dense is not None and not isinstance(dense, dict):
+        raise IndexFormatError(f"{mpath}: 'dense' must be an object or null")
+    try:
+        config = IndexConfig(
+            chunking=ChunkConfig(**manifest["chunking"]),
+            analyzer=Analyzer.from_dict(manifest["analyzer"]),
+            bm25=BM25Params.from_dict(manifest["bm25"]),
+            encoder=None,
+            vectors=VectorConfig(**(manifest["dense"] or {}).get("vectors", {})),
+            fusion=FusionConfig(**manifest["fusion"]),
+        )
+        n_chunks = int(manifest["counts"]["chunks"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IndexFormatError(f"{mpath}: malformed configuration: {exc}") from exc
+    try:
+        id_table = json.loads((root / "doc_ids.json").read_text(encoding="utf-8"))
+        ids, shas = list(id_table["ids"]), list(id_table["sha256"])
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise IndexFormatError(f"{root}/doc_ids.json is malformed: {exc}") from exc
+    n_docs = len(ids)
+    if len(shas) != n_docs or not all(isinstance(i, str) for i in ids) or len(set(ids)) != n_docs:
+        raise IndexFormatError(f"{root}/doc_ids.json is malformed (ids not unique strings, or hashes missing)")
+    doc_offsets = load_array(root / "doc_offsets.npy", np.int64, (n_docs + 1,), mmap)
+    check_offsets(root / "doc_offsets.npy", doc_offsets, root / "docs.jsonl")
+    docs = DocTable(
+        ids, shas,
+        load_array(root / "doc_year.npy", np.int32, (n_docs,), mmap),
+        load_array(root / "doc_retracted.npy", np.bool_, (n_docs,), mmap),
+        ChunkStore(root / "docs.jsonl", doc_offsets, pinned.display / "docs.jsonl"),
+    )
+    offsets = load_array(root / "chunk_offsets.npy", np.int64, (n_chunks + 1,), mmap)
+    chunk_doc = load_array(root / "chunk_doc.npy", np.int32, (n_chunks,), mmap)
+    if n_chunks and (int(chunk_doc.min()) < 0 or int(chunk_doc.max()) >= len(docs)):
+        raise IndexFormatError(f"{root}/chunk_doc.npy points outside docs.jsonl")
+    check_offsets(root / "chunk_offsets.npy", offsets, root / "chunks.jsonl")
+    bm25 = BM25Index.load(root / "bm25", mmap=mmap)
+    if bm25.n_rows != n_chunks:
+        raise IndexFormatError(f"{root}: BM25 has {bm25.n_rows} rows, the manifest {n_chunks} chunks")
+    vectors = None
+    if dense:
+        try:
+            dim = int(dense["dim"])
+            if not isinstance(dense.get("encoder"), dict):
+                raise TypeError("no encoder description")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IndexFormatError(f"{mpath}: malformed dense section: {exc}") from exc
+        vectors = VectorIndex.load(root / "dense", config.vectors, dim, mmap=mmap)
+        if len(vectors) != n_chunks:
+            raise IndexFormatError(f"{root}: {len(vectors)} vectors for {n_chunks} chunks")
+        if encoder is None and load_encoder:
+            _check_encoder_is_trusted(dense["encoder"], trust_encoder, pinned.display)
+            encoder = encoder_from_description(dense["encoder"])
+        elif encoder is not None and encoder.dim != dim:
+            raise ConfigError(f"the encoder gives dimension {encoder.dim}; the index has {dim}")
+        try:
+            config = replace(config, encoder=EncoderConfig(**{
+                k: dense["encoder"][k] for k in ("model", "query_prefix", "document_prefix", "max_seq_length", "batch_size")
+                if k in dense["encoder"]
+            }))
+        except TypeError as exc:
+            raise IndexFormatError(f"{mpath}: malformed encoder description: {exc}") from exc
+    else:
+        encoder = None
+    return cls(
+        config=config,
+        docs=docs,
+        chunk_doc=chunk_doc,
+        store=ChunkStore(root / "chunks.jsonl", offsets, pinned.display / "chunks.jsonl"),
+        new_chunks=[],
+        bm25=bm25,
+        vectors=vectors,
+        encoder=encoder,
+        manifest=manifest,
+    )
+
+
+def _check_encoder_is_trusted(desc: dict[str, Any], trust: bool, where: Path) -> None:
+    """Refuse to build an encoder an index names unless it is a model packaged with
+    medrag (installed, offline) or the caller trusts the index."""
+    model = desc.get("model")
+    if trust or desc.get("type") != "sentence-transformers":
+        return  # another type is refused by encoder_from_description: it needs encoder=
+    if isinstance(model, str) and model.startswith("package:") and model.split(":", 1)[1] in _PACKAGE_MODELS:
+        return
+    raise ConfigError(
+        f"{where}: the index names the encoder model {model!r}, which is not a model packaged with medrag; "
+        "loading it could download code or weights, or read them from outside the index. Pass encoder= "
+        "(e.g. SentenceTransformerEncoder(EncoderConfig(model=...))), trust_encoder=True if you trust this "
+        "index, or load_encoder=False for BM25-only search"
+    )
