@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_answer import pubmedqa_docs  # noqa: E402
 
 from medrag.answer import AnswerConfig  # noqa: E402
+from medrag.answer.judge import JUDGE_PROMPT_VERSION  # noqa: E402
 from medrag.answer.local_llm import LocalLlamaGenerator, packaged_model  # noqa: E402
 from medrag.answer.verify import hard_constraints  # noqa: E402
 from medrag.chunking import ChunkConfig  # noqa: E402
@@ -87,7 +88,7 @@ def reverify(args, index, rows, config):
     gguf = packaged_model(args.judge_model, REPO / ".cache" / "models")
     out = []
     with LlamaServer(gguf, n_ctx=2048, n_threads=1) as srv:
-        verifier = CombinedVerifier(LLMJudgeVerifier(srv, model_name=args.judge_model))
+        verifier = CombinedVerifier(LLMJudgeVerifier(srv, model_name=args.judge_model, prompt=args.judge_prompt))
         for i, r in enumerate(rows, 1):
             t0 = time.monotonic()
             a = generated.compose_generated(
@@ -113,6 +114,7 @@ def main() -> int:
     ap.add_argument("--reverify", action="store_true",
                     help="verify the cached answers again with lexical hard constraints + an LLM judge")
     ap.add_argument("--judge-model", default="qwen2.5-coder-1.5b-instruct-q4_k_m")
+    ap.add_argument("--judge-prompt", default=JUDGE_PROMPT_VERSION, help="judge prompt version (--reverify)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     data = REPO.parent / "shared" / "data" / "pubmedqa" / "pqal_dev.json"

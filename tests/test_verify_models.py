@@ -46,22 +46,22 @@ class _Client:
 
 def test_judge_calibration_threshold_and_prompt():
     c = _Client(lambda text: 0.8 if "stroke" in text else 0.2)
-    j = LLMJudgeVerifier(c, model_name="m", platt_a=2.0, platt_b=-1.0)
+    j = LLMJudgeVerifier(c, model_name="m", platt_a=2.0, platt_b=-1.0, prompt="medrag-judge-v1", threshold=0.5)
     v = j.verify("Salt raises the risk of stroke.", "High salt intake increases the risk of stroke.")
     z = 2.0 * math.log(0.8 / 0.2) - 1.0
     assert v.supported and v.score == pytest.approx(1 / (1 + math.exp(-z)))
     assert not j.verify("Salt is sweet.", "High salt intake raises blood pressure.").supported
     msgs, params = c.requests[0]
-    assert params == {"max_tokens": 1, "temperature": 0.0, "logprobs": True, "top_logprobs": 10}
+    assert params == {"max_tokens": 1, "temperature": 0.0, "logprobs": True, "top_logprobs": 20}
     assert msgs[1]["content"].index("Evidence:") < msgs[1]["content"].index("Claim:")  # prefix reuse
-    assert j.name.startswith("llm-judge:m:medrag-judge-v")
+    assert j.name.startswith("llm-judge:m:medrag-judge-v1:cal-1,2@0.5")  # custom calibration is named
     with pytest.raises(ConfigError):
         LLMJudgeVerifier(object())
 
 
 def test_judge_batch_groups_by_passage_and_keeps_order():
     c = _Client(lambda text: 0.9)
-    j = LLMJudgeVerifier(c)
+    j = LLMJudgeVerifier(c, prompt="medrag-judge-v1", threshold=0.5)
     pairs = [("a b c", "P2 text"), ("d e f", "P1 text"), ("g h i", "P2 text")]
     out = j.verify_batch(pairs)
     assert len(out) == 3 and all(v.supported for v in out)
@@ -95,8 +95,19 @@ def test_combined_policy_vetoes_and_explains():
     assert comb.verify("Adults should consume less than 5 g of salt per day.", passage).supported
     v = comb.verify("Adults should consume less than 6 g of salt per day.", passage)
     assert not v.supported and v.reason.startswith("hard constraint: states 6")
-    v = CombinedVerifier(Low()).verify("Adults should eat little salt.", passage)
+    v = CombinedVerifier(Low(), threshold=0.5).verify("Adults should eat little salt.", passage)
     assert not v.supported and "low: support 0.20 < 0.50 (unconvinced)" == v.reason
+    v = CombinedVerifier(Low()).verify("Adults should eat little salt.", passage)  # the model's own decision
+    assert not v.supported and v.reason == "low: unconvinced"
+
+    class Generous:
+        name = "generous"
+
+        def verify(self, s, p):
+            return Verdict(True, 0.3)  # accepts below 0.5: its own (dev-chosen) threshold
+
+    assert CombinedVerifier(Generous()).verify("Adults should eat little salt.", passage).supported
+    assert not CombinedVerifier(Generous(), threshold=0.5).verify("Adults should eat little salt.", passage).supported
     assert "hard-constraints" in comb.name and "always-yes" in comb.name
 
 
@@ -217,3 +228,91 @@ def test_cli_evaluate_verifier(capsys):
     assert out["abstract"]["verifier"] == "lexical-v2"
     assert main(base + ["--verifier", "judge"]) != 0  # a judge needs --gguf
     assert "--gguf" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ judge prompt versions
+
+def _dist_response(dist):
+    """A chat-completions response whose first token's alternatives have these
+    probabilities (token -> p)."""
+    tops = sorted(dist.items(), key=lambda kv: -kv[1])
+    return _response([(t, math.log(p)) for t, p in tops])
+
+
+def test_answer_classes_of_first_tokens():
+    from medrag.answer.judge import first_token_probs
+    from medrag.answer.judge_prompts import answer_class
+
+    assert [answer_class(t, "threeway") for t in ("SUP", " SUPPORTS", "CON", " Contr", "NOT", "No", "The")] == [
+        "support", "support", "contradict", "contradict", "nei", "nei", None]
+    assert [answer_class(t, "yesno") for t in ("Yes", " yes", "NO", "Maybe")] == ["support", "support", "other", None]
+    d = first_token_probs(_dist_response({"SUP": 0.5, "CON": 0.2, "NOT": 0.1, " SUP": 0.1, "The": 0.05}), "threeway")
+    assert d == pytest.approx({"support": 0.6, "contradict": 0.2, "nei": 0.1})
+
+
+class _ThreeWayClient:
+    def __init__(self, table):
+        self.table, self.requests = table, []
+
+    def chat(self, messages, **params):
+        self.requests.append(messages)
+        return _dist_response(self.table(messages[-1]["content"]))
+
+
+def test_threeway_judge_renormalises_and_calibrates():
+    from medrag.answer.judge_prompts import JUDGE_PROMPTS
+
+    base = JUDGE_PROMPTS["medrag-judge-3way-fs-v1"]
+    import dataclasses
+
+    pr = dataclasses.replace(base, weights=(0.5, 1.5, -0.7), threshold=0.4)
+    c = _ThreeWayClient(lambda text: {"SUP": 0.3, "CON": 0.45, "NOT": 0.15, "The": 0.1}
+                        if "lowers" in text else {"SUP": 0.6, "CON": 0.1, "NOT": 0.2, "The": 0.1})
+    j = LLMJudgeVerifier(c, prompt=pr)
+    assert j.threshold == 0.4
+    v = j.verify("Salt lowers blood pressure.", "High salt intake raises blood pressure.")
+    ps, pc = 0.3 / 0.9, 0.45 / 0.9
+    z = 0.5 + 1.5 * math.log(ps / (1 - ps)) - 0.7 * math.log(pc / (1 - pc))
+    assert v.score == pytest.approx(1 / (1 + math.exp(-z)))
+    assert not v.supported and "contradicting" not in v.reason  # P(contradict) 0.50 is not above 0.5
+    v2 = j.verify("Salt raises blood pressure.", "High salt intake raises blood pressure.")
+    assert v2.supported
+    assert j.raw_probability("Salt raises blood pressure.", "x") == pytest.approx(0.6 / 0.9)
+    # the few-shot turns are a fixed prefix: every request starts with the same messages
+    first, second = c.requests[0], c.requests[1]
+    assert first[:-1] == second[:-1] and len(first) == 2 + 2 * len(base.examples)
+    assert j.name == "llm-judge:model:medrag-judge-3way-fs-v1@0.4"
+
+
+def test_two_question_judge_asks_both_over_one_prefix():
+    c = _ThreeWayClient(lambda text: {"Yes": 0.8, "No": 0.2} if "opposite" in text else {"Yes": 0.9, "No": 0.1})
+    j = LLMJudgeVerifier(c, prompt="medrag-judge-2q-v1")
+    f = j.features("Salt lowers blood pressure.", "High salt intake raises blood pressure.")
+    assert f == pytest.approx((math.log(9), math.log(4)))
+    assert len(c.requests) == 2 and c.requests[0][:-1] == c.requests[1][:-1]
+    assert "opposite" in c.requests[1][-1]["content"] and "opposite" not in c.requests[0][-1]["content"]
+    assert j.raw_probability("Salt lowers blood pressure.", "x") == pytest.approx(0.9 * 0.2)
+
+
+def test_judge_prompts_are_all_selectable_and_examples_are_not_from_scifact():
+    from medrag.answer.judge_prompts import JUDGE_PROMPTS, get_judge_prompt
+
+    assert "medrag-judge-v1" in JUDGE_PROMPTS
+    for version, pr in JUDGE_PROMPTS.items():
+        assert get_judge_prompt(version) is pr and len(pr.weights) <= pr.n_features + 1
+        assert 0.0 < pr.threshold < 1.0
+    with pytest.raises(ConfigError, match="unknown judge prompt"):
+        LLMJudgeVerifier(_Client(lambda t: 0.5), prompt="medrag-judge-v0")
+    claims = need_data("scifact", "original_claims_train.jsonl")
+    texts = {json.loads(line)["claim"].strip().lower() for line in Path(claims).read_text().splitlines() if line.strip()}
+    for pr in JUDGE_PROMPTS.values():
+        for ev, cl, _ in pr.examples:
+            assert cl.strip().lower() not in texts
+
+
+def test_cap_passage_window_keeps_the_best_sentence_and_neighbours():
+    passage = " ".join(f"Sentence {i} is about topic number {i}." for i in range(10))
+    passage = passage.replace("Sentence 5 is about topic number 5.", "Aspirin lowered fever in children.")
+    out = cap_passage("Aspirin lowers fever in children.", passage, 1000, window=1)
+    assert out == "Sentence 4 is about topic number 4. Aspirin lowered fever in children. Sentence 6 is about topic number 6."
+    assert cap_passage("Aspirin lowers fever in children.", passage, 1000, window=0) == "Aspirin lowered fever in children."

@@ -24,7 +24,7 @@ def _verifier(args: argparse.Namespace) -> tuple[Any, Any]:
     from ..answer.local_llm import LlamaServer
 
     server = LlamaServer(args.gguf, sha256=args.gguf_sha256, n_ctx=2048, n_threads=1).start()
-    judge = LLMJudgeVerifier(server, model_name=server.alias)
+    judge = LLMJudgeVerifier(server, model_name=server.alias, **({"prompt": args.judge_prompt} if args.judge_prompt else {}))
     return (judge if args.verifier == "judge" else CombinedVerifier(judge)), server
 
 
@@ -64,4 +64,6 @@ def add_evaluate_verifier(sub: Any, add: Any) -> None:
                    help="lexical (offline default), an LLM judge, or hard constraints + judge (default: lexical)")
     p.add_argument("--gguf", metavar="FILE", help="judge/combined: the GGUF model run by llama.cpp on 127.0.0.1")
     p.add_argument("--gguf-sha256", metavar="HEX", help="refuse the model file unless its sha256 is this")
+    p.add_argument("--judge-prompt", metavar="VERSION",
+                   help="judge/combined: a prompt version of medrag.answer.judge_prompts (default: the current one)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
