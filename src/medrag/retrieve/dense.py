@@ -33,6 +33,7 @@ __all__ = [
     "EncoderConfig",
     "SentenceTransformerEncoder",
     "encoder_from_description",
+    "encoder_config_from_description",
 ]
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,11 @@ class EncoderConfig:
             for e5 models.
         max_seq_length: truncation in model tokens (None: the model's own).
         batch_size: texts per forward pass.
+        windows: None (a document longer than the model reads is cut, as sentence-transformers
+            does) or ``"mean"`` / ``"max"``: such a document is embedded as overlapping windows
+            the model reads whole, pooled into one vector (:mod:`medrag.retrieve.windows`).
+            Queries are never windowed.
+        window_overlap: word pieces shared by consecutive windows.
     """
 
     model: str = DEFAULT_MODEL
@@ -103,6 +109,18 @@ class EncoderConfig:
     document_prefix: str = ""
     max_seq_length: int | None = None
     batch_size: int = 32
+    windows: str | None = None
+    window_overlap: int = 32
+
+    def __post_init__(self) -> None:
+        if self.windows is not None and self.windows not in ("mean", "max"):
+            raise ConfigError(f"EncoderConfig.windows must be None, 'mean' or 'max', not {self.windows!r}")
+        if self.window_overlap < 0:
+            raise ConfigError(f"EncoderConfig.window_overlap must be >= 0, not {self.window_overlap}")
+
+
+#: EncoderConfig fields an index manifest may hold (older manifests hold the first five).
+_ENCODER_FIELDS = ("model", "query_prefix", "document_prefix", "max_seq_length", "batch_size", "windows", "window_overlap")
 
 
 class SentenceTransformerEncoder:
@@ -152,22 +170,66 @@ class SentenceTransformerEncoder:
         return self._encode(texts, self.config.query_prefix, False)
 
     def encode_documents(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        return self._encode(texts, self.config.document_prefix, show_progress)
+        prefix = self.config.document_prefix
+        if self.config.windows is None:
+            return self._encode(texts, prefix, show_progress)
+        from .windows import encode_windowed
+
+        return encode_windowed(
+            texts,
+            lambda ts: self._encode(ts, prefix, show_progress),
+            self._model.tokenizer,
+            self.window_budget,
+            self.config.window_overlap,
+            self.config.windows,
+        )
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's (Hugging Face) tokenizer."""
+        return self._model.tokenizer
+
+    @property
+    def window_budget(self) -> int:
+        """Word pieces of a document the model reads: its max_seq_length less the special
+        tokens and the document prefix."""
+        tok = self._model.tokenizer
+        prefix = self.config.document_prefix
+        n_prefix = len(tok(prefix, add_special_tokens=False)["input_ids"]) if prefix else 0
+        return int(self._model.max_seq_length) - tok.num_special_tokens_to_add(pair=False) - n_prefix
 
     def describe(self) -> dict[str, Any]:
-        return {"type": "sentence-transformers", "dim": self._dim, **asdict(self.config)}
+        desc = {"type": "sentence-transformers", "dim": self._dim, **asdict(self.config)}
+        if self.config.windows is None:  # as 0.1/0.2 described it: same manifests, same cache keys
+            del desc["windows"], desc["window_overlap"]
+        return desc
+
+
+def encoder_config_from_description(desc: dict[str, Any]) -> EncoderConfig:
+    """The :class:`EncoderConfig` a ``"sentence-transformers"`` description records."""
+    try:
+        return EncoderConfig(**{k: desc[k] for k in _ENCODER_FIELDS if k in desc})
+    except TypeError as exc:
+        raise IndexFormatError(f"malformed encoder description: {exc}") from exc
 
 
 def encoder_from_description(desc: dict[str, Any]) -> Encoder:
-    """Rebuild an encoder from :meth:`Encoder.describe` output (an index manifest)."""
+    """Rebuild an encoder from :meth:`Encoder.describe` output (an index manifest).
+
+    ``"sentence-transformers"`` and ``"static"`` (:class:`medrag.retrieve.static.StaticEncoder`,
+    a local folder whose files must still have the sha256 the manifest records) are known.
+    """
+    if desc.get("type") == "static":
+        from .static import StaticEncoder
+
+        return StaticEncoder.from_description(desc)
     if desc.get("type") != "sentence-transformers":
         raise IndexFormatError(
             f"the index was built with a {desc.get('type')!r} encoder; pass encoder= to load it"
         )
-    fields = {k: desc[k] for k in ("model", "query_prefix", "document_prefix", "max_seq_length", "batch_size") if k in desc}
-    enc = SentenceTransformerEncoder(EncoderConfig(**fields))
+    enc = SentenceTransformerEncoder(encoder_config_from_description(desc))
     if enc.dim != desc.get("dim"):
-        raise IndexFormatError(f"encoder {fields.get('model')} gives dimension {enc.dim}, the index has {desc.get('dim')}")
+        raise IndexFormatError(f"encoder {desc.get('model')} gives dimension {enc.dim}, the index has {desc.get('dim')}")
     return enc
 
 
@@ -183,7 +245,13 @@ class VectorConfig:
     fetched by their PQ scores and re-ranked by exact inner product, since the vectors
     are kept). Recall@10 against exact search at these defaults (benchmarks/bench_ann.py):
     HNSW 0.999 on SciFact MiniLM vectors and 1.000 on 100k synthetic clustered vectors;
-    IVF-PQ 1.000 on the 100k set (0.54 without re-ranking)."""
+    IVF-PQ 1.000 on the 100k set (0.54 without re-ranking).
+
+    ``"ivfpq-disk"`` (:mod:`medrag.retrieve.ann`): IVF-PQ codes in RAM, the vectors on
+    disk (``refine``: ``"float16"`` or ``"int8"``, memory-mapped), ``rerank * k``
+    candidates re-scored from the candidate rows alone; ``opq`` adds an OPQ rotation.
+    Trained on a sample when the index is saved (exact search until then); figures at 1M
+    and 10M vectors in benchmarks/bench_dense_scale.py."""
 
     kind: str = "flat"
     m: int = 32
@@ -193,10 +261,23 @@ class VectorConfig:
     pq_m: int = 48
     nprobe: int = 32
     rerank: int = 50
+    refine: str = "float16"
+    opq: bool = False
 
     def __post_init__(self) -> None:
-        if self.kind not in ("flat", "hnsw", "ivfpq"):
-            raise ConfigError(f"vector index kind must be flat, hnsw or ivfpq, not {self.kind!r}")
+        if self.kind not in ("flat", "hnsw", "ivfpq", "ivfpq-disk"):
+            raise ConfigError(f"vector index kind must be flat, hnsw, ivfpq or ivfpq-disk, not {self.kind!r}")
+
+    def ann_config(self, dim: int | None = None) -> Any:
+        """The :class:`~medrag.retrieve.ann.ANNConfig` of the ``"ivfpq-disk"`` kind
+        (``pq_m`` lowered to a divisor of ``dim`` when given, as for ``"ivfpq"``)."""
+        from .ann import ANNConfig
+
+        pq_m = self.pq_m
+        while dim and dim % pq_m:
+            pq_m -= 1
+        return ANNConfig(nlist=self.nlist, pq_m=pq_m, opq=self.opq, nprobe=self.nprobe,
+                         rerank=self.rerank, refine=self.refine)
 
     @property
     def factory(self) -> str:
@@ -205,6 +286,8 @@ class VectorConfig:
             return "Flat"
         if self.kind == "hnsw":
             return f"HNSW{self.m},Flat"
+        if self.kind == "ivfpq-disk":
+            return self.ann_config().factory(self.nlist) + f" + {self.refine} vectors on disk"
         return f"IVF{self.nlist},PQ{self.pq_m}"
 
 
@@ -230,12 +313,23 @@ class VectorIndex:
         self.config = config or VectorConfig()
         self.vectors = vectors
         self._ann: Any = None
+        self._disk: Any = None  # the "ivfpq-disk" kind: a medrag.retrieve.ann.DiskIVFPQ
+        if self.config.kind == "ivfpq-disk":
+            from .ann import DiskIVFPQ
+
+            self._disk = DiskIVFPQ(int(vectors.shape[1]), self.config.ann_config(int(vectors.shape[1])))
+            self._disk.add(vectors)
+            self.vectors = None  # type: ignore[assignment]  # the rows live in self._disk
 
     @property
     def dim(self) -> int:
+        if self._disk is not None:
+            return self._disk.dim
         return int(self.vectors.shape[1])
 
     def __len__(self) -> int:
+        if self._disk is not None:
+            return len(self._disk)
         return int(self.vectors.shape[0])
 
     def _build_ann(self) -> None:
@@ -264,12 +358,18 @@ class VectorIndex:
     def scores(self, query: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """Exact inner products of one query with every row (or the given rows)."""
         q = np.asarray(query, dtype=np.float32).reshape(-1)
+        if self._disk is not None:
+            if rows is None:
+                return self._disk.scores(q, np.arange(len(self._disk)))
+            return self._disk.scores(q, np.asarray(rows))
         if rows is None:
             return self.vectors @ q
         return self.vectors[rows] @ q
 
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` rows (indices, scores), best first; ``allowed`` is a boolean row mask."""
+        if self._disk is not None:
+            return self._disk.search(query, k, allowed)
         n = len(self)
         if n == 0 or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
@@ -310,6 +410,9 @@ class VectorIndex:
     # -- updates ------------------------------------------------------------------
 
     def add(self, vectors: np.ndarray) -> None:
+        if self._disk is not None:
+            self._disk.add(vectors)
+            return
         if vectors.shape[1:] != (self.dim,) and len(self):
             raise ConfigError(f"vectors of dimension {vectors.shape[1]} added to an index of dimension {self.dim}")
         self.vectors = np.concatenate([np.asarray(self.vectors), vectors.astype(np.float32)], axis=0)
@@ -320,12 +423,17 @@ class VectorIndex:
 
     def keep(self, rows: np.ndarray) -> None:
         """Keep only ``rows`` (in that order): how deletes are applied."""
+        if self._disk is not None:
+            self._disk.keep(rows)
+            return
         self.vectors = np.asarray(self.vectors)[rows]
         self._ann = None
 
     # -- persistence -----------------------------------------------------------------
 
     def save(self, directory: Path) -> list[Path]:
+        if self._disk is not None:  # vectors.npy (float16 / int8), ivfpq-*.faiss, ann.json
+            return self._disk.save(directory)
         directory.mkdir(parents=True, exist_ok=True)
         paths = [directory / "vectors.npy"]
         np.save(paths[0], np.ascontiguousarray(self.vectors, dtype=np.float32), allow_pickle=False)
@@ -338,6 +446,15 @@ class VectorIndex:
 
     @classmethod
     def load(cls, directory: Path, config: VectorConfig, dim: int, mmap: bool = True) -> "VectorIndex":
+        if config.kind == "ivfpq-disk":  # always memory-mapped: the point of the kind
+            from .ann import DiskIVFPQ
+
+            disk = DiskIVFPQ.load(directory, config.ann_config())
+            if disk.dim != dim:
+                raise IndexFormatError(f"{directory}: vectors of dimension {disk.dim}, expected {dim}")
+            index = cls(np.zeros((0, dim), np.float32), config)
+            index._disk = disk
+            return index
         path = directory / "vectors.npy"
         try:
             vectors = np.asarray(np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False))
