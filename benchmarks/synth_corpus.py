@@ -180,25 +180,16 @@ def real_queries(n_titles: int = 500, seed: int = 0) -> list[str]:
 # ---------------------------------------------------------------------- synthesis
 
 
-def synthesize_batches(
-    base: Corpus,
-    n_docs: int,
-    *,
-    batch: int = 50_000,
-    p_swap: float = 0.10,
-    rare_df: int = 2,
-    seed: int = 1,
-) -> Iterator[tuple[list[str], list[list[str]]]]:
-    """Yield ``(ids, token_lists)`` batches of synthetic documents (module docstring).
-
-    Streaming: memory is one batch, whatever ``n_docs`` is.
-    """
+def _draw(
+    base: Corpus, n_docs: int, batch: int, p_swap: float, rare_df: int, seed: int
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """The random process of the module docstring, vectorized: per batch ``(start,
+    lengths, real term ids, copy number per token, rare-term flag per token)``."""
     rng = np.random.default_rng(seed)
     nb = base.n_docs
     lens = np.diff(base.offsets)
     df = _df(base)
     rare = df <= rare_df
-    vocab = base.vocab
     copies = np.zeros(nb, np.int64)  # how often each real document was reused so far
     n_tok = base.term_ids.size
     for start in range(0, n_docs, batch):
@@ -215,12 +206,32 @@ def synthesize_batches(
         ln = lens[src]
         pos = np.repeat(base.offsets[src] - np.r_[0, np.cumsum(ln)[:-1]], ln) + np.arange(ln.sum())
         toks = base.term_ids[pos].astype(np.int64)
+        del pos
         swap = rng.random(toks.size) < p_swap
         toks[swap] = base.term_ids[rng.integers(0, n_tok, size=int(swap.sum()))]
-        doc_copy = np.repeat(copy, ln)
+        del swap
+        yield start, ln, toks, np.repeat(copy, ln), rare[toks]
+
+
+def synthesize_batches(
+    base: Corpus,
+    n_docs: int,
+    *,
+    batch: int = 50_000,
+    p_swap: float = 0.10,
+    rare_df: int = 2,
+    seed: int = 1,
+) -> Iterator[tuple[list[str], list[list[str]]]]:
+    """Yield ``(ids, token_lists)`` batches of synthetic documents (module docstring).
+
+    Streaming: memory is one batch, whatever ``n_docs`` is.
+    """
+    vocab = base.vocab
+    for start, ln, toks, doc_copy, is_rare in _draw(base, n_docs, batch, p_swap, rare_df, seed):
+        m = ln.size
         bounds = np.r_[0, np.cumsum(ln)]
         tl = toks.tolist()
-        rl = rare[toks].tolist()
+        rl = is_rare.tolist()
         cl = doc_copy.tolist()
         ids, lists = [], []
         for j in range(m):
@@ -231,6 +242,38 @@ def synthesize_batches(
             )  # fmt: skip
             ids.append(f"syn:{start + j}")
         yield ids, lists
+
+
+def synthesize_arrays(
+    base: Corpus,
+    n_docs: int,
+    *,
+    batch: int = 50_000,
+    p_swap: float = 0.10,
+    rare_df: int = 2,
+    seed: int = 1,
+) -> Iterator[tuple[list[str], np.ndarray, np.ndarray, list[str]]]:
+    """The documents of :func:`synthesize_batches` (same arguments, same documents),
+    without a Python string per token: per batch ``(ids, lengths, term_ids, terms)``,
+    ``term_ids`` (int32) indexing the batch's ``terms`` (the real vocabulary, then the
+    batch's renamed rare terms). For
+    :meth:`medrag.store.StoreWriter.add_encoded`; memory is one batch (~40 bytes per
+    token while it is drawn)."""
+    vocab = base.vocab
+    n_vocab = len(vocab)
+    for start, ln, toks, doc_copy, is_rare in _draw(base, n_docs, batch, p_swap, rare_df, seed):
+        renamed = np.flatnonzero(is_rare & (doc_copy > 0))  # rare term, c-th reuse: "term~c"
+        span = int(doc_copy.max()) + 1 if doc_copy.size else 1
+        key = toks[renamed] * span + doc_copy[renamed]
+        del doc_copy, is_rare
+        uniq, inv = np.unique(key, return_inverse=True)  # over the renamed tokens only
+        out = toks.astype(np.int32)  # a real term keeps its id; renamed ones follow the vocabulary
+        del toks
+        out[renamed] = n_vocab + inv.ravel()
+        t, c = (uniq // span).tolist(), (uniq % span).tolist()
+        terms = list(vocab) + [f"{vocab[a]}~{b}" for a, b in zip(t, c)]
+        ids = [f"syn:{i}" for i in range(start, start + ln.size)]
+        yield ids, ln, out, terms
 
 
 def synthesize(base: Corpus, n_docs: int, **kw) -> Corpus:

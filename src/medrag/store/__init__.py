@@ -9,8 +9,9 @@ statistics (N, avgdl, df), so scores equal one index built over all live documen
     manifest.py     generations, CURRENT, tombstone files, atomic commit, garbage collection
     stats.py        global statistics: idf, the idf floor from a df histogram
     writer.py       StoreWriter: streaming, bounded memory per segment, deletes, commit
-    merge.py        merging adjacent segments (row numbers stay put)
+    merge.py        streaming merge of adjacent segments (row numbers stay put), tiered policy
     search.py       StoreSearcher: exact and MaxScore top-k across segments
+    kernel.py       compiled (numba) exhaustive and block-max MaxScore kernels
     distributed.py  Ray: parallel build over input files, search by actors holding
                     segments, global top-k merge (optional extra ``medrag[ray]``)
 
@@ -53,7 +54,12 @@ from __future__ import annotations
 
 from .format import Segment, verify_segment
 from .manifest import collect_garbage, read_current
+from .merge import TieredMergePolicy
+from . import kernel
 from .search import Hit, StoreSearcher
 from .writer import StoreWriter
 
-__all__ = ["Hit", "Segment", "StoreSearcher", "StoreWriter", "collect_garbage", "read_current", "verify_segment"]
+__all__ = [
+    "Hit", "Segment", "StoreSearcher", "StoreWriter", "TieredMergePolicy", "collect_garbage", "kernel",
+    "read_current", "verify_segment",
+]  # fmt: skip

@@ -12,6 +12,12 @@ term-major, rows ascending within a term::
                                            tf (k1 + 1) / (tf + k1 (1 - b + b |d| / avgdl))
                                            of its postings at this segment's avgdl, rounded
                                            up: MaxScore's upper bounds (search.py)
+    block_max.npy  float32 (nnz // B + n_terms + 1,)  per block of B (128) postings of a
+                                           term: the block's largest tf part (as max_w);
+                                           term t's j-th block is at
+                                           post_ptr[t] // B + t + j (block-max MaxScore,
+                                           kernel.py); segments written before it existed
+                                           lack it and fall back to max_w
     doc_len.npy    uint32 (n_docs,)        tokens per document
     ids.bin        the UTF-8 bytes of the documents' ids, concatenated
     ids_off.npy    uint64 (n_docs + 1,)
@@ -46,7 +52,7 @@ import numpy as np
 from .._io import sha256_file
 from ..errors import IndexFormatError, IndexVersionError
 
-__all__ = ["SEGMENT_FORMAT", "SEGMENT_VERSION", "Segment", "write_segment", "verify_segment"]
+__all__ = ["SEGMENT_FORMAT", "SEGMENT_VERSION", "Segment", "finish_segment", "write_segment", "verify_segment"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +60,8 @@ SEGMENT_FORMAT = "medrag.store.segment"
 SEGMENT_VERSION = 1
 _META = "segment.json"
 _ARRAYS = ("term_off", "post_ptr", "docs", "tf", "max_w", "doc_len", "ids_off")
+_OPTIONAL = ("block_max",)  # absent from segments written before block-max existed
+BLOCK = 128  # postings per block-max block
 _BLOBS = ("terms.bin", "ids.bin")
 _SAMPLE = 64  # every 64th term is kept in memory to find a term's block
 
@@ -105,21 +113,11 @@ def write_segment(
     committed = False
     try:
         tdt = _tf_dtype(int(tf.max()) if nnz else 1)
-        starts = post_ptr[:-1].astype(np.int64)
         if n_terms and np.any(np.diff(post_ptr.astype(np.int64)) <= 0):
             raise IndexFormatError(f"segment {name}: a term without postings")
         dl = np.asarray(doc_len, np.uint32)
         avgdl = float(dl.sum(dtype=np.int64)) / n_docs if n_docs else 1.0
-        max_w = np.zeros(n_terms, np.float32)
-        if nnz:
-            tff = np.asarray(tf, np.float64)
-            f = tff * (k1 + 1) / (tff + k1 * (1 - b + b * dl[docs].astype(np.float64) / avgdl))
-            del tff
-            mw = np.maximum.reduceat(f, starts)
-            del f
-            max_w = mw.astype(np.float32)
-            low = max_w.astype(np.float64) < mw  # round up: a bound must not be below
-            max_w[low] = np.nextafter(max_w[low], np.float32(np.inf))
+        max_w, block_max = _bounds(np.asarray(post_ptr, np.int64), docs, tf, dl, k1, b, avgdl)
         terms_blob, term_off = _join(terms)
         ids_blob, ids_off = _join([i.encode("utf-8") for i in ids])
         arrays = {
@@ -128,10 +126,10 @@ def write_segment(
             "docs": np.asarray(docs, np.uint32),
             "tf": np.asarray(tf, tdt),
             "max_w": max_w,
+            "block_max": block_max,
             "doc_len": dl,
             "ids_off": ids_off,
         }
-        files: dict[str, dict[str, Any]] = {}
         for key, arr in arrays.items():
             p = tmp / f"{key}.npy"
             with open(p, "wb") as f:
@@ -143,32 +141,101 @@ def write_segment(
                 f.write(blob)
                 f.flush()
                 os.fsync(f.fileno())
-        for p in sorted(tmp.iterdir()):
-            files[p.name] = {"size": p.stat().st_size, "sha256": sha256_file(p)}
-        meta = {
-            "format": SEGMENT_FORMAT,
-            "format_version": SEGMENT_VERSION,
-            "n_docs": n_docs,
-            "n_terms": n_terms,
-            "nnz": nnz,
-            "sum_len": int(dl.sum(dtype=np.int64)),
-            "tf_dtype": str(tdt),
-            "bound": {"k1": float(k1), "b": float(b), "avgdl": avgdl},
-            "files": files,
-        }
-        with open(tmp / _META, "w", encoding="utf-8") as f:
-            json.dump(meta, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        _fsync_dir(tmp)
-        os.rename(tmp, parent / name)
+        meta = finish_segment(
+            tmp, parent, name,
+            n_docs=n_docs, n_terms=n_terms, nnz=nnz, sum_len=int(dl.sum(dtype=np.int64)),
+            tf_dtype=tdt, k1=k1, b=b, avgdl=avgdl,
+        )  # fmt: skip
         committed = True
-        _fsync_dir(parent)
     finally:
         if not committed:
             shutil.rmtree(tmp, ignore_errors=True)  # our own temporary directory only
     logger.debug("wrote segment %s: %d docs, %d terms, %d postings", name, n_docs, n_terms, nnz)
     return meta
+
+
+def finish_segment(
+    tmp: Path, parent: Path, name: str, *, n_docs: int, n_terms: int, nnz: int, sum_len: int,
+    tf_dtype: Any, k1: float, b: float, avgdl: float,
+) -> dict[str, Any]:  # fmt: skip
+    """Checksum every (fsync'd) file of the temporary directory ``tmp``, write
+    ``segment.json`` last and rename ``tmp`` to ``parent/name``; returns the metadata.
+    For writers that stream the files themselves (merge.py)."""
+    files = {p.name: {"size": p.stat().st_size, "sha256": sha256_file(p)} for p in sorted(tmp.iterdir())}
+    meta = {
+        "format": SEGMENT_FORMAT,
+        "format_version": SEGMENT_VERSION,
+        "n_docs": int(n_docs),
+        "n_terms": int(n_terms),
+        "nnz": int(nnz),
+        "sum_len": int(sum_len),
+        "tf_dtype": str(np.dtype(tf_dtype)),
+        "bound": {"k1": float(k1), "b": float(b), "avgdl": float(avgdl)},
+        "block": BLOCK,
+        "files": files,
+    }
+    with open(tmp / _META, "w", encoding="utf-8") as f:
+        json.dump(meta, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    _fsync_dir(tmp)
+    os.rename(tmp, parent / name)
+    _fsync_dir(parent)
+    return meta
+
+
+_STEP = 1 << 22  # postings per chunk when computing bounds (bounds the temporaries)
+
+
+def _tf_part(tf: np.ndarray, dl: np.ndarray, docs: np.ndarray, k1: float, b: float, avgdl: float) -> np.ndarray:
+    """BM25's tf part ``tf (k1 + 1) / (tf + k1 (1 - b + b |d| / avgdl))`` of each posting
+    (float64)."""
+    t = np.asarray(tf, np.float64)
+    d = np.asarray(dl[docs], np.float64)
+    return t * (k1 + 1) / (t + k1 * (1 - b + b * d / avgdl))
+
+
+def _bounds(
+    post_ptr: np.ndarray, docs: np.ndarray, tf: np.ndarray, dl: np.ndarray, k1: float, b: float, avgdl: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``max_w`` (per term) and ``block_max`` (per block of :data:`BLOCK` postings of a
+    term): the largest tf part, float32 rounded up. Chunks of postings at a time."""
+    n_terms, nnz = post_ptr.shape[0] - 1, int(docs.shape[0])
+    max_w = np.zeros(n_terms, np.float32)
+    block_max = np.zeros(nnz // BLOCK + n_terms + 1, np.float32)
+    for lo in range(0, nnz, _STEP):
+        hi = min(lo + _STEP, nnz)
+        term = np.searchsorted(post_ptr, np.arange(lo, hi, dtype=np.int64), side="right") - 1
+        update_bounds(post_ptr, term, lo, _tf_part(tf[lo:hi], dl, docs[lo:hi], k1, b, avgdl), max_w, block_max)
+    return max_w, block_max
+
+
+def update_bounds(
+    post_ptr: np.ndarray, term: np.ndarray, lo: int, f: np.ndarray, max_w: np.ndarray, block_max: np.ndarray
+) -> None:
+    """Raise ``max_w`` and ``block_max`` (in place) to cover the postings ``lo, lo + 1,
+    ...`` of terms ``term`` (non-decreasing) with tf parts ``f``."""
+    for key, out in ((term, max_w), (_slots(post_ptr, term, lo), block_max)):
+        first = np.r_[0, np.flatnonzero(np.diff(key)) + 1]
+        k = key[first]
+        out[k] = np.maximum(out[k], _round_up(np.maximum.reduceat(f, first)))
+
+
+def _round_up(v: np.ndarray) -> np.ndarray:
+    """float32 of ``v``, rounded up where rounding went down (a bound must not be below)."""
+    r = v.astype(np.float32)
+    low = r.astype(np.float64) < v
+    r[low] = np.nextafter(r[low], np.float32(np.inf))
+    return r
+
+
+def _slots(post_ptr: np.ndarray, term: np.ndarray, lo: int) -> np.ndarray:
+    """The block-max slot of postings ``lo, lo + 1, ...`` of terms ``term``:
+    ``post_ptr[t] // B + t + (i - post_ptr[t]) // B`` for posting ``i`` of term ``t``
+    (int64, non-decreasing; slots of different terms never collide because
+    ``post_ptr[t + 1] // B + t + 1 >= post_ptr[t] // B + t + ceil(df / B)``)."""
+    start = post_ptr[:-1][term]
+    return start // BLOCK + term + (np.arange(lo, lo + term.shape[0], dtype=np.int64) - start) // BLOCK
 
 
 @dataclass(frozen=True)
@@ -220,6 +287,12 @@ class Segment:
             "ids_off": ((self.n_docs + 1,), np.uint64),
         }
         a = {k: _load_array(path / f"{k}.npy", *shapes[k]) for k in _ARRAYS}
+        #: per-block upper bounds (or None for a segment written before they existed)
+        self.block_max: np.ndarray | None = None
+        if "block_max.npy" in meta["files"]:
+            self.block_max = _load_array(
+                path / "block_max.npy", (self.nnz // BLOCK + self.n_terms + 1,), np.float32
+            )
         self.term_off, self.post_ptr = a["term_off"], a["post_ptr"]
         self.docs, self.tf, self.max_w = a["docs"], a["tf"], a["max_w"]
         self.bound = meta["bound"]
@@ -313,6 +386,10 @@ def _read_meta(path: Path) -> dict[str, Any]:
     if meta["tf_dtype"] not in ("uint8", "uint16", "uint32"):
         raise IndexFormatError(f"{p}: tf_dtype {meta['tf_dtype']!r}")
     expected = {f"{k}.npy" for k in _ARRAYS} | set(_BLOBS)
+    if "block_max.npy" in meta["files"]:
+        expected |= {f"{k}.npy" for k in _OPTIONAL}
+        if meta.get("block") != BLOCK:
+            raise IndexFormatError(f"{p}: block size {meta.get('block')!r}, this library reads {BLOCK}")
     if set(meta["files"]) != expected:
         raise IndexFormatError(f"{p}: file list {sorted(meta['files'])} is not {sorted(expected)}")
     return meta
@@ -359,3 +436,8 @@ def verify_segment(path: Path) -> None:
     terms = seg.terms_list()
     if any(a >= b for a, b in zip(terms, terms[1:])):
         raise IndexFormatError(f"{path}: terms not sorted and unique")
+    if seg.block_max is not None and seg.nnz:
+        bp = seg.bound
+        mw, bm = _bounds(ptr, seg.docs, seg.tf, seg.doc_len, bp["k1"], bp["b"], bp["avgdl"])
+        if not (np.array_equal(mw, seg.max_w) and np.array_equal(bm, seg.block_max)):
+            raise IndexFormatError(f"{path}: max_w or block_max differ from the postings'")

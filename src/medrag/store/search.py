@@ -25,8 +25,12 @@ scores:
     distinct terms each), it reads only 20-30% of the postings but is not faster than
     ``exact`` in this vectorized form: the sum of the remaining bounds stays above
     ``theta`` until most terms are read, and the per-term work costs more than one
-    dense ``bincount`` (benchmarks/bench_engines.py; README "Scale"). ``exact`` is the
-    default; a compiled document-at-a-time block-max kernel is the next step.
+    dense ``bincount`` (benchmarks/bench_engines.py; README "Scale").
+
+Engines: with numba installed (``medrag[fast]``) both modes run compiled kernels
+(kernel.py: an exhaustive accumulator for ``exact``, document-at-a-time block-max
+MaxScore for ``maxscore``) with one top-k heap across segments; the rows and scores
+are those of the numpy paths above (``engine="numpy"`` forces them).
 
 Summation order: a document's score is summed over the query's distinct terms in
 sorted order (``BM25Index`` sums in its term-id order), so scores equal ``BM25Index``'s
@@ -44,10 +48,11 @@ from typing import Any, Literal, Union
 
 import numpy as np
 
-from ..errors import ConfigError, IndexFormatError
+from ..errors import ConfigError, IndexFormatError, MissingDependencyError
 from ..retrieve.analyzer import Analyzer
 from ..retrieve.bm25 import BM25Params
-from .format import Segment, verify_segment
+from . import kernel
+from .format import BLOCK, Segment, verify_segment
 from .manifest import Manifest, check_file, read_current
 from .stats import idf_floor
 
@@ -58,6 +63,8 @@ logger = logging.getLogger(__name__)
 PathLike = Union[str, "os.PathLike[str]"]
 _SPARSE_FACTOR = 8  # sparse (unique) path when postings * 8 < segment rows
 _SLACK = 1e-9  # relative slack on upper bounds against float rounding
+_NO_BOOL = np.zeros(1, bool)  # stands for "no tombstones" / "no mask" in the kernels
+_ONE_BLOCK = 1 << 62  # block size that puts every posting of a term in block 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,9 +290,10 @@ class StoreSearcher:
         *,
         mode: Literal["exact", "maxscore"] = "exact",
         mask: np.ndarray | None = None,
+        engine: Literal["auto", "numba", "numpy"] = "auto",
     ) -> list[Hit]:
         """The ``k`` best live documents sharing a term with the query, as :class:`Hit`."""
-        rows, scores = self.search_rows(query_tokens, k, mode=mode, mask=mask)
+        rows, scores = self.search_rows(query_tokens, k, mode=mode, mask=mask, engine=engine)
         return [Hit(int(r), self.doc_id(int(r)), float(s)) for r, s in zip(rows.tolist(), scores.tolist())]
 
     def search_text(self, text: str, k: int = 10, **kw: Any) -> list[Hit]:
@@ -302,15 +310,22 @@ class StoreSearcher:
         mode: Literal["exact", "maxscore"] = "exact",
         mask: np.ndarray | None = None,
         df: Mapping[str, int] | None = None,
+        engine: Literal["auto", "numba", "numpy"] = "auto",
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, scores)``: int64 global rows and float64 scores, best first, ties to
         the lower row. ``mask`` (bool, length :attr:`n_rows`) keeps only rows where it
         is True. ``df``: global live document frequencies of the query terms, for a
-        shard opened with ``segments=`` (the sum of every shard's :meth:`local_df`)."""
+        shard opened with ``segments=`` (the sum of every shard's :meth:`local_df`).
+        ``engine``: ``"numba"`` (the compiled kernels, kernel.py), ``"numpy"``, or
+        ``"auto"`` (numba when installed); both give the same rows and scores."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ConfigError(f"k must be a positive integer, not {k!r}")
         if mode not in ("exact", "maxscore"):
             raise ConfigError(f"mode must be 'exact' or 'maxscore', not {mode!r}")
+        if engine not in ("auto", "numba", "numpy"):
+            raise ConfigError(f"engine must be 'auto', 'numba' or 'numpy', not {engine!r}")
+        if engine == "numba" and not kernel.HAVE_NUMBA:
+            raise MissingDependencyError("engine='numba' needs numba: pip install 'medrag[fast]'")
         if mask is not None:
             mask = np.asarray(mask)
             if mask.dtype != np.bool_ or mask.shape != (self.n_rows,):
@@ -318,9 +333,68 @@ class StoreSearcher:
         terms = self._terms(query_tokens, df)
         if not terms or self.n_docs == 0:
             return np.empty(0, np.int64), np.empty(0, np.float64)
-        if mode == "maxscore" and all(t.idf > 0 for t in terms):
+        prune = mode == "maxscore" and all(t.idf > 0 for t in terms)
+        if engine != "numpy" and kernel.HAVE_NUMBA:
+            return self._compiled(terms, int(k), mask, prune)
+        if prune:
             return self._maxscore(terms, int(k), mask)
         return self._exact(terms, int(k), mask)
+
+    def _compiled(
+        self, terms: list[_Term], k: int, mask: np.ndarray | None, prune: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Both modes through the compiled kernels, segment by segment in row order with
+        one heap (kernel.py)."""
+        heap_s = np.zeros(k, np.float64)
+        heap_r = np.zeros(k, np.int64)
+        n = 0
+        by_seg: dict[int, list[tuple[_Term, int, int, int]]] = {}
+        for t in terms:  # canonical order
+            for i, g, a, e in t.where:
+                by_seg.setdefault(i, []).append((t, g, a, e))
+        k1, b = self.params.k1, self.params.b
+        for i in sorted(by_seg):
+            lst = by_seg[i]
+            s = self._segs[i]
+            seg = s.seg
+            norm = self._norm(s)
+            live = s.alive if s.alive is not None else _NO_BOOL
+            m = mask[s.base : s.base + seg.n_docs] if mask is not None else _NO_BOOL
+            starts = np.fromiter((a for _t, _g, a, _e in lst), np.int64, len(lst))
+            ends = np.fromiter((e for _t, _g, _a, e in lst), np.int64, len(lst))
+            idf = np.fromiter((t.idf for t, _g, _a, _e in lst), np.float64, len(lst))
+            cnt = np.fromiter((t.count for t, _g, _a, _e in lst), np.int64, len(lst))
+            if not prune:
+                acc, flag, touched = kernel.scratch(seg.n_docs)
+                n = kernel.exact_segment(
+                    seg.docs, seg.tf, starts, ends, idf, cnt, norm, k1 + 1, live, s.alive is not None,
+                    m, mask is not None, acc, flag, touched, heap_s, heap_r, n, k, s.base,
+                )  # fmt: skip
+                continue
+            bp = seg.bound
+            gs = np.fromiter((g for _t, g, _a, _e in lst), np.int64, len(lst))
+            if bp["k1"] == k1 and bp["b"] == b and bp["avgdl"] > 0:
+                scale = max(1.0, self.avgdl / bp["avgdl"])
+                if seg.block_max is not None:
+                    bm, bm_base, block = seg.block_max, seg.post_ptr[gs].astype(np.int64) // BLOCK + gs, BLOCK
+                else:
+                    bm, bm_base, block = seg.max_w, gs, _ONE_BLOCK
+                tmax = seg.max_w[gs].astype(np.float64)
+            else:  # bounds computed with other parameters: the supremum k1 + 1
+                scale, block = 1.0, _ONE_BLOCK
+                bm, bm_base = np.full(1, k1 + 1, np.float32), np.zeros(len(lst), np.int64)
+                tmax = np.full(len(lst), k1 + 1)
+            bscale = idf * cnt * scale * (1 + _SLACK)
+            ub = bscale * tmax  # this segment's bound per term
+            order = np.argsort(ub, kind="stable")  # order[j]: canonical position of the j-th
+            n = kernel.maxscore_segment(
+                seg.docs, seg.tf, starts[order], ends[order], idf[order], cnt[order], ub[order],
+                bscale[order], bm, bm_base[order], block, order, norm, k1 + 1,
+                live, s.alive is not None, m, mask is not None, heap_s, heap_r, n, k, s.base, _SLACK,
+            )  # fmt: skip
+        rows, sc = heap_r[:n], heap_s[:n]
+        order = np.lexsort((rows, -sc))
+        return rows[order].copy(), sc[order].copy()
 
     def _gather(self, s: _Seg, t: _Term, a: int, e: int) -> tuple[np.ndarray, np.ndarray]:
         """Local rows and weights of the live postings ``a:e`` of term ``t`` in ``s``."""

@@ -33,7 +33,7 @@ from .format import Segment, write_segment
 from .manifest import Manifest, read_current, write_deletes, write_generation
 from .stats import global_df_histogram
 
-__all__ = ["SegmentBuffer", "StoreWriter"]
+__all__ = ["SegmentBuffer", "StoreWriter", "write_encoded_segment"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,39 +81,75 @@ class SegmentBuffer:
     def write(self, root: Path, name: str, params: BM25Params) -> dict[str, Any]:
         """Write the buffer as segment ``root/name``, empty the buffer, and return the
         segment's manifest record (``params``: the store's, for the upper bounds)."""
-        n = len(self._lens)
-        vocab_list = [t.encode("utf-8") for t in self._vocab]
-        n_terms = len(vocab_list)
-        order = sorted(range(n_terms), key=vocab_list.__getitem__)
-        rank = np.empty(n_terms, np.int64)
-        rank[np.asarray(order, np.int64)] = np.arange(n_terms)
-        tids = np.frombuffer(self._tids, dtype=np.uint32)
-        lens = np.asarray(self._lens, np.int64)
-        rows = np.repeat(np.arange(n, dtype=np.int64), lens)
-        key = rank[tids] * n + rows  # (sorted term, row): unique keys are the postings
-        del rows
-        key, tf = np.unique(key, return_counts=True)
-        term = key // n
-        docs = (key - term * n).astype(np.uint32)
-        del key
-        post_ptr = np.zeros(n_terms + 1, np.uint64)
-        np.cumsum(np.bincount(term, minlength=n_terms), out=post_ptr[1:])
-        del term
-        meta = write_segment(
+        rec = write_encoded_segment(
             root,
             name,
-            terms=[vocab_list[i] for i in order],
-            post_ptr=post_ptr,
-            docs=docs,
-            tf=tf,
-            doc_len=lens.astype(np.uint32),
+            params,
             ids=self._ids,
-            k1=params.k1,
-            b=params.b,
+            lens=np.asarray(self._lens, np.int64),
+            term_ids=np.frombuffer(self._tids, dtype=np.uint32),
+            terms=[t.encode("utf-8") for t in self._vocab],
         )
         self._clear()
-        logger.info("segment %s: %d documents, %d postings", name, n, meta["nnz"])
-        return {"name": name, **{k: meta[k] for k in ("n_docs", "n_terms", "nnz", "sum_len", "files")}}
+        return rec
+
+
+def write_encoded_segment(
+    root: Path,
+    name: str,
+    params: BM25Params,
+    *,
+    ids: Sequence[str],
+    lens: np.ndarray,
+    term_ids: np.ndarray,
+    terms: Sequence[bytes],
+) -> dict[str, Any]:
+    """Write documents given as term ids as segment ``root/name``; returns its manifest
+    record. Document ``j`` has ``lens[j]`` tokens, the next ``lens[j]`` of ``term_ids``,
+    each an index into ``terms`` (distinct UTF-8 strings in any order; terms no token
+    uses are left out). Memory: about 40 bytes per token while sorting."""
+    n = len(ids)
+    lens = np.asarray(lens, np.int64)
+    tids = np.asarray(term_ids)
+    if lens.shape != (n,) or int(lens.sum()) != tids.shape[0]:
+        raise ConfigError(f"segment {name}: {n} ids, {lens.shape[0]} lengths summing to {int(lens.sum())}, {tids.shape[0]} term ids")
+    if tids.size and (int(tids.min()) < 0 or int(tids.max()) >= len(terms)):
+        raise ConfigError(f"segment {name}: a term id is outside 0..{len(terms) - 1}")
+    used = np.zeros(len(terms), bool)
+    used[tids] = True
+    uidx = np.flatnonzero(used)
+    vocab_list = [terms[i] for i in uidx.tolist()]
+    n_terms = len(vocab_list)
+    order = sorted(range(n_terms), key=vocab_list.__getitem__)
+    rank = np.zeros(len(terms), np.int64)
+    rank[uidx[np.asarray(order, np.int64)]] = np.arange(n_terms)
+    rows = np.repeat(np.arange(n, dtype=np.int64), lens)
+    key = rank[tids] * max(n, 1) + rows  # (sorted term, row): unique keys are the postings
+    del rows, rank
+    key, tf = np.unique(key, return_counts=True)
+    term = key // max(n, 1)
+    docs = (key - term * max(n, 1)).astype(np.uint32)
+    del key
+    post_ptr = np.zeros(n_terms + 1, np.uint64)
+    np.cumsum(np.bincount(term, minlength=n_terms), out=post_ptr[1:])
+    del term
+    sorted_terms = [vocab_list[i] for i in order]
+    if any(a == b for a, b in zip(sorted_terms, sorted_terms[1:])):
+        raise ConfigError(f"segment {name}: terms are not distinct")
+    meta = write_segment(
+        root,
+        name,
+        terms=sorted_terms,
+        post_ptr=post_ptr,
+        docs=docs,
+        tf=tf,
+        doc_len=lens.astype(np.uint32),
+        ids=list(ids),
+        k1=params.k1,
+        b=params.b,
+    )
+    logger.info("segment %s: %d documents, %d postings", name, n, meta["nnz"])
+    return {"name": name, **{k: meta[k] for k in ("n_docs", "n_terms", "nnz", "sum_len", "files")}}
 
 
 class StoreWriter:
@@ -245,6 +281,32 @@ class StoreWriter:
         self._segments.append(rec)
         return rec["name"]
 
+    def add_encoded(
+        self, ids: Sequence[str], lens: np.ndarray, term_ids: np.ndarray, terms: Sequence[bytes | str]
+    ) -> str | None:
+        """Append documents given as term ids as one segment of their own (after
+        flushing what is buffered): the fast path for corpora already analyzed and
+        encoded (see :func:`write_encoded_segment` for the arguments; ``terms`` may be
+        str or UTF-8 bytes). Committed with the next :meth:`commit`; returns the segment's
+        name (None for no documents)."""
+        if not len(ids):
+            return None
+        if self._buf.n_docs:
+            self.flush()
+        tb = [t.encode("utf-8") if isinstance(t, str) else bytes(t) for t in terms]
+        rec = write_encoded_segment(
+            self.root,
+            f"seg-{self._generation + 1:06d}-{secrets.token_hex(4)}",
+            self.params,
+            ids=ids,
+            lens=lens,
+            term_ids=term_ids,
+            terms=tb,
+        )
+        self._segments.append(rec)
+        self._dirty = True
+        return rec["name"]
+
     def add_segments(self, records: Sequence[dict[str, Any]]) -> None:
         """Append segments written elsewhere (by :class:`SegmentBuffer`, e.g. in Ray
         tasks) into this store's directory, in the order given; committed with the next
@@ -336,9 +398,10 @@ class StoreWriter:
 
     # ------------------------------------------------------------------ merging
 
-    def merge(self, start: int = 0, stop: int | None = None) -> str | None:
+    def merge(self, start: int = 0, stop: int | None = None, *, chunk_postings: int | None = None) -> str | None:
         """Merge segments ``start .. stop - 1`` (adjacent, so global rows do not move)
-        into one and commit; see :func:`medrag.store.merge.merge_segments`. Returns the
+        into one and commit; see :func:`medrag.store.merge.merge_segments` (streaming:
+        memory about ``chunk_postings`` postings plus O(documents + terms)). Returns the
         new segment's name (None when fewer than two segments were selected)."""
         from .merge import merge_segments
 
@@ -348,8 +411,26 @@ class StoreWriter:
         if not 0 <= start < stop <= len(self._segments) or stop - start < 2:
             return None
         name = f"seg-{self._generation + 1:06d}-{secrets.token_hex(4)}"
-        rec = merge_segments(self.root, self._segments[start:stop], name, self._generation + 1, self.params)
+        kw = {} if chunk_postings is None else {"chunk_postings": int(chunk_postings)}
+        rec = merge_segments(self.root, self._segments[start:stop], name, self._generation + 1, self.params, **kw)
         self._segments[start:stop] = [rec]
         self._dirty = True
         self.commit()
         return name
+
+    def maybe_merge(self, policy: Any = None) -> list[str]:
+        """Merge what a :class:`~medrag.store.merge.TieredMergePolicy` (the default one
+        when ``policy`` is None) plans, one run at a time, each committed; returns the
+        new segments' names."""
+        from .merge import TieredMergePolicy
+
+        policy = TieredMergePolicy() if policy is None else policy
+        if self._buf.n_docs or self._pending_deletes:
+            self.commit()
+        done = []
+        while (run := policy.plan(self._segments)) is not None:
+            name = self.merge(*run)
+            if name is None:
+                break
+            done.append(name)
+        return done

@@ -1,0 +1,171 @@
+"""The lexical store at 1M-10M synthetic documents (issue 16): build, load, query.
+
+The corpus is made by perturbing the real PubMed abstracts (synth_corpus.py) straight
+as term-id arrays (``synthesize_arrays``: the same documents as the token-list path,
+no Python string per token) and written with ``StoreWriter.add_encoded``, one segment
+per batch. Two child processes:
+
+``build``  synthesize + write + commit. Reports wall and CPU seconds (producing the
+           documents timed apart), peak RSS of the process, disk.
+``query``  open (load time, RSS), then the 1,309 real query texts (809 SciFact claims,
+           500 PubMed titles) once per mode after 50 warm-up queries: p50/p99 of wall
+           and process CPU time per query, RSS after, and agreement of each mode's
+           top-10 with the exhaustive exact reference (numpy ``exact``, or the compiled
+           exhaustive kernel where ``--modes`` leaves numpy out).
+
+Modes: ``numpy-exact`` (the numpy exhaustive path), ``exact`` (the compiled exhaustive
+kernel), ``maxscore`` (the compiled block-max MaxScore kernel, kernel.py).
+
+Run (niced, one core):
+  OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_scale.py --n 10000000 --phase build
+  OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_scale.py --n 10000000 --phase query
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import synth_corpus as sc  # noqa: E402
+from bench_engines import _du, _rss_gib  # noqa: E402
+
+WORK = sc.REPO / ".cache" / "S"
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def build(n: int, out: Path, batch: int) -> dict:
+    from medrag.retrieve import Analyzer
+    from medrag.store import StoreWriter
+
+    t0, c0 = time.perf_counter(), _cpu()
+    base, _ = sc.real_pubmed()
+    gen = sc.synthesize_arrays(base, n, batch=batch)
+    corpus_s = corpus_cpu = 0.0
+    n_docs = n_tok = 0
+    with StoreWriter(out, analyzer=Analyzer()) as w:
+        while True:
+            t, c = time.perf_counter(), _cpu()
+            try:
+                ids, lens, tids, terms = next(gen)
+            except StopIteration:
+                break
+            finally:
+                corpus_s += time.perf_counter() - t
+                corpus_cpu += _cpu() - c
+            w.add_encoded(ids, lens, tids, terms)
+            n_docs += len(ids)
+            n_tok += int(tids.size)
+            del ids, lens, tids, terms
+            print(f"{n_docs} docs {time.perf_counter() - t0:.0f}s rss {_rss_gib():.2f}", file=sys.stderr, flush=True)
+        tc = time.perf_counter()
+    commit_s = time.perf_counter() - tc
+    from medrag.store import StoreSearcher
+
+    st = StoreSearcher.open(out)
+    return {
+        "n_docs": n_docs,
+        "tokens": n_tok,
+        "segments": st.n_segments,
+        "postings": sum(int(r["nnz"]) for r in st.manifest.segments),
+        "terms_summed_over_segments": sum(int(r["n_terms"]) for r in st.manifest.segments),
+        "build_wall_s": round(time.perf_counter() - t0 - corpus_s, 1),
+        "build_cpu_s": round(_cpu() - c0 - corpus_cpu, 1),
+        "corpus_wall_s": round(corpus_s, 1),
+        "corpus_cpu_s": round(corpus_cpu, 1),
+        "commit_wall_s": round(commit_s, 1),
+        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+        "disk_mib": round(_du(out) / 2**20, 1),
+    }
+
+
+def query(out: Path, modes: list[str], n_queries: int | None) -> dict:
+    from medrag.retrieve import Analyzer
+    from medrag.store import StoreSearcher, kernel
+
+    an = Analyzer()
+    queries = [q for q in (an.tokenize(t) for t in sc.real_queries()) if q][:n_queries]
+    rss0 = _rss_gib()
+    t0 = time.perf_counter()
+    st = StoreSearcher.open(out)
+    load_s = time.perf_counter() - t0
+    res: dict = {
+        "load_s": round(load_s, 3),
+        "rss_before_load_gib": round(rss0, 3),
+        "rss_after_load_gib": round(_rss_gib(), 3),
+        "numba": kernel.HAVE_NUMBA,
+        "queries": len(queries),
+        "n_docs": st.n_docs,
+        "segments": st.n_segments,
+    }
+    tops: dict[str, list] = {}
+    for mode in modes:
+        engine = "numpy" if mode.startswith("numpy-") else "auto"
+        m = mode.removeprefix("numpy-")
+        for q in queries[:50]:
+            st.search_rows(q, 10, mode=m, engine=engine)
+        lat, cpu, top = [], [], []
+        for q in queries:
+            c = time.process_time()
+            t = time.perf_counter()
+            rows, scores = st.search_rows(q, 10, mode=m, engine=engine)
+            lat.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+            top.append((rows.tolist(), scores.tolist()))
+        lat_ms, cpu_ms = np.asarray(lat) * 1000, np.asarray(cpu) * 1000
+        tops[mode] = top
+        res[mode] = {
+            "p50_ms_cpu": round(float(np.percentile(cpu_ms, 50)), 2),
+            "p99_ms_cpu": round(float(np.percentile(cpu_ms, 99)), 2),
+            "p50_ms_wall": round(float(np.percentile(lat_ms, 50)), 2),
+            "p99_ms_wall": round(float(np.percentile(lat_ms, 99)), 2),
+            "mean_ms_cpu": round(float(cpu_ms.mean()), 2),
+            "rss_after_gib": round(_rss_gib(), 3),
+        }
+        print(mode, res[mode], file=sys.stderr, flush=True)
+    ref = modes[0]
+    for mode in modes[1:]:
+        same_rows = sum(a[0] == b[0] for a, b in zip(tops[ref], tops[mode]))
+        same_all = sum(a == b for a, b in zip(tops[ref], tops[mode]))
+        res[mode]["top10_rows_identical_to_" + ref] = f"{same_rows}/{len(queries)}"
+        res[mode]["top10_rows_and_scores_identical"] = f"{same_all}/{len(queries)}"
+    res["rss_after_queries_gib"] = round(_rss_gib(), 3)
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, required=True, help="synthetic documents")
+    ap.add_argument("--phase", choices=["build", "query"], required=True)
+    ap.add_argument("--batch", type=int, default=320_000, help="documents per segment")
+    ap.add_argument("--modes", default="numpy-exact,exact,maxscore")
+    ap.add_argument("--queries", type=int, default=None, help="first N real queries only")
+    args = ap.parse_args(argv)
+    out = WORK / f"synth_{args.n}"
+    if args.phase == "build":
+        if (out / "CURRENT").exists():
+            raise SystemExit(f"{out} exists; remove it to rebuild")
+        res = build(args.n, out, args.batch)
+    else:
+        res = query(out, args.modes.split(","), args.queries)
+    res["cmd"] = " ".join(sys.argv)
+    res["loadavg"] = os.getloadavg()
+    (WORK / f"scale_{args.n}_{args.phase}.json").write_text(json.dumps(res, indent=1))
+    print(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

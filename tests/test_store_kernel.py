@@ -1,0 +1,131 @@
+"""medrag.store's compiled kernels (kernel.py) return exactly what the numpy paths do,
+on real PubMed text, across segments, tombstones, masks and k; the block-max bounds are
+checked by verify; the array-fed writer equals the token-fed one."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from medrag.errors import IndexFormatError
+from medrag.retrieve import BM25Index
+from medrag.store import StoreSearcher, StoreWriter, kernel
+from test_store import AN, _same_top, pubmed  # noqa: F401  (pubmed: the real-text fixture)
+
+needs_numba = pytest.mark.skipif(not kernel.HAVE_NUMBA, reason="numba (medrag[fast]) is not installed")
+
+
+def _store(root, ids, toks, segment_tokens=30_000, dead=None):
+    with StoreWriter(root, analyzer=AN, segment_tokens=segment_tokens) as w:
+        w.add_many(ids, toks)
+    if dead is not None:
+        with StoreWriter(root) as w:
+            w.delete_rows(dead)
+    return StoreSearcher.open(root)
+
+
+@needs_numba
+def test_kernels_equal_numpy_bit_for_bit_and_bm25index(pubmed, tmp_path):  # noqa: F811
+    ids, toks, queries = pubmed
+    dead = np.sort(np.random.default_rng(3).choice(len(ids), size=150, replace=False))
+    st = _store(tmp_path / "st", ids, toks, dead=dead.tolist())
+    assert st.n_segments >= 5
+    live = np.setdiff1d(np.arange(len(ids)), dead)
+    ref = BM25Index.from_token_lists([toks[i] for i in live])
+    mask = np.random.default_rng(4).random(st.n_rows) < 0.6
+    for j, q in enumerate(queries):
+        for k in (1, 10, 100) if j % 10 == 0 else (10,):
+            r0, s0 = st.search_rows(q, k, mode="exact", engine="numpy")
+            for mode in ("exact", "maxscore"):
+                r1, s1 = st.search_rows(q, k, mode=mode, engine="numba")
+                assert np.array_equal(r0, r1) and np.array_equal(s0, s1), (mode, k, q)
+            rr, ss = ref.search(q, k)
+            assert _same_top(live[rr], ss, r0, s0), q
+        if j % 5 == 0:  # a filter mask: same as numpy, only rows the mask keeps
+            r0, s0 = st.search_rows(q, 10, mask=mask, engine="numpy")
+            r1, s1 = st.search_rows(q, 10, mode="maxscore", mask=mask, engine="numba")
+            assert np.array_equal(r0, r1) and np.array_equal(s0, s1) and mask[r1].all()
+
+
+@needs_numba
+def test_maxscore_without_block_max_falls_back_to_term_bounds(pubmed, tmp_path):  # noqa: F811
+    """A segment written before block_max.npy existed (block_max None) prunes with the
+    per-term bounds only, and still returns the exact top-k."""
+    ids, toks, queries = pubmed
+    st = _store(tmp_path / "st", ids, toks)
+    want = [st.search_rows(q, 10, engine="numpy") for q in queries[:60]]
+    for s in st._segs:
+        s.seg.block_max = None
+    for q, (r0, s0) in zip(queries[:60], want):
+        r1, s1 = st.search_rows(q, 10, mode="maxscore", engine="numba")
+        assert np.array_equal(r0, r1) and np.array_equal(s0, s1)
+
+
+def test_block_max_bounds_are_verified(pubmed, tmp_path):  # noqa: F811
+    ids, toks, _ = pubmed
+    root = tmp_path / "st"
+    _store(root, ids[:400], toks[:400], segment_tokens=10**9)
+    seg = next(p for p in root.iterdir() if p.name.startswith("seg-"))
+    bm = np.load(seg / "block_max.npy")
+    df = np.diff(np.load(seg / "post_ptr.npy").astype(np.int64))
+    assert bm.shape[0] == int(df.sum()) // 128 + df.shape[0] + 1 and (df > 128).any()
+    StoreSearcher.open(root, verify=True)
+    data = bytearray((seg / "block_max.npy").read_bytes())
+    data[-8:-4] = np.float32(0.0).tobytes()  # a bound lowered (same size)
+    (seg / "block_max.npy").write_bytes(bytes(data))
+    meta = json.loads((seg / "segment.json").read_text())  # recorded checksum updated too:
+    from medrag._io import sha256_file  # only the structural check can catch it
+
+    meta["files"]["block_max.npy"]["sha256"] = sha256_file(seg / "block_max.npy")
+    (seg / "segment.json").write_text(json.dumps(meta))
+    from medrag.store import verify_segment
+
+    with pytest.raises(IndexFormatError, match="block_max"):
+        verify_segment(seg)
+
+
+def test_encoded_writer_equals_token_writer(pubmed, tmp_path):  # noqa: F811
+    ids, toks, queries = pubmed
+    a = _store(tmp_path / "a", ids[:1000], toks[:1000], segment_tokens=10**9)
+    vocab = sorted({t for ts in toks[:1000] for t in ts}, reverse=True)  # any order
+    tid = {t: i for i, t in enumerate(vocab)}
+    with StoreWriter(tmp_path / "b", analyzer=AN) as w:
+        w.add_encoded(
+            ids[:1000],
+            np.asarray([len(t) for t in toks[:1000]]),
+            np.asarray([tid[t] for ts in toks[:1000] for t in ts], np.int32),
+            vocab + ["unused-term"],
+        )
+    b = StoreSearcher.open(tmp_path / "b", verify=True)
+    assert b.n_docs == a.n_docs and b.total_len == a.total_len and b.n_terms_live == a.n_terms_live
+    for q in queries[:80]:
+        assert a.search(q, 10) == b.search(q, 10)
+
+
+def test_without_numba_the_numpy_paths_answer(pubmed, tmp_path):  # noqa: F811
+    """numba hidden from the interpreter: HAVE_NUMBA is False, both modes still work and
+    return the numba run's rows and scores."""
+    ids, toks, queries = pubmed
+    root = tmp_path / "st"
+    st = _store(root, ids[:800], toks[:800], segment_tokens=20_000)
+    qs = queries[:30]
+    want = [[st.search_rows(q, 10, mode=m) for q in qs] for m in ("exact", "maxscore")]
+    code = (
+        "import sys, json; sys.modules['numba'] = None\n"
+        "from medrag.store import StoreSearcher, kernel\n"
+        "assert not kernel.HAVE_NUMBA\n"
+        "st = StoreSearcher.open(sys.argv[1]); qs = json.loads(sys.stdin.read())\n"
+        "print(json.dumps([[[r.tolist(), s.tolist()] for r, s in (st.search_rows(q, 10, mode=m) for q in qs)]"
+        " for m in ('exact', 'maxscore')]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(root)], input=json.dumps(qs), capture_output=True, text=True, check=True
+    )
+    got = json.loads(out.stdout)
+    for m in range(2):
+        for (r0, s0), (r1, s1) in zip(want[m], got[m]):
+            assert r0.tolist() == r1 and s0.tolist() == s1
