@@ -33,6 +33,10 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--strict", action="store_true", help="stop at the first bad record instead of skipping and reporting it"
     )
+    p.add_argument(
+        "--workers", type=positive_int, default=1, metavar="N",
+        help="read the input files in N processes, one file per task, same documents in the same order (default: 1)",
+    )
 
 
 # --------------------------------------------------------------------------- ingest

@@ -190,12 +190,25 @@ def iter_document_jsonl(path: Path, *, on_error: str, report: Any) -> Iterator[A
 
 
 def _events(
-    inputs: list[tuple[Path, str]], on_error: str, report: Any, per_file: list[dict[str, Any]]
+    inputs: list[tuple[Path, str]], on_error: str, report: Any, per_file: list[dict[str, Any]], workers: int = 1
 ) -> Iterator[Any]:
-    """Documents and deletions from every input, in order; fills ``per_file``."""
+    """Documents and deletions from every input, in order; fills ``per_file``. With
+    ``workers > 1`` the files are read in a process pool (:mod:`medrag.ingest.parallel`),
+    with the same events, report and order."""
     from ..ingest import iter_guideline_pdf, iter_medline, iter_pubmed_events
     from ..ingest.beir import iter_beir_corpus
 
+    if workers > 1 and len(inputs) > 1:
+        from ..ingest.parallel import iter_parallel
+
+        def on_file(path: str, fmt: str, n_docs: int, n_skipped: int) -> None:
+            per_file.append({"path": path, "format": fmt, "documents": n_docs, "skipped": n_skipped})
+
+        yield from iter_parallel(
+            [(str(p), f) for p, f in inputs], workers=workers, on_error=on_error, report=report,  # type: ignore[arg-type]
+            readers={"documents": "medrag.cli.inputs:iter_document_jsonl"}, on_file=on_file,
+        )
+        return
     for path, fmt in inputs:
         before_docs, before_skipped = report.documents, len(report.skipped)
         if fmt == "pubmed":
@@ -244,7 +257,8 @@ def read_corpus(args: argparse.Namespace, *, keep: bool = True) -> tuple[list[An
     on_error = "raise" if args.strict else "skip"
     from ..progress import track
 
-    for ev in track(_events(inputs, on_error, report, per_file), "read", progress=progress_spec(args), unit="doc"):
+    workers = getattr(args, "workers", None) or 1
+    for ev in track(_events(inputs, on_error, report, per_file, workers), "read", progress=progress_spec(args), unit="doc"):
         if isinstance(ev, Deletion):
             docs.pop(ev.doc_id, None)
         else:
