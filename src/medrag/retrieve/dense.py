@@ -206,9 +206,15 @@ class SentenceTransformerEncoder:
 
 
 def encoder_config_from_description(desc: dict[str, Any]) -> EncoderConfig:
-    """The :class:`EncoderConfig` a ``"sentence-transformers"`` description records."""
+    """The :class:`EncoderConfig` a ``"sentence-transformers"`` description records.
+
+    A description without ``windows`` (every 0.1/0.2 manifest) means no windows, whatever
+    the current default: an index loads as it was built.
+    """
+    fields = {k: desc[k] for k in _ENCODER_FIELDS if k in desc}
+    fields.setdefault("windows", None)
     try:
-        return EncoderConfig(**{k: desc[k] for k in _ENCODER_FIELDS if k in desc})
+        return EncoderConfig(**fields)
     except TypeError as exc:
         raise IndexFormatError(f"malformed encoder description: {exc}") from exc
 

@@ -3,10 +3,10 @@
 A transformer bi-encoder reads at most ``max_seq_length`` word pieces (256 for
 all-MiniLM-L6-v2, special tokens included) and silently drops the rest, so the end of a
 512-token chunk is invisible to dense retrieval. :func:`split_windows` cuts such a text
-into overlapping windows the encoder reads whole (window edges on word boundaries, so a
-window is a verbatim substring of the text and tokenizes as it did in the text);
-:func:`pool` turns the windows' vectors into one vector per text. A text that fits is
-its own single window, so its vector is exactly the unpooled one.
+into overlapping windows the encoder reads whole: the first is what the encoder reads of
+the text anyway (its first pieces), the others are verbatim substrings with edges on word
+boundaries; :func:`pool` turns the windows' vectors into one vector per text. A text that
+fits is its own single window, so its vector is exactly the unpooled one.
 
 This is the "MaxP / AvgP" passage aggregation of Dai & Callan, *Deeper Text
 Understanding for IR with Contextual Neural Language Modeling* (SIGIR 2019), applied
@@ -50,11 +50,14 @@ def piece_counts(tokenizer: Any, texts: Sequence[str]) -> list[int]:
 def split_windows(tokenizer: Any, text: str, budget: int, overlap: int) -> list[str]:
     """Cut ``text`` into windows of at most ``budget`` word pieces each.
 
-    Consecutive windows share about ``overlap`` pieces; the last window ends at the end
-    of the text. Window starts and ends fall on word boundaries (a word longer than a
-    whole window is cut inside, by pieces). ``tokenizer`` is a Hugging Face fast
+    The first window is ``text`` itself, which an encoder truncating at ``budget``
+    pieces reads as its first ``budget`` pieces (so a pooled index reuses the plain
+    vectors and pays only for the continuation windows). The others are verbatim
+    substrings of at most ``budget`` pieces: each starts about ``overlap`` pieces before
+    the previous one ends, on a word boundary (a word longer than a window is cut inside),
+    and the last ends at the end of the text. ``tokenizer`` is a Hugging Face fast
     tokenizer (offsets and word ids are needed). A text of at most ``budget`` pieces is
-    returned unchanged as the only window.
+    its only window.
     """
     _check(budget, overlap)
     enc = tokenizer(text, add_special_tokens=False, truncation=False, return_offsets_mapping=True, verbose=False)
@@ -87,10 +90,9 @@ def split_windows(tokenizer: Any, text: str, budget: int, overlap: int) -> list[
         nxt = back_to_word_start(end - overlap, start)
         start = nxt if nxt > start else end
     spans.append((last, n))
-    out = []
-    for a, b in spans:
-        out.append(text[offsets[a][0] : offsets[b - 1][1]])
-    return out
+    # the first window is the text itself: the encoder reads exactly its first `budget`
+    # pieces, so that window's vector is the plain (truncated) one and is not computed twice
+    return [text] + [text[offsets[a][0] : offsets[b - 1][1]] for a, b in spans[1:]]
 
 
 def pool(vectors: np.ndarray, how: str) -> np.ndarray:
