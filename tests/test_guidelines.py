@@ -342,3 +342,43 @@ def test_real_recommendation_chunks_carry_the_recommendation_through_an_index(tm
     top = hits[0].chunk
     assert top.id == c.id and top.recommendation == r
     assert sum(loaded.chunk(i).recommendation is not None for i in range(len(loaded))) == len(with_rec)
+
+
+def test_class_of_recommendation_rows_on_real_pages():
+    """AHA/ACC 2022 heart failure, pp. 14 and 22 (read with pdftotext -layout): a row
+    whose number shares its baseline with its first text line keeps that line; a value
+    statement row is a recommendation, ungraded, its certainty from the LOE; words
+    hyphenated at line ends inside the table are rejoined."""
+    doc = _doc("aha_heartfailure_2022.pdf")
+    r = _rec(doc, "In patients presenting with HF, a thorough history and physical examination should direct")
+    assert (r.page, r.number, r.grade, r.strength, r.certainty) == (14, "4", "COR 1, LOE B-NR", "strong", "moderate")
+    assert r.text.endswith("to uncover specific causes that may warrant disease-specific management.")
+    prev = _rec(doc, "In patients with cardiomyopathy, a 3-generation family history should be obtained")
+    assert prev.text.endswith("to identify possible inherited disease.")
+    r = _rec(doc, "In select patients with nonischemic cardiomyopathy, referral for genetic counseling")
+    assert (r.page, r.grade, r.strength) == (18, "COR 2a, LOE B-NR", "conditional")
+    r = _rec(doc, "In patients with NYHA class III HF with a HF hospitalization within the previous year")
+    assert (r.page, r.grade, r.system, r.strength, r.certainty) == (
+        22, "Value Statement: Uncertain Value (B-NR)", "ACC/AHA", "ungraded", "moderate")
+    r = _rec(doc, "In first-degree relatives of selected patients with genetic or inherited cardiomyopathies")
+    assert "are recommended to detect cardiac disease" in r.text
+
+
+def test_trailing_letter_grades_in_a_justified_two_column_journal():
+    """BGCS 2024, pp. 2-3: each recommendation of a box is its own, opened by a first-line
+    indent; the box label is not part of the first one; "A" opening a statement is the
+    article, not a margin grade; the full stop after "(Grade B)" stays with its statement;
+    a justified line with stretched word gaps is read as one line."""
+    doc = _doc("bgcs_ovarian_2024.pdf")
+    r = _rec(doc, "There is currently no role for screening women considered at low")
+    assert r.text.startswith("There is") and (r.page, r.grade, r.certainty) == (2, "Grade A", "high")
+    r = _rec(doc, "A SEE-FIM protocol should be used for histopathological assessment")
+    assert (r.page, r.grade, r.strength) == (2, "Grade A", "strong")
+    r = _rec(doc, "All women being offered surgical prevention should be reviewed by a specialist")
+    assert "should be reviewed by a specialist, with the support of" in r.text
+    prem = _rec(doc, "Women without a personal history of breast cancer")
+    assert prem.text.endswith("premature menopause. (Grade B).") and prem.grade == "Grade B"
+    r = _rec(doc, "HRT is usually contraindicated in women with a personal history of breast cancer")
+    assert r.text.startswith("HRT") and r.grade == "Grade B"
+    p2 = doc.text[doc.page_starts[1]:doc.page_starts[2]]
+    assert "the age 60–69-year age group, from 42.2/100,000 (1988–90) to 24.5/100,000 (2017–19)." in p2

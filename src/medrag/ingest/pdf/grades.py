@@ -19,7 +19,10 @@ CDC (GRADE)   recommendation category A -> strong, B -> conditional; evidence ty
               2 moderate, 3 low, 4 very low (CDC opioid guideline 2022, ACIP GRADE).
 ACC/AHA       COR 1 -> strong; 2a, 2b -> conditional; 3: No Benefit, 3: Harm -> against.
               LOE A high; B-R, B-NR moderate; C-LD low; C-EO expert opinion
-              (Halperin et al., Circulation 2016;133:1426).
+              (Halperin et al., Circulation 2016;133:1426). A value statement ("Value
+              Statement: Uncertain Value (B-NR)") rates cost value, not a class:
+              ungraded, certainty from its LOE (Anderson et al., Circulation
+              2014;129:2329).
 USPSTF        A, B -> strong; C -> conditional; D -> against; I statement -> ungraded.
               Certainty of net benefit: A high, B/C/D moderate, I low (USPSTF procedure
               manual, 2021).
@@ -243,6 +246,20 @@ register(Grader(  # a row of a class-of-recommendation table: "1 | A | 1. In pat
         re.I | re.M,
     ),
     _acc_aha,
+    trailing=False,
+    in_tables=True,
+))
+
+
+register(Grader(  # a value statement row: "Value Statement: High Value (A) | 2. ..."
+    "ACC/AHA value statement",
+    re.compile(
+        r"^Value\s+Statement\s*:\s*(?P<v>[A-Za-z ]{2,40}?)\s*\(\s*(?P<loe>A|B-R|B-NR|C-LD|C-EO)\s*\)"
+        r"\s*\|?\s*(?=\d{1,2}\.\s)",
+        re.M,
+    ),
+    lambda m: Grade("ACC/AHA", "ungraded", _LOE.get(m.group("loe")),
+                    f"Value Statement: {' '.join(m.group('v').split())} ({m.group('loe')})"),
     trailing=False,
     in_tables=True,
 ))

@@ -21,6 +21,24 @@ from .grades import looks_graded
 from .lines import _Block, _Line, _x_gaps, _y_slabs
 from .tables import _class_level_rows, _looks_tabular, _table_block
 
+def _side_by_side(lines: list[_Line], gutter: float) -> bool:
+    """True when ``lines`` have a gutter and the text on its two sides shares height:
+    columns. Lines on either side of a gap at different heights ("Grade D, Level 4" set
+    right, then a heading at the left below it) are stacked, read top to bottom."""
+    cuts = _x_gaps(lines, gutter)
+    if not cuts:
+        return False
+    spans: list[tuple[float, float] | None] = [None] * (len(cuts) + 1)
+    for ln in lines:
+        i = 0
+        while i < len(cuts) and ln.x0 > cuts[i]:
+            i += 1
+        lo, hi = spans[i] or (ln.bottom, ln.top)
+        spans[i] = (min(lo, ln.bottom), max(hi, ln.top))
+    cols = [sp for sp in spans if sp is not None]
+    return all(any(min(a[1], b[1]) > max(a[0], b[0]) for b in cols if b is not a) for a in cols)
+
+
 def _xy_cut(lines: list[_Line], gutter: float, out: list[_Block], depth: int = 0) -> None:
     if len(lines) == 1 or depth > 40:
         out.append(_Block(sorted(lines, key=lambda ln: (-ln.y, ln.x0))))
@@ -61,7 +79,7 @@ def _xy_cut(lines: list[_Line], gutter: float, out: list[_Block], depth: int = 0
     groups: list[list[_Line]] = [slabs[0]]
     for slab in slabs[1:]:
         merged = groups[-1] + slab
-        if _x_gaps(merged, gutter):
+        if _side_by_side(merged, gutter):
             # the columns of the slabs before go on: read them as one column set
             groups[-1] = merged
         else:
@@ -71,7 +89,7 @@ def _xy_cut(lines: list[_Line], gutter: float, out: list[_Block], depth: int = 0
     leaf: list[_Line] = []
     for g in groups:
         one_row = max(ln.y for ln in g) - min(ln.y for ln in g) < 0.5 * min(ln.size for ln in g)
-        if len(g) == 1 or one_row or not _x_gaps(g, gutter):  # a gutter needs two rows
+        if len(g) == 1 or one_row or not _side_by_side(g, gutter):  # a gutter needs two rows
             leaf.extend(g)
             continue
         if leaf:
@@ -116,6 +134,7 @@ def _attach_margin_marks(lines: list[_Line]) -> list[_Line]:
             continue
         best.spans = list(mk.spans) + list(best.spans)
         best.finish()
+        best.margin_mark = best.margin_mark or bool(_GRADE_MARK.match(mk.text))
         taken.add(id(mk))
     return [ln for ln in lines if id(ln) not in taken]
 

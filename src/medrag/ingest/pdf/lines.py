@@ -53,6 +53,11 @@ class _Line:
     block: int = 0
     table_row: bool = False
     table: int = -1
+    #: a class-of-recommendation row: (its cells "1 | A | 1.", its text lines), so that
+    #: words hyphenated at line ends are rejoined once the document's vocabulary is known
+    row_parts: tuple[str, tuple[str, ...]] | None = None
+    #: the line opens with a marker set apart in the margin ("A", "R", "GPP", a tick)
+    margin_mark: bool = False
 
     def finish(self) -> "_Line":
         self.spans.sort(key=lambda s: s.x0)
@@ -284,6 +289,23 @@ def _drop_line_numbers(spans: list[_Span]) -> list[_Span]:
     return [s for s in spans if id(s) not in drop] if drop else spans
 
 
+def _justified(row: list[_Span]) -> bool:
+    """True when a row (spans sorted by x) reads as one justified line whose word gaps
+    were stretched past the usual cut: four or more word gaps, all alike (the widest at
+    most 1.3 times the narrowest) and under 1.6 font sizes. A gutter between columns is
+    one gap much wider than the row's word gaps, so it stays a cut."""
+    gaps = []
+    right = row[0].x1
+    for s in row[1:]:
+        g = s.x0 - right
+        if g > 0.15 * s.size:
+            gaps.append(g / s.size)
+        right = max(right, s.x1)
+    if len(gaps) < 4 or max(gaps) <= 0.75 or max(gaps) > 1.6:
+        return False
+    return max(gaps) <= 1.3 * min(gaps)
+
+
 def _rows(spans: list[_Span]) -> list[_Line]:
     """Spans grouped by baseline, each row cut at gaps wider than a word gap."""
     spans = sorted(spans, key=lambda s: (-s.y, s.x0))
@@ -300,18 +322,48 @@ def _rows(spans: list[_Span]) -> list[_Line]:
     lines: list[_Line] = []
     for row in rows:
         row.sort(key=lambda s: s.x0)
-        cur = [row[0]]
-        right = row[0].x1
-        for s in row[1:]:
-            if s.x0 - right > 0.75 * max(s.size, cur[-1].size):
-                lines.append(_Line(cur).finish())
-                cur = [s]
-                right = s.x1
-            else:
-                cur.append(s)
-                right = max(right, s.x1)
-        lines.append(_Line(cur).finish())
-    return [ln for ln in lines if ln.text]
+        for seg in _cut_row(row, 1.6):  # gutters; then word gaps, unless justified
+            for piece in ([seg] if _justified(seg) else _cut_row(seg, 0.75)):
+                lines.append(_Line(piece).finish())
+    return _attach_scripts([ln for ln in lines if ln.text])
+
+
+def _attach_scripts(lines: list[_Line]) -> list[_Line]:
+    """Join a superscript or subscript left as a line of its own (the "+" of "Level 1+",
+    set smaller and higher, read in another row) to the line it ends: a line of at most
+    three characters, under 0.8 of the other's size, starting within 0.3 of that size of
+    its end and within 0.7 of that size above or below its baseline."""
+    small = [ln for ln in lines if len(ln.text) <= 3 and ln.spans]
+    if not small:
+        return lines
+    taken: set[int] = set()
+    for sm in small:
+        best = None
+        for ln in lines:
+            if ln is sm or id(ln) in taken or sm.size >= 0.8 * ln.size:
+                continue
+            if abs(sm.x0 - ln.x1) <= 0.3 * ln.size and abs(sm.y - ln.y) <= 0.7 * ln.size:
+                if best is None or abs(sm.y - ln.y) < abs(sm.y - best.y):
+                    best = ln
+        if best is not None:
+            best.spans = list(best.spans) + list(sm.spans)
+            best.finish()
+            taken.add(id(sm))
+    return [ln for ln in lines if id(ln) not in taken] if taken else lines
+
+
+def _cut_row(row: list[_Span], cut: float) -> list[list[_Span]]:
+    """A row of spans (sorted by x) cut at gaps wider than ``cut`` font sizes."""
+    out = [[row[0]]]
+    right = row[0].x1
+    for s in row[1:]:
+        if s.x0 - right > cut * max(s.size, out[-1][-1].size):
+            out.append([s])
+            right = s.x1
+        else:
+            out[-1].append(s)
+            right = max(right, s.x1)
+    return out
 
 
 def _x_gaps(lines: list[_Line], min_gap: float) -> list[float]:

@@ -27,7 +27,7 @@ from .._common import (
 from .layout import _drop_furniture, _page_blocks
 from .lines import _Line, _page_spans, _rows, _Span
 from .metadata import _BAD_TITLE, _front_title, _meta_str, _organization, _year
-from .repair import _join_parts, _Unglue, _vocabulary, _word_counts
+from .repair import _join_parts, _rejoin_rows, _Unglue, _vocabulary, _word_counts
 from .structure import _Placed, _paragraphs, _sections
 
 logger = logging.getLogger(__name__)
@@ -208,6 +208,7 @@ def _read_pages(path: Path, reader: pypdf.PdfReader, pdfium_doc: Any, n_pages: i
                 ln.block = bi
 
     vocab = _vocabulary(pages)
+    _rejoin_rows(pages, vocab)
     unglue = _Unglue(_word_counts(pages))
     for blocks in pages:
         for b in blocks:

@@ -80,6 +80,9 @@ def find_recommendations(
     label = [bool(_REC_LABEL.match(p.text)) for p in placed]
     stop = [i in heads or label[i] or placed[i].para.table for i in range(n)]
     found = [find_grades(p.text, table=p.para.table) for p in placed]
+    # where a grade letter set apart in the margin opens a paragraph ("A" / "Oral
+    # glucose ..."): only there is a leading "A" a marker and not the article
+    marked = {p.start for p in placed if p.para.lines and p.para.lines[0].margin_mark}
 
     def section_label(off: int) -> str | None:
         out = None
@@ -90,7 +93,7 @@ def find_recommendations(
 
     def make(start: int, end: int, grade: Grade | None, number: str | None, system: str | None = None,
              strength: str | None = None) -> Recommendation | None:
-        start, number2 = _clean_start(text, start, end)
+        start, number2 = _clean_start(text, start, end, marked)
         number = number or number2
         while end > start and text[end - 1].isspace():
             end -= 1
@@ -120,6 +123,8 @@ def find_recommendations(
         prev_local = 0
         for f in found[i]:
             g_end = p.start + f.end
+            if f.grader.trailing and g_end < p.end and text[g_end] in ".;":
+                g_end += 1  # the statement's own full stop after its grade: "(Grade B)."
             if not f.grader.trailing:
                 end = _run_end(placed, stop, i, n)
                 rec = make(g_end, end, f.grade, None)
@@ -139,7 +144,7 @@ def find_recommendations(
                     # a heading read between a statement and its grade line (the grade
                     # opens the next column): the statement is the paragraph above it
                     rec = make(placed[i - 2].start, placed[i - 2].end, f.grade, None)
-                    prev_local = f.end
+                    prev_local = g_end - p.start
                     last_end = last_rec_end = max(last_end, g_end)
                     if rec:
                         recs.append(rec)
@@ -147,7 +152,7 @@ def find_recommendations(
                 start = placed[first].start
             start = max(start, last_end)
             rec = make(start, g_end, f.grade, _label_number(placed, label, start))
-            prev_local = f.end
+            prev_local = g_end - p.start
             last_end = last_rec_end = max(last_end, g_end)
             if rec:
                 recs.append(rec)
@@ -258,15 +263,22 @@ def _run_end(placed: list["_Placed"], stop: list[bool], i: int, n: int, marker: 
     return end
 
 
-def _clean_start(text: str, start: int, end: int) -> tuple[int, str | None]:
-    """Skip what opens a statement but is not part of it; the number found there."""
+def _clean_start(text: str, start: int, end: int, marked: set[int] | frozenset[int] = frozenset()
+                 ) -> tuple[int, str | None]:
+    """Skip what opens a statement but is not part of it; the number found there.
+    ``marked``: offsets where a margin marker opens a paragraph; a single grade letter
+    ("A", "B", "C", "D") is skipped only there ("A SEE-FIM protocol should" is text)."""
     number = None
+    while start < end and (text[start].isspace() or text[start] in ".;,"):
+        start += 1  # the end of the previous statement: "(Grade B). HRT is ..."
     for k in range(4):
         while start < end and text[start].isspace():
             start += 1
         m = _LEAD.match(text, start, end)
         if not m or m.end() == start or m.group("mark") and k:
             break  # a margin letter only opens a statement: "A Cochrane review" is text
+        if m.group("mark") and len(m.group("mark")) == 1 and m.group("mark") != "R" and start not in marked:
+            break
         num = m.group("num") or m.group("num2")
         if num and number is None:
             number = num

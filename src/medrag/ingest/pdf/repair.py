@@ -74,6 +74,8 @@ def _join_step(tail: str, t: str, vocab: set[str] | None) -> tuple[int, str]:
         return 0, ""
     if _URL_TAIL.search(last_token) and not t[0].isupper():
         return 0, ""  # a URL broken after a slash
+    if len(tail) >= 2 and tail[-1] == "-" and tail[-2].isdigit() and t[:1].isalpha() and t[:1].islower():
+        return 0, ""  # a compound broken after its hyphen: "60–69-" / "year"
     return 0, " "
 
 
@@ -137,15 +139,27 @@ def _vocabulary(pages: list[list["_Block"]]) -> set[str]:
     for blocks in pages:
         for b in blocks:
             for ln in b.lines:
-                words = ln.text.split()
-                for w in words[:-1] if words and words[-1].endswith("-") else words:
-                    w = w.strip(".,;:()[]\"'\u201c\u201d\u2018\u2019").lower()
-                    if w and "-" in w.strip("-") and w.replace("-", "").isalpha():
-                        vocab.add(w)
-                        vocab.update(w.split("-"))
-                    elif w.isalpha():
-                        vocab.add(w)
+                for text in ln.row_parts[1] if ln.row_parts else (ln.text,):
+                    words = text.split()
+                    for w in words[:-1] if words and words[-1].endswith("-") else words:
+                        w = w.strip(".,;:()[]\"'\u201c\u201d\u2018\u2019").lower()
+                        if w and "-" in w.strip("-") and w.replace("-", "").isalpha():
+                            vocab.add(w)
+                            vocab.update(w.split("-"))
+                        elif w.isalpha():
+                            vocab.add(w)
     return vocab
+
+
+def _rejoin_rows(pages: list[list["_Block"]], vocab: set[str]) -> None:
+    """Rejoin the text lines of class-of-recommendation rows with the document's
+    vocabulary (words hyphenated at line ends: "recom-" / "mended")."""
+    for blocks in pages:
+        for b in blocks:
+            for ln in b.lines:
+                if ln.row_parts:
+                    cells, parts = ln.row_parts
+                    ln.text = f"{cells} {_join_lines(list(parts), vocab)}"
 
 
 # ---------------------------------------------------------------------------------------

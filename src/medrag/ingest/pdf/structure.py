@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from ...types import Recommendation, Section
 from .lines import _Block, _Line
-from .grades import looks_graded
+from .grades import find_grades, looks_graded
 from .recommendations import _REC_LABEL, find_recommendations
 from .repair import _BULLET_START, _END_SENTENCE, _MULTISPACE
 
@@ -55,6 +55,8 @@ def _paragraphs(pages: list[list[_Block]], body: float, family: str) -> list[_Pa
             pitch = gaps[len(gaps) // 4] if len(gaps) >= 8 else 0.0  # the lower quartile
             if pitch < 1.6 * body:
                 pitch = 0.0  # single-spaced: the usual rule
+            left = min((ln.x0 for ln in b.lines), default=0.0)
+            right = max((ln.x1 for ln in b.lines), default=0.0)
             for li, ln in enumerate(b.lines):
                 if cur is None:
                     cur = _Para([ln])
@@ -77,6 +79,8 @@ def _paragraphs(pages: list[list[_Block]], body: float, family: str) -> list[_Pa
                         and not _is_heading_style(prev, body, family)
                         and (ln.text[:1].islower() or ln.text[:1].isalnum() or ln.text[:1] in "(")
                         and not _BULLET_START.match(ln.text)
+                        and not ln.margin_mark  # a marked statement ("A Patients ...") opens its own
+                        and not _ends_graded(prev.text)  # "Grade B, Level 2++" ended a statement
                     )
                     brk = not cont
                 else:
@@ -93,6 +97,8 @@ def _paragraphs(pages: list[list[_Block]], body: float, family: str) -> list[_Pa
                         or style_change
                         or bool(_BULLET_START.match(ln.text))
                         or bool(_MARK_START.match(ln.text))
+                        or _indented_first_line(cur.lines, ln, b.lines[li + 1] if li + 1 < len(b.lines) else None,
+                                                left, right)
                     )
                 if brk:
                     paras.append(cur)
@@ -102,6 +108,32 @@ def _paragraphs(pages: list[list[_Block]], body: float, family: str) -> list[_Pa
     if cur:
         paras.append(cur)
     return paras
+
+
+def _ends_graded(text: str) -> bool:
+    """True when a printed grade ends ``text`` (only punctuation after it)."""
+    hits = find_grades(text)
+    return bool(hits) and hits[-1].grader.trailing and not text[hits[-1].end:].strip(" .;)")
+
+
+def _indented_first_line(cur: list[_Line], ln: _Line, nxt: _Line | None, left: float, right: float) -> bool:
+    """True when ``ln`` opens a paragraph by its first-line indent, as journals set them:
+    it starts 0.8 to 4 font sizes right of the block's left edge with a capital, the line
+    after it (if any) goes back to the left, and the paragraph so far (``cur``) ended: its
+    last line ends a sentence or stops before the middle of the block (a label line such
+    as "Recommendations"), no bracket is open and it is not a bulleted item whose later
+    lines hang indented."""
+    prev = cur[-1]
+    size = max(ln.size, 1.0)
+    if not 0.8 * size <= ln.x0 - left <= 4 * size or ln.table_row or prev.table_row:
+        return False
+    if not (ln.text[:1].isupper() or ln.text[:1].isdigit()):
+        return False
+    if nxt is not None and not (nxt.x0 < ln.x0 - 0.5 * size and abs(nxt.y - ln.y) < 3 * size):
+        return False
+    if _BULLET_START.match(cur[0].text) and ln.x0 > cur[0].x0 + 0.5 * size or _open_bracket(cur[-3:]):
+        return False
+    return bool(_END_SENTENCE.search(prev.text)) or prev.x1 < left + 0.6 * (right - left)
 
 
 # A line that opens a marked statement: SIGN's "R", a margin grade letter, a tick, a

@@ -64,6 +64,21 @@ def _table_block(lines: list[_Line], cuts: list[float]) -> _Block:
     return _Block(out, table=True)
 
 
+def _top_down(lines) -> list[_Line]:
+    """Lines from the top of the page down; lines on one baseline (within 0.3 of the
+    font size) left to right, so that a row's number "4." comes before its text."""
+    out: list[_Line] = []
+    group: list[_Line] = []
+    for ln in sorted(lines, key=lambda ln: -ln.y):
+        if group and group[0].y - ln.y > 0.3 * max(ln.size, group[0].size):
+            out.extend(sorted(group, key=lambda g: g.x0))
+            group = []
+        group.append(ln)
+    out.extend(sorted(group, key=lambda g: g.x0))
+    return out
+
+
+_VALUE = re.compile(r"Value\s+Statement\s*:\s*[A-Za-z ]{2,40}\(\s*(?:A|B-R|B-NR|C-LD|C-EO)\s*\)")
 _NUM_START = re.compile(r"^(\d{1,2}\.)(?:\s+(.*))?$")
 
 
@@ -87,8 +102,7 @@ def _class_level_rows(lines: list[_Line]) -> list[_Line]:
             continue
         left, text_x = cor.x0 - 8, rec.x0 - 4
         split = (cor.x1 + loe.x0) / 2  # cells are centred under their headers
-        below = sorted((ln for ln in out if ln.y < cor.y - 1 and left <= ln.x0 < rec.x0 + 24),
-                       key=lambda ln: -ln.y)
+        below = _top_down((ln for ln in out if ln.y < cor.y - 1 and left <= ln.x0 < rec.x0 + 24))
         body: list[_Line] = []
         for ln in below:  # the table ends at the first line set further left
             if ln.x0 < left:
@@ -115,6 +129,7 @@ def _class_level_rows(lines: list[_Line]) -> list[_Line]:
         spans = [(r[0].y + 1, min(x.y for x in r) - 1) for r in rows]
         cor_of: list[list[str]] = [[] for _ in rows]
         loe_of: list[list[str]] = [[] for _ in rows]
+        whole_of: list[list[str]] = [[] for _ in rows]  # a cell across both columns
         used = set()
         for c in cells:
             k = min(range(len(rows)), key=lambda k: abs((spans[k][0] + spans[k][1]) / 2 - c.y))
@@ -127,14 +142,23 @@ def _class_level_rows(lines: list[_Line]) -> list[_Line]:
                 cor_of[k].append(a)
             if b:
                 loe_of[k].append(b)
+            whole_of[k].append(c.text)
             used.add(id(c))
         new_rows = []
         for k, r in enumerate(rows):
-            if not cor_of[k] or not loe_of[k] or not texts[k]:
+            if not texts[k]:
+                continue
+            value = _VALUE.fullmatch(" ".join(whole_of[k]))
+            if value:  # "Value Statement: Uncertain Value (B-NR)" across both columns
+                cells = " ".join(value.group(0).split())
+            elif cor_of[k] and loe_of[k]:
+                cells = f"{' '.join(cor_of[k])} | {' '.join(loe_of[k])}"
+            else:
                 continue
             text = _join_lines(texts[k], None)
             line = _Line(list(r[0].spans))
-            line.text = f"{' '.join(cor_of[k])} | {' '.join(loe_of[k])} | {nums[k]} {text}"
+            line.text = f"{cells} | {nums[k]} {text}"
+            line.row_parts = (line.text[: len(line.text) - len(text) - 1], tuple(texts[k]))
             line.x0, line.x1 = cor.x0, max(x.x1 for x in r)
             line.y, line.size = r[0].y, statistics.median(x.size for x in r)
             line.bold, line.family, line.table_row = False, r[-1].family, True
