@@ -561,7 +561,8 @@ def _generic_edits(path: Path) -> dict:
             "shorter": lambda: np.save(path, a[:-1] if a.ndim else a),
             "2-D": lambda: np.save(path, a.reshape(1, -1)),
             "reversed": lambda: np.save(path, a[::-1].copy() if a.ndim else a),
-            "huge values": lambda: np.save(path, np.full_like(a, np.iinfo(np.int32).max if a.dtype.kind in "iu" else 1e30)),
+            "huge values": lambda: np.save(path, np.full_like(
+                a, min(np.iinfo(np.int32).max, np.iinfo(a.dtype).max) if a.dtype.kind in "iu" else 1e30)),
         }
         if a.dtype.kind in "if":
             edits["negative"] = lambda: np.save(path, (-np.abs(a) - 1).astype(a.dtype))

@@ -461,3 +461,117 @@ def test_hnsw_index_survives_copy_and_save(docs, tmp_path):
     assert (tmp_path / "copy" / "dense" / "index.faiss").is_file()
     got = Index.load(tmp_path / "copy", encoder=HashEncoder())
     assert len(got.search("dopamine", k=5, mode="dense")) == 5
+
+
+# --------------------------------------------------------------------------- verified once, recorded (issue 16)
+
+
+def _hashed(caplog) -> list[str]:
+    """The "verified N of M files" lines logged since the last clear."""
+    out = [r.getMessage() for r in caplog.records if r.getMessage().startswith("verified ")]
+    caplog.clear()
+    return out
+
+
+def test_a_save_records_its_verification_and_loads_skip_the_full_pass(docs, tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="medrag.index")
+    ix = tmp_path / "ix"
+    Index.build(docs[:20], lexical()).save(ix)
+    record = json.loads((ix / ".medrag-verified.json").read_text())
+    manifest = json.loads((ix / "manifest.json").read_text())
+    assert set(record["files"]) == set(manifest["files"])
+    assert ".medrag-verified.json" not in manifest["files"]  # never listed: the manifest is immutable
+    _hashed(caplog)
+    Index.load(ix).close()
+    assert _hashed(caplog) == []  # sizes only: the record vouches for every file
+    # verify="full" and Index.verify() always hash everything
+    n = len(manifest["files"])
+    Index.load(ix, verify="full").close()
+    assert [m.split(" (")[0] for m in _hashed(caplog)] == [f"verified {n} of {n} files"]
+    got = Index.load(ix)
+    info = got.verify()
+    assert [m.split(" (")[0] for m in _hashed(caplog)] == [f"verified {n} of {n} files"]
+    assert info["files"] == len(manifest["files"]) and info["bytes"] == sum(m["size"] for m in manifest["files"].values())
+    # an ordinary copy has new inodes: its first load hashes everything and records it
+    subprocess.run(["cp", "-r", str(ix), str(tmp_path / "copy")], check=True)
+    caplog.clear()
+    Index.load(tmp_path / "copy").close()
+    assert [m.split(" (")[0] for m in _hashed(caplog)] == [f"verified {n} of {n} files"]
+    assert json.loads((tmp_path / "copy" / ".medrag-verified.json").read_text())["files"] != record["files"]
+    Index.load(tmp_path / "copy").close()
+    assert _hashed(caplog) == []
+    # the record does not stop a save over the index, nor hides a user's own file
+    Index.load(ix).save(ix)
+    (ix / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="notes.txt"):
+        Index.build(docs[:5], lexical()).save(ix)
+    got.close()
+
+
+@pytest.mark.parametrize("keep_mtime", [False, True])
+def test_a_file_rewritten_after_the_record_is_hashed_again(docs, tmp_path, keep_mtime):
+    """Same size, same inode, even the old modification time restored: the change time
+    moved, so the record no longer vouches for the file and the sha256 check fails."""
+    ix = tmp_path / "ix"
+    Index.build(docs[:20], lexical()).save(ix)
+    Index.load(ix).close()
+    for rel in ("chunks.jsonl", "bm25/weights.npy", "doc_year.npy"):
+        p = ix / rel
+        st = p.stat()
+        with open(p, "r+b") as f:  # in place: the inode stays; the last byte (data, not a header)
+            f.seek(st.st_size - 1)
+            b = f.read(1)
+            f.seek(st.st_size - 1)
+            f.write(bytes([b[0] ^ 0x01]))
+        if keep_mtime:
+            os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert p.stat().st_ino == st.st_ino and p.stat().st_size == st.st_size
+        with pytest.raises(IndexFormatError, match=f"{rel} fails its sha256"):
+            Index.load(ix)
+        Index.load(ix, verify=False).close()  # sizes only, as documented
+        with open(p, "r+b") as f:
+            f.seek(st.st_size - 1)
+            f.write(b)
+        Index.load(ix).close()
+
+
+@pytest.mark.parametrize("record", ["garbage", "{}", "wrong manifest", "forged stats"])
+def test_a_bad_or_stale_record_only_brings_the_full_pass_back(docs, tmp_path, record):
+    ix = tmp_path / "ix"
+    Index.build(docs[:20], lexical()).save(ix)
+    rp = ix / ".medrag-verified.json"
+    r = json.loads(rp.read_text())
+    p = ix / "chunks.jsonl"
+    raw = bytearray(p.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    p.write_bytes(bytes(raw))  # a corrupt file, and a record that must not hide it
+    if record == "garbage":
+        rp.write_bytes(b"\x00\xff not json")
+    elif record == "{}":
+        rp.write_text("{}")
+    elif record == "wrong manifest":
+        rp.write_text(json.dumps({**r, "manifest_sha256": "0" * 64}))
+    else:  # stats copied from the file as it is now, but with the old clock: not older than it
+        st = p.stat()
+        r["files"]["chunks.jsonl"] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        rp.write_text(json.dumps(r))
+    with pytest.raises(IndexFormatError, match="chunks.jsonl fails its sha256"):
+        Index.load(ix)
+
+
+def test_verify_argument_and_a_stale_verify_are_refused(docs, tmp_path):
+    import medrag.errors as errors
+
+    with pytest.raises(ConfigError, match="verify must be"):
+        Index.load(tmp_path / "nowhere", verify="yes")
+    with pytest.raises(ConfigError, match="not been saved"):
+        Index.build(docs[:3], lexical()).verify()
+    ix = tmp_path / "ix"
+    Index.build(docs[:5], lexical()).save(ix)
+    old = Index.load(ix)
+    Index.build(docs[5:10], lexical()).save(ix)
+    with pytest.raises(errors.IndexConflictError, match="load it again"):
+        old.verify()
+    old.close()

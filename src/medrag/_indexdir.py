@@ -63,6 +63,7 @@ except ImportError:  # pragma: no cover - Windows: no cross-process locking
 __all__ = [
     "MANIFEST",
     "MARKER",
+    "RECORD",
     "Pinned",
     "pin",
     "write_lock",
@@ -80,6 +81,11 @@ logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 MARKER = ".medrag-generation"
+#: the verification record of a generation (medrag.index.verify): written atomically
+#: inside the generation, never listed in its manifest
+RECORD = ".medrag-verified.json"
+_RECORD_TMP = re.compile(r"\.medrag-verified\.json\.[0-9a-f]{16}\.tmp")
+MAX_RECORD_BYTES = 16 << 20
 _MARKER_FORMAT = "medrag.index.generation"
 MAX_MANIFEST_BYTES = 16 << 20
 _HEX16 = "[0-9a-f]{16}"
@@ -191,6 +197,56 @@ class Pinned:
             raise IndexFormatError(f"{self.display / MANIFEST} is implausibly large")
         return os.pread(self._manifest_fd, size + 1, 0)
 
+    def read_record(self) -> bytes | None:
+        """The generation's verification record (:data:`RECORD`), or None when there is
+        none (or it is not a plain, reasonably sized file)."""
+        if self._dir_fd is None:
+            return None
+        try:
+            fd = os.open(RECORD, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC, dir_fd=self._dir_fd)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_RECORD_BYTES:
+                return None
+            return os.pread(fd, st.st_size + 1, 0)
+        finally:
+            os.close(fd)
+
+    def fs_clock(self) -> int | None:
+        """The file system's clock now (ns), as it stamps files; None where the
+        generation cannot be written (then no record can be written either)."""
+        return None if self._dir_fd is None else fs_clock(self._dir_fd)
+
+    def write_record(self, data: bytes) -> bool:
+        """Replace the verification record atomically (a temporary file renamed over
+        it, inside this generation). Returns False, and changes nothing, where the
+        directory cannot be written (a read-only copy of an index)."""
+        if self._dir_fd is None:
+            return False
+        tmp = f"{RECORD}.{os.urandom(8).hex()}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o666, dir_fd=self._dir_fd)
+        except OSError as exc:
+            logger.debug("%s: cannot write %s: %s", self.display, RECORD, exc)
+            return False
+        done = False
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, RECORD, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
+            done = True
+        except OSError as exc:
+            logger.debug("%s: cannot write %s: %s", self.display, RECORD, exc)
+        finally:
+            if not done:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=self._dir_fd)
+        return done
+
     def show(self, text: str) -> str:
         """``text`` with the descriptor path replaced by the user's path."""
         return text.replace(str(self.base), str(self.display)) if self.base != self.display else text
@@ -206,6 +262,27 @@ class Pinned:
         if self._manifest_fd is not None:
             os.close(self._manifest_fd)  # releases the shared lock
             self._manifest_fd = None
+
+
+def fs_clock(d: Path | int) -> int | None:
+    """The time stamp (ns) the file system gives a file created in directory ``d`` (a
+    path or a directory descriptor) now: later than every change made before, at the
+    file system's own granularity; None where ``d`` cannot be written. The scratch
+    file is removed at once."""
+    name = f"{RECORD}.{os.urandom(8).hex()}.tmp"
+    kw: dict[str, Any] = {"dir_fd": d} if isinstance(d, int) else {}
+    where = name if isinstance(d, int) else str(Path(d) / name)
+    try:
+        fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o666, **kw)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        return max(int(st.st_mtime_ns), int(st.st_ctime_ns))
+    finally:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(where, **kw)
 
 
 def pin(root: Path) -> Pinned:
@@ -336,6 +413,8 @@ def _check_only_index_files(d: Path, manifest: dict[str, Any]) -> None:
     strangers = []
     for p in d.rglob("*"):
         rel = p.relative_to(d).as_posix()
+        if (rel == RECORD or _RECORD_TMP.fullmatch(rel)) and not p.is_symlink():
+            continue  # the generation's verification record (and one being written)
         if p.is_symlink() or (p.is_dir() and rel not in allowed_dirs) or (not p.is_dir() and rel not in allowed):
             strangers.append(rel)
     if strangers:

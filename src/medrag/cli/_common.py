@@ -176,6 +176,13 @@ def add_filter_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--include-retracted", action="store_true", help="also return retracted publications (excluded by default)"
     )
+    g.add_argument("--strength", action="append", choices=("strong", "conditional", "against", "good-practice", "ungraded"),
+                   help="only guideline recommendations of this strength (repeatable: any of them)")
+    g.add_argument("--certainty", action="append", choices=("high", "moderate", "low", "very low", "expert opinion"),
+                   help="only guideline recommendations of this certainty of evidence (repeatable)")
+    g.add_argument("--grade-system", action="append", choices=("GRADE", "ACC/AHA", "USPSTF", "SIGN", "NICE-wording", "other"),
+                   help="only guideline recommendations graded in this system (repeatable)")
+    g.add_argument("--recommendations-only", action="store_true", help="only guideline recommendations (any grade)")
 
 
 def add_index_option(p: argparse.ArgumentParser, *, verify: bool = True, required: bool = True) -> None:
@@ -259,6 +266,10 @@ def filters_from(args: argparse.Namespace) -> Any:
         doc_ids=tuple(args.doc_id or ()),
         exclude_doc_ids=tuple(args.exclude_doc_id or ()),
         include_retracted=args.include_retracted,
+        strength=tuple(getattr(args, "strength", None) or ()),
+        certainty=tuple(getattr(args, "certainty", None) or ()),
+        grade_systems=tuple(getattr(args, "grade_system", None) or ()),
+        recommendations_only=bool(getattr(args, "recommendations_only", False)),
     )
 
 

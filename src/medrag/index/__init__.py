@@ -1,5 +1,5 @@
-"""The hybrid index (a package; each module one job): BM25 + dense vectors over chunks, fused; saved to and loaded from a
-directory; updated in place.
+"""The hybrid index: BM25 + dense vectors over chunks, fused; saved to and loaded from
+a directory; updated in place.
 
 Row ``i`` is the same chunk everywhere: line ``i`` of ``chunks.jsonl``, row ``i`` of the
 BM25 matrix and of the vector array. A directory holds::
@@ -13,6 +13,11 @@ BM25 matrix and of the vector array. A directory holds::
     chunk_doc.npy      the document (line of docs.jsonl) of each row
     bm25/              sparse BM25 arrays (see medrag.retrieve.bm25), no pickle
     dense/vectors.npy  float32 unit vectors; dense/index.faiss for HNSW / IVF-PQ
+    grades_rows.npy    the rows that are guideline recommendations, and in
+    grades_codes.npy   grades_codes.npy their strength / certainty / system codes
+                       (see medrag.index.grades; the manifest's "grades" names them)
+    .medrag-verified.json  the generation's verification record (medrag.index.verify;
+                       not listed in the manifest)
 
 The index path is a real directory (it survives ``cp -r``, ``cp -a`` and ``tar``).
 Saving writes a new generation into a sibling staging directory and swaps it in with
@@ -22,16 +27,18 @@ rules. Indexes written by medrag 0.1 (the path a symbolic link to a hidden sibli
 still load, and the next save turns them into a real directory.
 
 Loading checks the format version, refuses any file the manifest names outside the
-directory (or reached through a symbolic link), verifies sizes and sha256 checksums,
-and rebuilds the analyzer and the query encoder from the manifest, never from the
+directory (or reached through a symbolic link), verifies sizes always and sha256
+checksums once per generation (:mod:`.verify`), and rebuilds the analyzer and the query encoder from the manifest, never from the
 caller's defaults. It never loads an encoder from outside the index (the hub, another
 folder) unless the caller passes one or opts in with ``trust_encoder=True``; the
 default packaged model loads offline from its installed package.
 
-Modules: :mod:`.config` (what decides an index's contents, format version),
-:mod:`.filters` (metadata filters and row masks), :mod:`.search` (BM25 / dense /
+Modules (each one job): :mod:`.config` (what decides an index's contents, format
+version), :mod:`.filters` (metadata and grade filters, row masks), :mod:`.grades`
+(the recommendation grade table, grade boosts), :mod:`.search` (BM25 / dense /
 hybrid search), :mod:`.mutate` (add, delete, compaction), :mod:`.persist` (save,
-load, manifest) and :mod:`.core` (the :class:`Index` class composing them).
+load, manifest), :mod:`.verify` (file checks and the verification record) and
+:mod:`.core` (the :class:`Index` class composing them).
 """
 
 from __future__ import annotations

@@ -5,9 +5,10 @@ persistence (:mod:`.persist`) of this package."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from .. import _indexdir
 from .._indexparts import ChunkStore, DocTable, RWLock, str_list
+from ..errors import ConfigError
 from ..progress import ProgressSpec
 from ..retrieve.bm25 import BM25Index
 from ..retrieve.dense import Encoder, VectorIndex
@@ -22,9 +24,13 @@ from ..types import Chunk, Document, Passage, SourceInfo
 from . import mutate, persist
 from .config import IndexConfig, Mode
 from .filters import Filters, row_mask
+from .grades import GradeTable, check_boost
 from .search import check_query_args, search_locked
+from .verify import Verify
 
 __all__ = ["Index"]
+
+logger = logging.getLogger("medrag.index")
 
 
 class Index:
@@ -56,6 +62,7 @@ class Index:
         vectors: VectorIndex | None,
         encoder: Encoder | None,
         manifest: dict[str, Any] | None = None,
+        grades: GradeTable | None = None,
     ) -> None:
         self.config = config
         self._docs = docs
@@ -68,6 +75,7 @@ class Index:
         self._vectors = vectors
         self._encoder = encoder
         self._manifest = manifest or {}
+        self._grades = grades  # None: not read yet (an index saved without the table)
         self._rw = RWLock()
         self._pin: _indexdir.Pinned | None = None
         self._origin: tuple[str, str] | None = None  # (real path loaded from, index id)
@@ -137,6 +145,7 @@ class Index:
             bm25=empty_bm25,
             vectors=vectors,
             encoder=encoder,
+            grades=GradeTable.empty(),
         )
         index.add(documents, show_progress=show_progress, progress=progress)
         return index
@@ -202,6 +211,19 @@ class Index:
             return self._store.get(row)
         return self._new_chunks[row - len(self._store)]
 
+    def _grade_table(self) -> GradeTable:
+        """The recommendation grades of the rows (:mod:`.grades`), read from the chunks
+        the first time for an index saved without them."""
+        table = self._grades
+        if table is None:
+            n_stored = len(self._store)
+            logger.info("reading the recommendation grades of %d chunks (an index saved without them)", self._bm25.n_rows)
+            table = GradeTable.scan(
+                self._bm25.n_rows, lambda r: self._store.raw(r) if r < n_stored else None, self.chunk
+            )
+            self._grades = table
+        return table
+
     # ------------------------------------------------------------------ updates
 
     def add(self, documents: Iterable[Document], *, show_progress: bool = False, progress: ProgressSpec = None) -> int:
@@ -234,6 +256,7 @@ class Index:
         *,
         filters: Filters | None = None,
         mode: Mode = "hybrid",
+        boost: Mapping[str, float] | None = None,
     ) -> list[Passage]:
         """The ``k`` best passages for ``query``.
 
@@ -241,25 +264,41 @@ class Index:
         ``"bm25"`` or ``"dense"``. Retracted publications are excluded unless
         ``filters.include_retracted``. Each passage keeps its fused score, rank, and
         each retriever's score.
+
+        ``boost`` raises guideline recommendation chunks by their grade: a mapping from
+        a strength (``"strong"``, ``"conditional"``, ...), a certainty (``"high"``,
+        ..., ``"very low"``), a grading system (``"GRADE"``, ...) or
+        ``"recommendation"`` (any recommendation chunk) to a factor that multiplies the
+        final score, e.g. ``{"strong": 1.2}``; factors that match one chunk multiply
+        (:mod:`medrag.index.grades`). A boosted passage's ``scores["boost"]`` is its
+        factor. The boost is an argument of each search, recorded nowhere in the index.
         """
         mode = self._check_query_args(k, mode)
+        checked = check_boost(boost)
         qvec = self._encoder.encode_queries([query])[0] if mode != "bm25" and self._encoder else None
         with self._rw.read():
-            found = self._search_locked(query, qvec, k, filters, mode)
+            found = self._search_locked(query, qvec, k, filters, mode, checked)
         from ..display import SearchResults  # a list that shows itself in notebooks
 
         return SearchResults(found, query=query, mode=mode)
 
     def search_many(
-        self, queries: Sequence[str], k: int = 10, *, filters: Filters | None = None, mode: Mode = "hybrid"
+        self,
+        queries: Sequence[str],
+        k: int = 10,
+        *,
+        filters: Filters | None = None,
+        mode: Mode = "hybrid",
+        boost: Mapping[str, float] | None = None,
     ) -> list[list[Passage]]:
         """:meth:`search` for many queries, encoding them in one batch."""
         mode = self._check_query_args(k, mode)
+        checked = check_boost(boost)
         qvecs = self._encoder.encode_queries(list(queries)) if mode != "bm25" and self._encoder else None
         out = []
         with self._rw.read():
             for i, q in enumerate(queries):
-                out.append(self._search_locked(q, None if qvecs is None else qvecs[i], k, filters, mode))
+                out.append(self._search_locked(q, None if qvecs is None else qvecs[i], k, filters, mode, checked))
         from ..display import SearchResults
 
         return [SearchResults(r, query=q, mode=mode) for r, q in zip(out, queries)]
@@ -267,10 +306,7 @@ class Index:
     def _check_query_args(self, k: int, mode: str) -> Mode:
         return check_query_args(self, k, mode)
 
-    def _search_locked(
-        self, query: str, qvec: np.ndarray | None, k: int, filters: Filters | None, mode: Mode
-    ) -> list[Passage]:
-        return search_locked(self, query, qvec, k, filters, mode)
+    _search_locked = search_locked  # (query, qvec, k, filters, mode, boost): under the read lock
 
     # ------------------------------------------------------------------ persistence
 
@@ -303,7 +339,7 @@ class Index:
         directory: str | os.PathLike[str],
         *,
         encoder: Encoder | None = None,
-        verify: bool = True,
+        verify: Verify = True,
         mmap: bool = True,
         load_encoder: bool = True,
         trust_encoder: bool = False,
@@ -317,7 +353,13 @@ class Index:
         from the manifest, offline; an index naming any other model (a hub name, a
         folder) is refused unless ``trust_encoder=True``, since loading it could
         download, or read code and weights from outside the index.
-        ``verify=False`` skips the sha256 checks (sizes are always checked).
+        Sizes are always checked. ``verify=True`` (the default) checks every file's
+        sha256 unless this generation's verification record says that these very
+        files (size, modification and change times, inode) were verified against this
+        manifest: a save writes it, and a load that had to hash everything (a copied
+        index, one saved by an older medrag, a file touched since) writes it, so each
+        generation is hashed once. ``verify="full"`` always hashes (and records);
+        ``verify=False`` checks sizes only. See :mod:`medrag.index.verify`.
         ``load_encoder=False`` opens the index without its query encoder (for
         inspection, or BM25-only search).
 
@@ -334,3 +376,16 @@ class Index:
             cls, directory, encoder=encoder, verify=verify, mmap=mmap, load_encoder=load_encoder,
             trust_encoder=trust_encoder,
         )
+
+    def verify(self) -> dict[str, Any]:
+        """Check the sha256 of every file of the saved generation this index was loaded
+        from (or last saved to), and record that it passed (:mod:`medrag.index.verify`).
+
+        Returns ``{"files": n, "bytes": total, "seconds": wall time}``. Raises
+        IndexFormatError for a file that fails, ConfigError for an index never saved,
+        and IndexConflictError when the directory now holds another generation (saved
+        since; load it again to verify that one).
+        """
+        if self._origin is None:
+            raise ConfigError("this index has not been saved or loaded: there are no files to verify")
+        return persist.verify_saved(self._origin[0], self._origin[1])

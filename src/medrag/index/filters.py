@@ -1,5 +1,5 @@
-"""Metadata filters (:class:`Filters`) and the row mask they select: which rows of an
-index a search may return."""
+"""Metadata filters (:class:`Filters`: document metadata and recommendation grades)
+and the row mask they select: which rows of an index a search may return."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 
 from .._indexparts import str_list
 from ..errors import ConfigError
+from .grades import CERTAINTIES, STRENGTHS, SYSTEMS, check_values
 
 if TYPE_CHECKING:
     from .core import Index
@@ -30,6 +31,17 @@ class Filters:
         mesh: keep documents indexed with at least one of these MeSH descriptors.
         doc_ids: keep only these documents.
         exclude_doc_ids: drop these documents.
+        strength / certainty / grade_systems: keep only guideline recommendation chunks
+            (:attr:`medrag.types.Chunk.recommendation`) whose normalized strength
+            (``"strong"``, ``"conditional"``, ``"against"``, ``"good-practice"``,
+            ``"ungraded"``), certainty of evidence (``"high"``, ``"moderate"``,
+            ``"low"``, ``"very low"``, ``"expert opinion"``) or grading system
+            (``"GRADE"``, ``"ACC/AHA"``, ``"USPSTF"``, ``"SIGN"``, ``"NICE-wording"``,
+            ``"other"``) is one of these. A recommendation whose value is not stated
+            does not pass a filter on that value.
+        recommendations_only: keep only recommendation chunks (of any grade).
+
+    The document filters and the chunk filters (the last four) all apply together.
     """
 
     year_min: int | None = None
@@ -40,6 +52,10 @@ class Filters:
     doc_ids: tuple[str, ...] = ()
     exclude_doc_ids: tuple[str, ...] = ()
     include_retracted: bool = False
+    strength: tuple[str, ...] = ()
+    certainty: tuple[str, ...] = ()
+    grade_systems: tuple[str, ...] = ()
+    recommendations_only: bool = False
 
     def __post_init__(self) -> None:
         for name in ("year_min", "year_max"):
@@ -53,11 +69,22 @@ class Filters:
             object.__setattr__(self, name, tuple(str_list(getattr(self, name), f"Filters.{name}", "pubmed")))
         if not isinstance(self.include_retracted, (bool, np.bool_)):
             raise ConfigError(f"Filters.include_retracted must be True or False, not {self.include_retracted!r}")
+        for name, vocab in (("strength", STRENGTHS), ("certainty", CERTAINTIES), ("grade_systems", SYSTEMS)):
+            object.__setattr__(self, name, check_values(getattr(self, name), f"Filters.{name}", vocab))
+        if not isinstance(self.recommendations_only, (bool, np.bool_)):
+            raise ConfigError(f"Filters.recommendations_only must be True or False, not {self.recommendations_only!r}")
+
+    @property
+    def by_grade(self) -> bool:
+        """Whether any chunk-level (recommendation grade) filter is set."""
+        return bool(self.strength or self.certainty or self.grade_systems or self.recommendations_only)
 
 
 def row_mask(ix: "Index", filters: Filters | None) -> np.ndarray:
     """A boolean array over the rows of ``ix``: True where a live chunk passes
-    ``filters`` (retracted publications excluded unless ``include_retracted``)."""
+    ``filters`` (retracted publications excluded unless ``include_retracted``): the
+    document filters on the document table, the grade filters on the index's grade
+    table (:mod:`.grades`)."""
     f = filters or Filters()
     ok = ix._doc_alive.copy()
     if not f.include_retracted:
@@ -79,4 +106,7 @@ def row_mask(ix: "Index", filters: Filters | None) -> np.ndarray:
                 or d.doc_id in exclude
             ):
                 ok[i] = False
-    return ok[ix._chunk_doc] & np.asarray(ix._bm25.alive)
+    rows = ok[ix._chunk_doc] & np.asarray(ix._bm25.alive)
+    if f.by_grade:
+        rows &= ix._grade_table().mask(rows.size, f.strength, f.certainty, f.grade_systems)
+    return rows

@@ -14,6 +14,7 @@ from ..chunking import chunk_document
 from ..errors import ConfigError
 from ..progress import ProgressSpec, embed_with_progress, resolve_progress, tokenize_with_progress, track
 from ..types import Chunk, Document, SourceInfo
+from .grades import GradeTable
 
 if TYPE_CHECKING:
     from .core import Index
@@ -76,6 +77,8 @@ def add(ix: "Index", documents: Iterable[Document], *, show_progress: bool = Fal
         ix._bm25.add(tokens)
         if ix._vectors is not None and vecs is not None:
             ix._vectors.add(vecs)
+        if ix._grades is not None:  # rows n_rows - len(chunks) .. n_rows - 1 are the new chunks
+            ix._grades = ix._grades.extend(GradeTable.of_chunks(chunks, ix._bm25.n_rows - len(chunks)))
         ix._chunk_doc = np.concatenate([np.asarray(ix._chunk_doc), np.asarray(owners, dtype=np.int32)])
         ix._new_chunks.extend(chunks)
         ix._refresh_doc_arrays()
@@ -109,6 +112,8 @@ def compact_locked(ix: "Index") -> None:
     ix._docs = ix._docs.take(keep_docs)
     ix._doc_row = {d: i for i, d in enumerate(ix._docs.ids)}
     ix._doc_alive = np.ones(len(ix._docs), bool)
+    # every chunk was just read: an index saved without a grade table gets it from them
+    ix._grades = ix._grades.take(old_rows) if ix._grades is not None else GradeTable.of_chunks(chunks)
     ix._store.close()
     ix._store = ChunkStore(None, None)
     ix._new_chunks = chunks

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import _indexdir
-from .._indexparts import ChunkStore, DocTable, check_offsets, load_array, safe_member
+from .._indexparts import ChunkStore, DocTable, check_offsets, load_array
 from .._io import library_version, sha256_file
 from ..chunking import ChunkConfig
 from ..errors import ConfigError, IndexConflictError, IndexFormatError, IndexNotFoundError, IndexVersionError
@@ -25,9 +25,11 @@ from ..retrieve.analyzer import Analyzer
 from ..retrieve.bm25 import _ARRAYS as _BM25_ARRAYS
 from ..retrieve.bm25 import BM25Index, BM25Params
 from ..retrieve.dense import _PACKAGE_MODELS, Encoder, EncoderConfig, VectorConfig, VectorIndex, encoder_from_description
+from .grades import GradeTable
 from .config import FORMAT, FORMAT_VERSION, FusionConfig, IndexConfig
 from .config import MANIFEST as _MANIFEST
 from .mutate import compact_locked
+from .verify import Verify, check_files, check_verify, clock_after, record_bytes, stats_of
 
 if TYPE_CHECKING:
     from .core import Index
@@ -86,6 +88,7 @@ def save(ix: "Index", directory: str | os.PathLike[str], *, lock_timeout: float 
             ix._new_chunks = []
             ix._bm25 = loaded._bm25
             ix._vectors = loaded._vectors
+            ix._grades = loaded._grades
             ix._chunk_doc = loaded._chunk_doc
             ix._manifest = loaded._manifest
             ix._refresh_doc_arrays()
@@ -130,6 +133,7 @@ def write_generation(ix: "Index", d: Path, index_id: str) -> None:
             offsets[row + 1] = pos
     np.save(d / "chunk_offsets.npy", offsets, allow_pickle=False)
     np.save(d / "chunk_doc.npy", np.asarray(ix._chunk_doc, dtype=np.int32), allow_pickle=False)
+    grades = ix._grade_table().save(d)
     ix._bm25.save(d / "bm25")
     dense: dict[str, Any] | None = None
     if ix._vectors is not None and ix._encoder is not None:
@@ -141,6 +145,7 @@ def write_generation(ix: "Index", d: Path, index_id: str) -> None:
             "vectors": asdict(ix.config.vectors),
             "faiss_factory": ix.config.vectors.factory,
         }
+    clock = clock_after(d)  # before hashing, after the last write (see .verify.trusted)
     files = {}
     for p in sorted(d.rglob("*")):
         if p.is_file():
@@ -162,14 +167,20 @@ def write_generation(ix: "Index", d: Path, index_id: str) -> None:
         "bm25": ix.config.bm25.to_dict(),
         "dense": dense,
         "fusion": asdict(ix.config.fusion),
+        "grades": grades,
         "files": files,
     }
+    data = json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8")
     tmp = d / (_MANIFEST + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=2, ensure_ascii=False)
+    with open(tmp, "wb") as f:
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, d / _MANIFEST)
+    # the sha256 values were just computed from the files as written: the generation is
+    # verified, and its record makes the first load skip the full pass (see .verify)
+    if clock is not None:
+        (d / _indexdir.RECORD).write_bytes(record_bytes(data, stats_of(d, files), clock))
 
 
 def load(
@@ -177,12 +188,13 @@ def load(
     directory: str | os.PathLike[str],
     *,
     encoder: Encoder | None = None,
-    verify: bool = True,
+    verify: Verify = True,
     mmap: bool = True,
     load_encoder: bool = True,
     trust_encoder: bool = False,
 ) -> "Index":
     """:meth:`Index.load` (documented there): pin the current generation, then load it."""
+    check_verify(verify)
     root = Path(directory)
     if not os.path.lexists(root):
         # without an atomic exchange a save moves the old generation to
@@ -210,12 +222,42 @@ def load(
     return index
 
 
+def verify_saved(path: str, index_id: str) -> dict[str, Any]:
+    """:meth:`Index.verify`: the full sha256 pass over generation ``index_id`` at
+    ``path`` (and its record)."""
+    t0 = time.perf_counter()
+    pinned = _indexdir.pin(Path(path))
+    try:
+        mpath = Path(path) / _MANIFEST
+        try:
+            manifest_bytes = pinned.read_manifest()
+            manifest = json.loads(manifest_bytes.decode("utf-8"))
+            files = manifest["files"]
+            found = str(manifest.get("index_id"))
+        except (ValueError, UnicodeDecodeError, RecursionError, KeyError, TypeError) as exc:
+            raise IndexFormatError(f"{mpath} is not a valid manifest: {exc}") from exc
+        if found != index_id:
+            raise IndexConflictError(
+                f"{path} now holds index {found}, saved after this index (index {index_id}) was loaded; "
+                "load it again to verify it"
+            )
+        if not isinstance(files, dict):
+            raise IndexFormatError(f"{mpath} lists no files")
+        try:
+            info = check_files(pinned, files, manifest_bytes, "full")
+        except IndexFormatError as exc:
+            raise IndexFormatError(pinned.show(str(exc))) from exc
+    finally:
+        pinned.release()
+    return {"files": info["files"], "bytes": info["bytes"], "seconds": time.perf_counter() - t0}
+
+
 def load_pinned(
     cls: "type[Index]",
     pinned: _indexdir.Pinned,
     *,
     encoder: Encoder | None,
-    verify: bool,
+    verify: Verify,
     mmap: bool,
     load_encoder: bool,
     trust_encoder: bool,
@@ -225,7 +267,8 @@ def load_pinned(
     root = pinned.base
     mpath = root / _MANIFEST
     try:
-        manifest = json.loads(pinned.read_manifest().decode("utf-8"))
+        manifest_bytes = pinned.read_manifest()
+        manifest = json.loads(manifest_bytes.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise IndexFormatError(f"{mpath} is not valid JSON: {exc}") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -251,19 +294,7 @@ def load_pinned(
         raise IndexFormatError(f"{mpath} does not list {sorted(missing)}")
     if os.path.lexists(root / "dense" / "index.faiss") and "dense/index.faiss" not in files:
         raise IndexFormatError(f"{mpath} does not list dense/index.faiss")
-    for rel, meta in files.items():
-        try:
-            p = safe_member(root, str(rel))
-            ok = p.is_file()
-            size = p.stat().st_size if ok else None
-        except (OSError, ValueError) as exc:
-            raise IndexFormatError(f"{root}: unusable file name {rel!r}: {exc}") from exc
-        if not ok:
-            raise IndexFormatError(f"{root}: {rel} is missing")
-        if not isinstance(meta, dict) or size != meta.get("size"):
-            raise IndexFormatError(f"{root}: {rel} has the wrong size (truncated or altered)")
-        if verify and sha256_file(p) != meta.get("sha256"):
-            raise IndexFormatError(f"{root}: {rel} fails its sha256 check (altered or corrupt)")
+    check_files(pinned, files, manifest_bytes, check_verify(verify))
     dense = manifest.get("dense")
     if dense is not None and not isinstance(dense, dict):
         raise IndexFormatError(f"{mpath}: 'dense' must be an object or null")
@@ -301,6 +332,10 @@ def load_pinned(
         raise IndexFormatError(f"{root}/chunk_doc.npy points outside docs.jsonl")
     check_offsets(root / "chunk_offsets.npy", offsets, root / "chunks.jsonl")
     bm25 = BM25Index.load(root / "bm25", mmap=mmap)
+    # the grade table, when the index was saved with one (else read from the chunks when needed)
+    grades = None
+    if manifest.get("grades") is not None and {"grades_rows.npy", "grades_codes.npy"} <= set(files):
+        grades = GradeTable.load(root, manifest["grades"], n_chunks, mmap)
     if bm25.n_rows != n_chunks:
         raise IndexFormatError(f"{root}: BM25 has {bm25.n_rows} rows, the manifest {n_chunks} chunks")
     vectors = None
@@ -338,6 +373,7 @@ def load_pinned(
         vectors=vectors,
         encoder=encoder,
         manifest=manifest,
+        grades=grades,
     )
 
 

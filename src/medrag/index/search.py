@@ -34,23 +34,35 @@ def check_query_args(ix: "Index", k: int, mode: str) -> Mode:
 
 
 def search_locked(
-    ix: "Index", query: str, qvec: np.ndarray | None, k: int, filters: Filters | None, mode: Mode
+    ix: "Index",
+    query: str,
+    qvec: np.ndarray | None,
+    k: int,
+    filters: Filters | None,
+    mode: Mode,
+    boost: tuple[tuple[str, int, float], ...] = (),
 ) -> list[Passage]:
+    """The ``k`` best passages (the caller holds the read lock). ``boost``: checked by
+    :func:`medrag.index.grades.check_boost`; it multiplies the final score of graded
+    rows among the candidates (with a boost, BM25-only and dense-only searches first
+    take ``fusion.candidates`` rows, like hybrid search, so that a boosted row below
+    rank ``k`` can rise)."""
     k = min(k, ix._bm25.n_rows)  # a huge k never reaches FAISS (HNSW allocates k-sized buffers)
     if k == 0:
         return []
     mask = row_mask(ix, filters)
     tokens = ix.config.analyzer.tokenize(query)
     runs: dict[str, dict[int, float]] = {}
+    n = min(max(ix.config.fusion.candidates, k), ix._bm25.n_rows) if boost else k
     if mode == "bm25":
-        rows, sc = ix._bm25.search(tokens, k, mask=mask) if tokens else ([], [])
+        rows, sc = ix._bm25.search(tokens, n, mask=mask) if tokens else ([], [])
         fused = {int(r): float(s) for r, s in zip(rows, sc)}
-        runs["bm25"] = fused
+        runs["bm25"] = dict(fused)
     elif mode == "dense":
         assert ix._vectors is not None and qvec is not None
-        rows, sc = ix._vectors.search(qvec, k, allowed=mask)
+        rows, sc = ix._vectors.search(qvec, n, allowed=mask)
         fused = {int(r): float(s) for r, s in zip(rows, sc)}
-        runs["dense"] = fused
+        runs["dense"] = dict(fused)
     else:
         assert ix._vectors is not None and qvec is not None
         c = min(max(ix.config.fusion.candidates, k), ix._bm25.n_rows)
@@ -72,6 +84,14 @@ def search_locked(
             fused = rrf(rank_runs, k=fc.rrf_k, weights={"bm25": fc.bm25_weight, "dense": fc.dense_weight})
         else:
             fused = convex(runs, {"bm25": fc.bm25_weight, "dense": fc.dense_weight})
+    factor: dict[int, float] = {}
+    if boost and fused:
+        cand = np.fromiter(fused, np.int64, len(fused))
+        for r, f in zip(cand.tolist(), ix._grade_table().factors(cand, boost).tolist()):
+            if f != 1.0:
+                s = fused[r]
+                fused[r] = s * f if s >= 0 else s / f
+                factor[r] = f
     top = ranked(fused)[:k]
     out = []
     for rank, (row, score) in enumerate(top, start=1):
@@ -82,7 +102,8 @@ def search_locked(
                 source=ix._docs[int(ix._chunk_doc[row])],
                 score=float(score),
                 rank=rank,
-                scores={name: run[row] for name, run in runs.items() if row in run},
+                scores={name: run[row] for name, run in runs.items() if row in run}
+                | ({"boost": factor[row]} if row in factor else {}),
             )
         )
     return out
