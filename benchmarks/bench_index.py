@@ -56,6 +56,15 @@ def doc_run(passages_per_query, qids):
     return run
 
 
+def load_scifact(data):
+    """(query ids, claim texts, train qrels, documents) of SciFact's 809 training claims."""
+    folder = Path(data) / "scifact"
+    queries = read_beir_queries(folder / "queries.jsonl")
+    qrels = read_beir_qrels(folder / "qrels" / "train.tsv")
+    qids = [q for q in queries if q in qrels]
+    return qids, [queries[q] for q in qids], qrels, list(iter_beir_corpus(folder))
+
+
 def evaluate(run, qrels):
     import ir_measures
     from ir_measures import R, nDCG
@@ -134,12 +143,7 @@ def main() -> int:
     if args.cut_share:
         return cut_share(args)
 
-    folder = Path(args.data) / "scifact"
-    queries = read_beir_queries(folder / "queries.jsonl")
-    qrels = read_beir_qrels(folder / "qrels" / "train.tsv")
-    qids = [q for q in queries if q in qrels]
-    texts = [queries[q] for q in qids]
-    docs = list(iter_beir_corpus(folder))
+    qids, texts, qrels, docs = load_scifact(args.data)
 
     enc_cfg = EncoderConfig(model=args.model)
     t0 = time.perf_counter()

