@@ -19,6 +19,7 @@ kernel), ``maxscore`` (the compiled block-max MaxScore kernel, kernel.py).
 Run (niced, one core):
   OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_scale.py --n 10000000 --phase build
   OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_scale.py --n 10000000 --phase query
+  (``--phase merge --store DIR``: a streaming merge of a store's segments, peak RSS)
 """
 
 from __future__ import annotations
@@ -91,6 +92,29 @@ def build(n: int, out: Path, batch: int) -> dict:
     }
 
 
+def merge(out: Path, segments_per_tier: int) -> dict:
+    """Merge the store's segments (all into one when ``segments_per_tier`` is 0, else
+    what a TieredMergePolicy plans) and report time and peak RSS of the process."""
+    from medrag.store import StoreSearcher, StoreWriter, TieredMergePolicy
+
+    before = StoreSearcher.open(out).n_segments
+    t0, c0 = time.perf_counter(), _cpu()
+    with StoreWriter(out) as w:
+        if segments_per_tier:
+            w.maybe_merge(TieredMergePolicy(segments_per_tier=segments_per_tier))
+        else:
+            w.merge()
+    st = StoreSearcher.open(out, verify=True)
+    return {
+        "segments_before": before,
+        "segments_after": st.n_segments,
+        "postings": sum(int(r["nnz"]) for r in st.manifest.segments),
+        "merge_wall_s": round(time.perf_counter() - t0, 1),
+        "merge_cpu_s": round(_cpu() - c0, 1),
+        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+    }
+
+
 def query(out: Path, modes: list[str], n_queries: int | None) -> dict:
     from medrag.retrieve import Analyzer
     from medrag.store import StoreSearcher, kernel
@@ -148,21 +172,26 @@ def query(out: Path, modes: list[str], n_queries: int | None) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, required=True, help="synthetic documents")
-    ap.add_argument("--phase", choices=["build", "query"], required=True)
+    ap.add_argument("--phase", choices=["build", "query", "merge"], required=True)
+    ap.add_argument("--tier", type=int, default=0, help="merge: segments per tier (0: merge all into one)")
     ap.add_argument("--batch", type=int, default=320_000, help="documents per segment")
     ap.add_argument("--modes", default="numpy-exact,exact,maxscore")
     ap.add_argument("--queries", type=int, default=None, help="first N real queries only")
+    ap.add_argument("--store", type=Path, default=None, help="query this store instead (e.g. bench_engines')")
+    ap.add_argument("--tag", default="", help="suffix of the result file name")
     args = ap.parse_args(argv)
-    out = WORK / f"synth_{args.n}"
+    out = args.store or WORK / f"synth_{args.n}"
     if args.phase == "build":
         if (out / "CURRENT").exists():
             raise SystemExit(f"{out} exists; remove it to rebuild")
         res = build(args.n, out, args.batch)
+    elif args.phase == "merge":
+        res = merge(out, args.tier)
     else:
         res = query(out, args.modes.split(","), args.queries)
     res["cmd"] = " ".join(sys.argv)
     res["loadavg"] = os.getloadavg()
-    (WORK / f"scale_{args.n}_{args.phase}.json").write_text(json.dumps(res, indent=1))
+    (WORK / f"scale_{args.n}_{args.phase}{args.tag}.json").write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))
     return 0
 

@@ -338,6 +338,15 @@ def main(argv: list[str] | None = None) -> int:
         a, b = describe(real, queries), describe(syn, queries)
         for k in a:
             print(f"| {k} | {a[k]} | {b[k]} |")
+        # the array path (synthesize_arrays, used by bench_scale.py) makes the same documents
+        same = 0
+        d = 0
+        for ids, lens, tids, terms in synthesize_arrays(half, real.n_docs):
+            off = np.r_[0, np.cumsum(lens)]
+            for j in range(len(ids)):
+                same += [terms[t] for t in tids[off[j] : off[j + 1]].tolist()] == syn.tokens(d)
+                d += 1
+        print(f"\nsynthesize_arrays: {same:,} of {syn.n_docs:,} documents identical to synthesize's")
     return 0
 
 

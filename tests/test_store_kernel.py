@@ -37,7 +37,7 @@ def test_kernels_equal_numpy_bit_for_bit_and_bm25index(pubmed, tmp_path):  # noq
     live = np.setdiff1d(np.arange(len(ids)), dead)
     ref = BM25Index.from_token_lists([toks[i] for i in live])
     mask = np.random.default_rng(4).random(st.n_rows) < 0.6
-    for j, q in enumerate(queries):
+    for j, q in enumerate(queries[::2]):  # 150 real queries (half titles, half claims)
         for k in (1, 10, 100) if j % 10 == 0 else (10,):
             r0, s0 = st.search_rows(q, k, mode="exact", engine="numpy")
             for mode in ("exact", "maxscore"):

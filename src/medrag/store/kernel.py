@@ -11,23 +11,26 @@ segments of a query (segments are visited in row order, so the heap's threshold
     ``StoreSearcher``'s numpy ``exact`` mode (and to ``BM25Index`` / rank-bm25's
     ``BM25Okapi`` to float64 rounding).
 
-:func:`maxscore_segment`
-    Document-at-a-time MaxScore (H. Turtle and J. Flood, "Query evaluation: strategies
-    and optimizations", IP&M 31(6), 1995) with block-max upper bounds (S. Ding and T.
-    Suel, "Faster top-k document retrieval using block-max indexes", SIGIR 2011; the
-    MaxScore form of it is Lucene's "block-max MaxScore"). Terms are ordered by their
-    upper bound; the longest prefix of low-bound terms whose bounds sum below the
-    threshold are *non-essential*: a document that has only those cannot enter the
-    top k, so candidates come from the *essential* terms' postings only. For each
-    candidate, the block-max bounds of the essential terms' current blocks (128
-    postings, format.py) plus the non-essential bounds are checked against ``theta``
-    before any weight is computed; then the essential weights are added and the
-    non-essential terms are looked up (galloping search forward in their postings)
-    while the partial score plus the remaining bounds can still reach ``theta``. A
-    candidate that survives is scored in full and its score summed in canonical term
-    order, so the heap holds the same scores as the exhaustive kernel and the top k
-    (ties to the lower row) is identical: safe by construction, since every pruning
-    test compares an upper bound (rounded up, with a relative slack) with ``theta``.
+:func:`window_segment`
+    Block-max MaxScore (H. Turtle and J. Flood, "Query evaluation: strategies and
+    optimizations", IP&M 31(6), 1995; with the block-max upper bounds of S. Ding and
+    T. Suel, "Faster top-k document retrieval using block-max indexes", SIGIR 2011), in
+    the windowed form of Lucene's ``MaxScoreBulkScorer``. Terms are ordered by their
+    upper bound over the segment; the longest prefix of low-bound terms whose bounds
+    sum below the heap's threshold ``theta`` is *non-essential*: a document that has
+    only those terms cannot enter the top k. Rows are processed in windows of
+    ``width`` (4,096) starting at the next row of an essential term; per window, the
+    bounds are tightened to the largest block-max (format.py: 128 postings per block)
+    of each term's blocks that overlap the window, which makes more terms
+    non-essential. The essential terms' postings in the window are accumulated term at
+    a time into a window-sized buffer (as the exhaustive kernel does); each hit row
+    whose partial score plus the non-essential bounds can still reach ``theta`` looks
+    the non-essential terms up (galloping search, forward only), dropping out as soon
+    as the partial score plus the remaining bounds falls below ``theta``. A survivor
+    is re-scored with every term, summed in canonical term order, so the heap holds
+    the exhaustive kernel's scores and the top k (ties to the lower row) is identical:
+    safe by construction, every pruning test comparing an upper bound (float32
+    bounds rounded up, a relative slack of 1e-9 for summation order) with ``theta``.
 
 Without numba, :data:`HAVE_NUMBA` is False and ``StoreSearcher`` uses its numpy paths,
 which return the same rows and scores (tests/test_store_kernel.py checks both).
@@ -42,7 +45,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["HAVE_NUMBA", "exact_segment", "maxscore_segment", "scratch"]
+__all__ = ["HAVE_NUMBA", "exact_segment", "scratch", "window_segment"]
 
 try:  # the optional extra medrag[fast]
     import numba
@@ -179,84 +182,146 @@ def _seek(docs, p, e, d):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def maxscore_segment(  # type: ignore[no-untyped-def]
+def _window_bound(docs, starts, ends, bm, bm_base, block, bcur, j, ws, we):  # type: ignore[no-untyped-def]
+    """The largest stored bound of term j's blocks that hold a row in [ws, we); moves
+    the block cursor ``bcur[j]`` past blocks that end before ``ws``."""
+    s, e = starts[j], ends[j]
+    b = bcur[j]
+    while True:
+        lo = s + b * block
+        if lo >= e:
+            bcur[j] = b
+            return 0.0
+        hi = min(lo + block, e)
+        if docs[hi - 1] >= ws:
+            break
+        b += 1
+    bcur[j] = b
+    best = 0.0
+    while True:
+        lo = s + b * block
+        if lo >= e or docs[lo] >= we:
+            return best
+        v = bm[bm_base[j] + b]
+        if v > best:
+            best = v
+        b += 1
+
+
+@_jit
+def window_segment(  # type: ignore[no-untyped-def]
     docs, tf, starts, ends, idf, cnt, ub, bscale, bm, bm_base, block, canon,
-    norm, k1p1, live, use_live, mask, use_mask, heap_s, heap_r, heap_n, k, base, slack,
+    norm, k1p1, live, use_live, mask, use_mask, heap_s, heap_r, heap_n, k, base, slack, width,
 ):  # fmt: skip
-    """Block-max MaxScore over one segment (module docstring). Terms come sorted by
-    ``ub`` ascending; ``canon[j]`` is term j's position in canonical order; ``bscale[j]``
-    turns a stored block bound into a score bound (idf, count, avgdl scaling, slack);
-    term j's block b is ``bm[bm_base[j] + b]``, ``b = (pos - starts[j]) // block``."""
-    m_terms = starts.shape[0]
-    pos = starts.copy()
-    pre = np.zeros(m_terms + 1)  # pre[j] = sum of ub[0:j]
-    for j in range(m_terms):
+    """Block-max MaxScore over windows of ``width`` rows (module docstring). Terms come
+    sorted by ``ub`` (their bound over the segment) ascending; ``canon[j]`` is term j's
+    position in canonical order; ``bscale[j]`` turns a stored bound into a score bound
+    (idf, count, avgdl scaling, slack); term j's block b is ``bm[bm_base[j] + b]``,
+    covering its postings ``starts[j] + b * block ...``. Returns the heap's new size."""
+    nt = starts.shape[0]
+    pos = starts.copy()  # cursors of the essential pass and the non-essential seeks
+    pos2 = starts.copy()  # cursors of the canonical re-scoring
+    bcur = np.zeros(nt, np.int64)
+    pre = np.zeros(nt + 1)
+    for j in range(nt):
         pre[j + 1] = pre[j] + ub[j]
-    contrib = np.zeros(m_terms)
+    wpre = np.zeros(nt + 1)
+    acc = np.zeros(width)
+    hit = np.zeros(width, np.uint8)
+    contrib = np.zeros(nt)
     n = heap_n
     theta = heap_s[0] if n == k else -np.inf
-    m = 0  # terms 0..m-1 are non-essential
-    while m < m_terms and pre[m + 1] < theta:
-        m += 1
-    while m < m_terms:
-        d = np.int64(-1)
-        for j in range(m, m_terms):
+    while True:
+        m = 0
+        while m < nt and pre[m + 1] < theta:
+            m += 1
+        if m == nt:
+            break
+        ws = np.int64(-1)  # the window starts at the next row of an essential term
+        for j in range(m, nt):
             if pos[j] < ends[j]:
                 x = np.int64(docs[pos[j]])
-                if d < 0 or x < d:
-                    d = x
-        if d < 0:
+                if ws < 0 or x < ws:
+                    ws = x
+        if ws < 0:
             break
-        dead = (use_live and not live[d]) or (use_mask and not mask[d])
-        if not dead and n == k:
-            bound = pre[m]
-            for j in range(m, m_terms):
-                if pos[j] < ends[j] and docs[pos[j]] == d:
-                    bound += bm[bm_base[j] + (pos[j] - starts[j]) // block] * bscale[j]
-            dead = bound < theta
-        if dead:
-            for j in range(m, m_terms):
-                if pos[j] < ends[j] and docs[pos[j]] == d:
-                    pos[j] += 1
-            continue
-        for j in range(m_terms):
-            contrib[j] = 0.0
-        s = 0.0
-        nd = norm[d]
-        for j in range(m, m_terms):
-            p = pos[j]
-            if p < ends[j] and docs[p] == d:
-                t = np.float64(tf[p])
-                w = idf[j] * (t * k1p1 / (t + nd))
-                if cnt[j] > 1:
-                    w = w * cnt[j]
-                contrib[canon[j]] = w
-                s += w
-                pos[j] = p + 1
-        ok = True
-        for j in range(m - 1, -1, -1):
-            if (s + pre[j + 1]) * (1.0 + slack) < theta:
-                ok = False
-                break
-            p = _seek(docs, pos[j], ends[j], d)
-            pos[j] = p
-            if p < ends[j] and docs[p] == d:
-                t = np.float64(tf[p])
-                w = idf[j] * (t * k1p1 / (t + nd))
-                if cnt[j] > 1:
-                    w = w * cnt[j]
-                contrib[canon[j]] = w
-                s += w
-        if not ok:
-            continue
-        exact = 0.0
-        for c in range(m_terms):
-            exact += contrib[c]
-        if n == k and exact <= heap_s[0] and not (exact == heap_s[0] and d + base < heap_r[0]):
-            continue
-        n = _push(heap_s, heap_r, n, k, exact, d + base)
+        we = ws + width
+        mw = 0  # non-essential in this window, by the window's block-max bounds
         if n == k:
-            theta = heap_s[0]
-            while m < m_terms and pre[m + 1] < theta:
-                m += 1
+            for j in range(nt):
+                wpre[j + 1] = wpre[j] + _window_bound(docs, starts, ends, bm, bm_base, block, bcur, j, ws, we) * bscale[j]
+            while mw < nt and wpre[mw + 1] * (1.0 + slack) < theta:
+                mw += 1
+        else:
+            for j in range(nt):
+                wpre[j + 1] = pre[j + 1]
+        any_hit = False
+        for j in range(mw, nt):  # essential terms: every posting in the window
+            p = _seek(docs, pos[j], ends[j], ws)
+            e = ends[j]
+            w_idf = idf[j]
+            c = cnt[j]
+            while p < e:
+                d = np.int64(docs[p])
+                if d >= we:
+                    break
+                if not (use_live and not live[d]):
+                    t = np.float64(tf[p])
+                    w = w_idf * (t * k1p1 / (t + norm[d]))
+                    if c > 1:
+                        w = w * c
+                    acc[d - ws] += w
+                    hit[d - ws] = 1
+                    any_hit = True
+                p += 1
+            pos[j] = p
+        for x in range(width if any_hit else 0):
+            if hit[x] == 0:
+                continue
+            s = acc[x]
+            acc[x] = 0.0
+            hit[x] = 0
+            d = ws + x
+            if use_mask and not mask[d]:
+                continue
+            if n == k and (s + wpre[mw]) * (1.0 + slack) < theta:
+                continue
+            ok = True
+            for j in range(mw - 1, -1, -1):  # non-essential: look up while they can matter
+                if n == k and (s + wpre[j + 1]) * (1.0 + slack) < theta:
+                    ok = False
+                    break
+                p = _seek(docs, pos[j], ends[j], d)
+                pos[j] = p
+                if p < ends[j] and docs[p] == d:
+                    t = np.float64(tf[p])
+                    w = idf[j] * (t * k1p1 / (t + norm[d]))
+                    if cnt[j] > 1:
+                        w = w * cnt[j]
+                    s += w
+            if not ok:
+                continue
+            if n == k and s * (1.0 + slack) < theta:
+                continue
+            # the exact score, summed in canonical term order
+            for j in range(nt):
+                contrib[canon[j]] = 0.0
+                p = _seek(docs, pos2[j], ends[j], d)
+                pos2[j] = p
+                if p < ends[j] and docs[p] == d:
+                    t = np.float64(tf[p])
+                    w = idf[j] * (t * k1p1 / (t + norm[d]))
+                    if cnt[j] > 1:
+                        w = w * cnt[j]
+                    contrib[canon[j]] = w
+            exact = 0.0
+            for cc in range(nt):
+                exact += contrib[cc]
+            if n == k and exact <= heap_s[0] and not (exact == heap_s[0] and d + base < heap_r[0]):
+                continue
+            n = _push(heap_s, heap_r, n, k, exact, d + base)
+            if n == k:
+                theta = heap_s[0]
+        for j in range(mw):  # the window is done: every cursor moves past it
+            pos[j] = _seek(docs, pos[j], ends[j], we)
     return n

@@ -65,6 +65,7 @@ _SPARSE_FACTOR = 8  # sparse (unique) path when postings * 8 < segment rows
 _SLACK = 1e-9  # relative slack on upper bounds against float rounding
 _NO_BOOL = np.zeros(1, bool)  # stands for "no tombstones" / "no mask" in the kernels
 _ONE_BLOCK = 1 << 62  # block size that puts every posting of a term in block 0
+_WINDOW = 4096  # rows per window of the block-max MaxScore kernel
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,10 +388,10 @@ class StoreSearcher:
             bscale = idf * cnt * scale * (1 + _SLACK)
             ub = bscale * tmax  # this segment's bound per term
             order = np.argsort(ub, kind="stable")  # order[j]: canonical position of the j-th
-            n = kernel.maxscore_segment(
+            n = kernel.window_segment(
                 seg.docs, seg.tf, starts[order], ends[order], idf[order], cnt[order], ub[order],
                 bscale[order], bm, bm_base[order], block, order, norm, k1 + 1,
-                live, s.alive is not None, m, mask is not None, heap_s, heap_r, n, k, s.base, _SLACK,
+                live, s.alive is not None, m, mask is not None, heap_s, heap_r, n, k, s.base, _SLACK, _WINDOW,
             )  # fmt: skip
         rows, sc = heap_r[:n], heap_s[:n]
         order = np.lexsort((rows, -sc))
