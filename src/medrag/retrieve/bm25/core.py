@@ -1,140 +1,33 @@
-"""Sparse BM25: the lexical half of the hybrid index.
-
-Scores are exactly rank-bm25's ``BM25Okapi`` (Trotman et al.'s ATIRE-style formula with
-rank-bm25's idf floor), to float64 rounding::
-
-    idf(t)      = ln(N - df + 0.5) - ln(df + 0.5)
-                  (a negative idf is replaced by epsilon * mean idf over the vocabulary)
-    score(q, d) = sum over query tokens t (repeats count) of
-                  idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * |d| / avgdl))
-
-How it works. The term frequencies are kept as a CSC matrix (documents x terms): the
-postings of term ``t`` are ``indices[indptr[t]:indptr[t+1]]`` (rows, ascending) with
-``tf`` beside them. Beside that lies ``weights``, the precomputed per-(term, document)
-score above. A query gathers the weight slices of its terms and sums them with
-``np.bincount``; when the matched postings are few compared to the corpus, candidates
-are collected with ``np.unique`` and nothing of corpus size is touched, so query time
-grows with the number of matching postings. Top-k uses ``np.argpartition``; ties are
-broken by the lower row, so results are deterministic.
-
-Why not bm25s inside. bm25s has the same sparse-matrix idea, but (1) none of its
-variants reproduces ``BM25Okapi``: its "robertson" idf floors at 0 instead of at
-``epsilon * mean idf`` and its tf part lacks the ``(k1 + 1)`` factor, so scores differ;
-(2) it keeps only the precomputed scores, not the term frequencies, so it cannot add or
-delete documents without rebuilding from the text; (3) we want row masks, tombstones
-and an on-disk format whose version we check. The idea is ~300 lines of numpy/scipy,
-so it is written here directly.
-
-Adding and deleting. idf and avgdl depend on the whole corpus, so after
-:meth:`BM25Index.add` or :meth:`BM25Index.delete` every weight may change. The index
-keeps ``tf`` and ``doc_len``, merges the postings in O(nnz) (no sort) and marks the
-weights stale; the next query recomputes them, vectorized, in O(nnz) (about 1 s per
-50M postings). Batch your changes: one ``add`` of 10k documents costs the same as one
-of a single document. After any sequence of adds and deletes, the scores equal a fresh
-build on the live documents. Deleted rows are tombstones: they keep their row number
-(row ``i`` stays row ``i``, so an id map kept beside the index stays valid), lose their
-postings, never match, and are not counted in N or avgdl. :meth:`BM25Index.compact`
-renumbers the rows when you want the space back.
-
-On disk (:meth:`BM25Index.save`): ``bm25.json`` (format, version, params, analyzer,
-shapes and dtypes), ``vocab.json`` (the terms, in term-id order) and one ``.npy`` per
-array, read back with ``allow_pickle=False`` and, by default, memory-mapped.
-
-Thread safety: concurrent searches are safe; ``add``/``delete``/``compact`` must not run
-while another thread searches.
-"""
+"""The :class:`BM25Index`: a CSC matrix of term frequencies with precomputed weights;
+build, score, search, add, delete and compact (see the package docstring for the
+formula and how it works)."""
 
 from __future__ import annotations
 
 import bisect
-import json
 import logging
-import math
-import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from .._io import atomic_open, library_version
-from ..errors import ConfigError, IndexFormatError, IndexNotFoundError, IndexVersionError
-from .analyzer import Analyzer
+from ...errors import ConfigError
+from ..analyzer import Analyzer
+from . import persist
+from .kernel import _count, _top_k
+from .params import BM25Params, _check_tokens
+from .persist import PathLike
 
-__all__ = ["BM25Params", "BM25Index", "BM25_FORMAT", "BM25_FORMAT_VERSION"]
+__all__ = ["BM25Index"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("medrag.retrieve.bm25")
 
-BM25_FORMAT = "medrag.bm25"
-BM25_FORMAT_VERSION = 1
-_META = "bm25.json"
-_VOCAB = "vocab.json"
-# name -> dtype of every saved array
-_ARRAYS: dict[str, np.dtype[Any]] = {
-    "indptr": np.dtype(np.int64),  # (n_terms + 1,)
-    "indices": np.dtype(np.int32),  # (nnz,) row of each posting
-    "tf": np.dtype(np.int32),  # (nnz,)
-    "weights": np.dtype(np.float64),  # (nnz,) precomputed per-(term, row) score
-    "doc_len": np.dtype(np.int64),  # (n_rows,) tokens per row; 0 for deleted rows
-    "alive": np.dtype(np.bool_),  # (n_rows,)
-    "term_order": np.dtype(np.int32),  # (n_terms,) term ids in sorted-term order
-}
 _CHUNK = 1 << 23  # postings per block when recomputing weights (bounds temporaries)
 _SPARSE_FACTOR = 8  # use the sparse path when postings * 8 < rows
-
-PathLike = Union[str, "os.PathLike[str]"]
-
-
-@dataclass(frozen=True, slots=True)
-class BM25Params:
-    """BM25 parameters; the defaults are rank-bm25's ``BM25Okapi`` defaults.
-
-    Attributes:
-        k1: term-frequency saturation (>= 0).
-        b: document-length normalization, in [0, 1].
-        epsilon: a negative idf is replaced by ``epsilon * mean idf``.
-        variant: the scoring formula; only ``"okapi"`` (rank-bm25's BM25Okapi) exists.
-    """
-
-    k1: float = 1.5
-    b: float = 0.75
-    epsilon: float = 0.25
-    variant: Literal["okapi"] = "okapi"
-
-    def __post_init__(self) -> None:
-        for name in ("k1", "b", "epsilon"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ConfigError(f"BM25Params.{name} must be a finite number, not {v!r}")
-            object.__setattr__(self, name, float(v))
-        if self.k1 < 0:
-            raise ConfigError(f"BM25Params.k1 must be >= 0, not {self.k1}")
-        if not 0.0 <= self.b <= 1.0:
-            raise ConfigError(f"BM25Params.b must be in [0, 1], not {self.b}")
-        if self.variant != "okapi":
-            raise ConfigError(f"unknown BM25 variant {self.variant!r} (known: 'okapi')")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "BM25Params":
-        unknown = set(data) - {"k1", "b", "epsilon", "variant"}
-        if unknown:
-            raise ConfigError(f"BM25Params: unknown fields {sorted(unknown)}")
-        return cls(**data)
-
-
-def _check_tokens(tokens: Any, what: str) -> None:
-    if isinstance(tokens, (str, bytes)):
-        raise ConfigError(
-            f"{what} must be a list of tokens, not a string; tokenize it first "
-            "(e.g. analyzer.tokenize(text))"
-        )
 
 
 class BM25Index:
@@ -592,45 +485,10 @@ class BM25Index:
         return old_rows
 
     # ------------------------------------------------------------------ persistence
-
     def save(self, directory: PathLike) -> Path:
         """Write the index into ``directory`` (created if needed) as ``.npy`` arrays,
         ``vocab.json`` and ``bm25.json`` (written last). Returns the directory."""
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        w = self._ensure_weights()
-        arrays = {
-            "indptr": self._indptr,
-            "indices": self._indices,
-            "tf": self._tf,
-            "weights": w,
-            "doc_len": self._doc_len,
-            "alive": self._alive,
-            "term_order": self._term_order
-            if self._term_order is not None
-            else np.asarray(sorted(range(self.n_terms), key=self._vocab.__getitem__), np.int32),
-        }
-        for name, arr in arrays.items():
-            _atomic_write(d / f"{name}.npy", lambda f, a=arr, dt=_ARRAYS[name]: np.save(
-                f, np.ascontiguousarray(a, dtype=dt), allow_pickle=False))  # fmt: skip
-        _atomic_write(
-            d / _VOCAB,
-            lambda f: f.write(json.dumps(self._vocab, ensure_ascii=False).encode("utf-8")),
-        )
-        meta = {
-            "format": BM25_FORMAT,
-            "format_version": BM25_FORMAT_VERSION,
-            "library_version": library_version(),
-            "params": self._params.to_dict(),
-            "analyzer": self._analyzer.to_dict() if self._analyzer is not None else None,
-            "n_rows": self.n_rows,
-            "n_terms": self.n_terms,
-            "nnz": self.nnz,
-            "arrays": {name: str(dt) for name, dt in _ARRAYS.items()},
-        }
-        _atomic_write(d / _META, lambda f: f.write(json.dumps(meta, indent=2).encode()))
-        logger.debug("saved BM25 index to %s", d)
-        return d
+        return persist.save(self, directory)
 
     @classmethod
     def load(cls, directory: PathLike, mmap: bool = True) -> "BM25Index":
@@ -641,144 +499,4 @@ class BM25Index:
         is no index, :class:`IndexVersionError` for an unknown format version and
         :class:`IndexFormatError` for any missing, truncated or inconsistent file.
         """
-        t0 = time.perf_counter()
-        d = Path(directory)
-        meta_path = d / _META
-        if not meta_path.is_file():
-            raise IndexNotFoundError(f"no BM25 index at {d} ({_META} not found)")
-        meta = _read_json(meta_path)
-        if not isinstance(meta, dict) or meta.get("format") != BM25_FORMAT:
-            raise IndexFormatError(f"{meta_path}: not a {BM25_FORMAT} index")
-        version = meta.get("format_version")
-        if version != BM25_FORMAT_VERSION:
-            raise IndexVersionError(
-                f"{meta_path}: format_version {version!r} is not one this library reads "
-                f"({BM25_FORMAT_VERSION})"
-            )
-        try:
-            params = BM25Params.from_dict(meta["params"])
-            analyzer = (
-                Analyzer.from_dict(meta["analyzer"]) if meta["analyzer"] is not None else None
-            )
-            n_rows, n_terms, nnz = (int(meta[k]) for k in ("n_rows", "n_terms", "nnz"))
-        except (KeyError, TypeError, ValueError) as e:
-            raise IndexFormatError(f"{meta_path}: invalid metadata ({e})") from e
-        shapes = {
-            "indptr": (n_terms + 1,),
-            "indices": (nnz,),
-            "tf": (nnz,),
-            "weights": (nnz,),
-            "doc_len": (n_rows,),
-            "alive": (n_rows,),
-            "term_order": (n_terms,),
-        }
-        arrs = {name: _read_array(d / f"{name}.npy", _ARRAYS[name], shapes[name], mmap)
-                for name in _ARRAYS}  # fmt: skip
-        vocab = _read_json(d / _VOCAB)
-        if not isinstance(vocab, list) or len(vocab) != n_terms or set(map(type, vocab)) - {str}:
-            raise IndexFormatError(f"{d / _VOCAB}: expected a list of {n_terms} strings")
-        _check_structure(d, arrs, n_rows, nnz)
-        try:
-            index = cls(
-                vocab=vocab,
-                indptr=arrs["indptr"],
-                indices=arrs["indices"],
-                tf=arrs["tf"],
-                doc_len=arrs["doc_len"],
-                alive=arrs["alive"],
-                params=params,
-                analyzer=analyzer,
-                weights=arrs["weights"],
-                term_order=arrs["term_order"],
-            )
-        except ConfigError as e:
-            raise IndexFormatError(f"{d}: {e}") from e
-        logger.debug("loaded BM25 index from %s in %.3fs", d, time.perf_counter() - t0)
-        return index
-
-
-# ---------------------------------------------------------------------- helpers
-
-
-def _top_k(cand: np.ndarray, sc: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Best ``k`` by score, ties to the lower row; ``cand`` need not be sorted."""
-    if cand.size > k:
-        part = np.argpartition(-sc, k - 1)[:k]
-        threshold = sc[part].min()
-        sel = np.flatnonzero(sc >= threshold)  # every row tied at the cut-off too
-        cand, sc = cand[sel], sc[sel]
-    order = np.lexsort((cand, -sc))[:k]
-    return cand[order], sc[order]
-
-
-def _count(
-    token_lists: Iterable[Sequence[str]], vocab: dict[str, int]
-) -> tuple[sp.csc_matrix, np.ndarray]:
-    """Term counts of the documents as CSC (rows x len(vocab)); extends ``vocab``."""
-    ids: list[int] = []
-    lengths: list[int] = []
-    setdefault = vocab.setdefault
-    for toks in token_lists:
-        _check_tokens(toks, "each document")
-        lengths.append(len(toks))
-        ids.extend([setdefault(t, len(vocab)) for t in toks])
-    n = len(lengths)
-    doc_len = np.asarray(lengths, dtype=np.int64)
-    term_ids = np.asarray(ids, dtype=np.int32)
-    row_ids = np.repeat(np.arange(n, dtype=np.int32), doc_len)
-    coo = sp.coo_matrix(
-        (np.ones(term_ids.size, np.int32), (row_ids, term_ids)), shape=(n, len(vocab))
-    )
-    csc = coo.tocsc()
-    csc.sum_duplicates()
-    csc.sort_indices()
-    return csc, doc_len
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    with atomic_open(path, "wb") as f:
-        write(f)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        with open(path, "rb") as f:
-            return json.loads(f.read().decode("utf-8"))
-    except FileNotFoundError as e:
-        raise IndexFormatError(f"{path}: missing") from e
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-        # RecursionError: json nests arrays ("[[[[...") deeper than the stack allows
-        raise IndexFormatError(f"{path}: not valid JSON ({e})") from e
-
-
-def _read_array(path: Path, dtype: np.dtype[Any], shape: tuple[int, ...], mmap: bool) -> np.ndarray:
-    if not path.is_file():
-        raise IndexFormatError(f"{path}: missing")
-    # numpy cannot memory-map an empty array
-    mode = "r" if mmap and math.prod(shape) > 0 else None
-    try:
-        arr = np.load(path, mmap_mode=mode, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
-        raise IndexFormatError(f"{path}: truncated or not a .npy array ({e})") from e
-    if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.shape != shape:
-        got = f"{getattr(arr, 'dtype', type(arr).__name__)} {getattr(arr, 'shape', '')}"
-        raise IndexFormatError(f"{path}: expected {dtype} {shape}, found {got}")
-    return np.asarray(arr)  # a plain ndarray view of the memory map: no memmap overhead per slice
-
-
-def _check_structure(d: Path, a: dict[str, np.ndarray], n_rows: int, nnz: int) -> None:
-    """Cheap consistency checks, so a tampered index fails here and not deep in numpy."""
-    indptr = a["indptr"]
-    if indptr[0] != 0 or indptr[-1] != nnz or np.any(np.diff(indptr) < 0):
-        raise IndexFormatError(f"{d / 'indptr.npy'}: not a valid CSC pointer array")
-    if nnz:
-        ind = a["indices"]
-        if int(ind.min()) < 0 or int(ind.max()) >= n_rows:
-            raise IndexFormatError(f"{d / 'indices.npy'}: row numbers out of range")
-        if int(a["tf"].min()) < 1:
-            raise IndexFormatError(f"{d / 'tf.npy'}: term frequencies must be >= 1")
-    order = a["term_order"]
-    if order.size and (int(order.min()) < 0 or int(order.max()) >= order.size):
-        raise IndexFormatError(f"{d / 'term_order.npy'}: term ids out of range")
-    if n_rows and int(a["doc_len"].min()) < 0:
-        raise IndexFormatError(f"{d / 'doc_len.npy'}: negative document length")
+        return persist.load(cls, directory, mmap)
