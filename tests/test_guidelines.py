@@ -382,3 +382,34 @@ def test_trailing_letter_grades_in_a_justified_two_column_journal():
     assert r.text.startswith("HRT") and r.grade == "Grade B"
     p2 = doc.text[doc.page_starts[1]:doc.page_starts[2]]
     assert "the age 60–69-year age group, from 42.2/100,000 (1988–90) to 24.5/100,000 (2017–19)." in p2
+
+
+def test_two_column_margin_letters_read_in_order():
+    """MoH Singapore 2014, pp. 3-4 (pdftotext -layout): a grade line set right in the left
+    column and the heading under it are read top to bottom, not as two columns; the
+    right column's first statement ("A Patients with type 2 diabetes ...") opens its own
+    paragraph after the left column's last grade; the superscript "+" of "Level 1+" is
+    part of its grade."""
+    doc = _doc("mohsg_diabetes_2014.pdf")
+    r = _rec(doc, "Patients with type 2 diabetes may initially be treated with lifestyle modification")
+    assert (r.page, r.grade, r.certainty, r.strength) == (4, "Grade A, Level 1+", "high", "conditional")
+    assert r.text.startswith("Patients") and r.text.endswith("(pg 63).\n\nGrade A, Level 1+")
+    r = _rec(doc, "Metformin is usually considered first-line pharmacotherapy")
+    assert (r.page, r.grade) == (4, "Grade A, Level 1+")
+    r = _rec(doc, "Long-acting sulphonylureas e.g., chlorpropamide and glibenclamide")
+    assert (r.page, r.grade, r.label) == (4, "Grade B, Level 2++", "Pharmacotherapy")
+    r = _rec(doc, "Individuals who choose to use non-nutritive sweeteners should be advised")
+    assert (r.page, r.grade, r.certainty) == (3, "Grade B, Level 2+", "moderate")
+    r = _rec(doc, "Treatment choices should be individualised and culturally appropriate")  # "GPP" in the margin
+    assert (r.page, r.strength, r.system) == (5, "good-practice", "SIGN")
+
+
+def test_ungraded_statement_in_a_box_of_graded_ones():
+    """BGCS 2024, p. 3: "For women undergoing prophylactic oophorectomy, ..." carries no
+    grade between two graded recommendations of one box: a recommendation, ungraded."""
+    doc = _doc("bgcs_ovarian_2024.pdf")
+    r = _rec(doc, "For women undergoing prophylactic oophorectomy, consideration should be given to HRT")
+    assert (r.page, r.grade, r.system, r.strength, r.certainty) == (3, None, None, "ungraded", None)
+    assert r.text.endswith("British Menopause Society guidelines is recommended.")
+    nxt = _rec(doc, "Women without a personal history of breast cancer")
+    assert nxt.start > r.end and nxt.grade == "Grade B"

@@ -274,6 +274,19 @@ def test_tb_fact_sheet_two_columns():
     assert doc.page_at(doc.text.index("Testing for TB")) == 2
 
 
+def test_tb_fact_sheet_symptom_table_stops_before_the_footer():
+    """p1 (pdftotext -layout): the 3x3 symptoms grid is a table; the agency footer set
+    below its right-hand column ("U.S. Department of Health and Human Services", the
+    publication number) is text after it, not rows of it."""
+    doc = _doc(CDC_TB)
+    (table,) = [s for s in doc.sections if s.kind == "table"]
+    rows = doc.text[table.start:table.end].split("\n")
+    assert rows == ["A cough that lasts 3 weeks or longer | Coughing up blood or sputum | Weakness or fatigue",
+                    "Chest pain | Fever | Chills", "Night sweats | Loss of appetite | Weight loss"]
+    footer = doc.text.index("U.S. Department of Health and Human Services")
+    assert footer > table.end and doc.page_at(footer) == 1 and doc.section_at(footer).kind == "body"
+
+
 # --- bad input ---------------------------------------------------------------------------
 
 

@@ -21,6 +21,39 @@ from .grades import looks_graded
 from .lines import _Block, _Line, _x_gaps, _y_slabs
 from .tables import _class_level_rows, _looks_tabular, _table_block
 
+def _trim_table(lines: list[_Line], cuts: list[float]) -> tuple[list[_Line], list[_Line], list[_Line]]:
+    """A table node split into (lines above the table, the table, lines below it): rows
+    at its top or bottom that fill a single column while its rows typically fill two or
+    more (a footer or a caption that happened to sit in one of its columns: "U.S.
+    Department of Health and Human Services" under a symptoms grid) are not the table."""
+    size = statistics.median(ln.size for ln in lines)
+    rows = _y_slabs(lines, 0.45 * size)
+    if len(rows) < 3:
+        return [], lines, []
+
+    def filled(row: list[_Line]) -> int:
+        cols = set()
+        for ln in row:
+            i = 0
+            while i < len(cuts) and ln.x0 > cuts[i]:
+                i += 1
+            cols.add(i)
+        return len(cols)
+
+    counts = [filled(r) for r in rows]
+    if statistics.median(counts) < 2:
+        return [], lines, []
+    a, b = 0, len(rows)
+    while a < b and counts[a] == 1:
+        a += 1
+    while b > a and counts[b - 1] == 1:
+        b -= 1
+    if b - a < 2:
+        return [], lines, []
+    flat = lambda rs: [ln for r in rs for ln in r]  # noqa: E731
+    return flat(rows[:a]), flat(rows[a:b]), flat(rows[b:])
+
+
 def _side_by_side(lines: list[_Line], gutter: float) -> bool:
     """True when ``lines`` have a gutter and the text on its two sides shares height:
     columns. Lines on either side of a gap at different heights ("Grade D, Level 4" set
@@ -52,7 +85,12 @@ def _xy_cut(lines: list[_Line], gutter: float, out: list[_Block], depth: int = 0
                 i += 1
             cols[i].append(ln)
         if len(cols) >= 2 and _looks_tabular(cols):
-            out.append(_table_block(lines, cuts))
+            before, table, after = _trim_table(lines, cuts)
+            if before:
+                _xy_cut(before, gutter, out, depth + 1)
+            out.append(_table_block(table, cuts))
+            if after:
+                _xy_cut(after, gutter, out, depth + 1)
             return
         # A heading set above a later column, higher than everything before it
         # (a title over the right-hand column), is read before the columns.

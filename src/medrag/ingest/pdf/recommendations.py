@@ -20,6 +20,7 @@ Every recommendation's ``text`` is exactly ``Document.text[start:end]``.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -50,6 +51,7 @@ _LEAD = re.compile(  # used with .match(text, pos): no "^"
 )
 _GPS_LEAD = re.compile(r"^GOOD PRACTICE (?:STATEMENT|POINT)S?\s*:?\s+(?=[A-Z])")  # a box label
 _SIGN_R = re.compile(r"^R\s+(?=[A-Z(\d])")
+_GPP_LEAD = re.compile(r"^GPP\s+(?=[A-Z(])")
 _TICK = re.compile(r"^[\u2713\u2714]\s*(?=[A-Z(\d])")
 _NUMBERED = re.compile(r"^(?P<num>\d{1,2}\.\d{1,2}\.\d{1,2})\s+(?=[A-Z(])")
 _YEAR_TAG = re.compile(r"\[(?:new\s+)?(?:19|20)\d\d(?:[^\]]{0,40})\]")
@@ -172,6 +174,8 @@ def find_recommendations(
             kind = ("SIGN", "good-practice", "good practice point", None)
         elif _SIGN_R.match(t):
             kind = ("SIGN", None, "R", None)
+        elif _GPP_LEAD.match(t):  # a good-practice point marked in the margin: "GPP Treatment ..."
+            kind = ("SIGN", "good-practice", "GPP", None)
         elif (m := _NUMBERED.match(t)) and (_IMPERATIVE.match(t[m.end():]) or _YEAR_TAG.search(
                 text, p.start, _run_end(placed, stop, i, n, marker=True))):
             kind = ("NICE-wording", None, None, m.group("num"))
@@ -191,7 +195,52 @@ def find_recommendations(
             recs.append(rec)
             covered.append((rec.start, rec.end))
     recs.sort(key=lambda r: r.start)
-    return recs
+    return _ungraded_in_lists(placed, stop, text, recs, make)
+
+
+_LEAD_LABEL = re.compile(r"^[A-Z][a-z]+(?:\s+[a-z]+)?\s*:")  # "Comment:", "Remarks:"
+_RECOMMENDING = re.compile(r"\b(?:should|must|shall|(?:is|are)\s+(?:not\s+)?recommended|recommends?)\b", re.I)
+
+
+def _ungraded_in_lists(placed: list["_Placed"], stop: list[bool], text: str, recs: list[Recommendation],
+                       make: Callable[..., Recommendation | None]) -> list[Recommendation]:
+    """Add the statements without a grade set in a list of graded ones: a paragraph
+    right after a recommendation that ends in its printed grade and right before the
+    next recommendation (no heading between),
+    that is one or more whole sentences with a recommending verb ("should", "is
+    recommended") and no label ("Comment:"): ``strength="ungraded"``, no system."""
+    if len(recs) < 2:
+        return recs
+    starts = sorted(r.start for r in recs)
+    ends = sorted(r.end for r in recs)
+    # recommendations that end in their printed grade ("... (Grade B)."), not marked ones
+    # ("R ..."), whose next paragraph may go on with the statement
+    graded_end = {r.end for r in recs if r.grade and len(r.grade) > 3
+                  and "".join(r.text.split()).rstrip(".;)").endswith("".join(r.grade.split()).rstrip(")"))}
+    added: list[Recommendation] = []
+    for i in range(1, len(placed) - 1):
+        p, q, nx = placed[i], placed[i - 1], placed[i + 1]
+        if stop[i] or stop[i - 1] or stop[i + 1]:
+            continue
+        k = bisect.bisect_left(starts, p.start)
+        if k < len(starts) and starts[k] < p.end or any(s < p.end and e > p.start for s, e in zip(starts, ends)):
+            continue  # part of a recommendation already
+        e = bisect.bisect_right(ends, p.start) - 1
+        if e < 0 or not q.start <= ends[e] <= q.end + 2 or ends[e] not in graded_end:
+            continue  # the paragraph above does not end a recommendation with its grade
+        k = bisect.bisect_left(starts, nx.start)
+        if k >= len(starts) or starts[k] >= nx.end:
+            continue  # the paragraph below does not open one
+        t = p.text
+        if (not t[:1].isupper() or _LEAD_LABEL.match(t) or not _SENTENCE_END.search(t)
+                or not _RECOMMENDING.search(t) or _letters(t) < _MIN_STATEMENT):
+            continue
+        rec = make(p.start, p.end, None, None, system=None, strength="ungraded")
+        if rec:
+            added.append(rec)
+    if not added:
+        return recs
+    return sorted(recs + added, key=lambda r: r.start)
 
 
 _OPENS = re.compile(
