@@ -106,7 +106,12 @@ def judge(model: str, versions: list[str], pairs, max_pairs: int | None) -> None
                     w0, cp0 = time.monotonic(), time.process_time()
                     resp = srv.chat(pr.messages(p.claim, p.passage, q), max_tokens=1, temperature=0.0,
                                     logprobs=True, top_logprobs=20)
-                    rec = {"key": k, "dist": first_token_probs(resp, pr.kind), "label": p.label,
+                    try:
+                        tops = resp["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+                        tops = [[t["token"], t["logprob"]] for t in tops]
+                    except (KeyError, IndexError, TypeError):
+                        tops = None
+                    rec = {"key": k, "dist": first_token_probs(resp, pr.kind), "tops": tops, "label": p.label,
                            "wall_s": time.monotonic() - w0, "cpu_s": time.process_time() - cp0,
                            "prompt_tokens": (resp.get("usage") or {}).get("prompt_tokens"),
                            "timings": resp.get("timings")}
@@ -118,13 +123,17 @@ def judge(model: str, versions: list[str], pairs, max_pairs: int | None) -> None
                              (time.monotonic() - t0) / i, (time.process_time() - c0) / i)
 
 
-def rows_for(model: str, version: str, pairs, cache: dict) -> list[dict] | None:
+def rows_for(model: str, version: str, pairs, cache: dict, partial: bool = False) -> list[dict] | None:
+    """One row per pair judged with ``version``; None when a pair is missing (with
+    ``partial``: the judged pairs only)."""
     pr = JUDGE_PROMPTS[version]
     nq = 2 if pr.kind == "twoq" else 1
     rows = []
     for p in pairs:
         recs = [cache.get(key(model, version, q, p)) for q in range(nq)]
         if any(r is None for r in recs):
+            if partial:
+                continue
             return None
         f = prompt_features(pr.kind, [r["dist"] for r in recs])
         rows.append({"label": p.label, "f": f, "wall_s": sum(r["wall_s"] for r in recs),
@@ -234,7 +243,8 @@ def fmt_rates(r) -> str:
     return " | ".join(cells)
 
 
-def report(model: str, versions: list[str], dev, test, test_version: str | None, out_path: Path) -> dict:
+def report(model: str, versions: list[str], dev, test, test_version: str | None, out_path: Path,
+           partial: bool = False) -> dict:
     cache = load_cache(model, list(dev) + list(test))
     result: dict = {"model": model, "dev": {}, "test": {}}
     print(f"## dev split: {len(dev)} pairs\n")
@@ -242,7 +252,9 @@ def report(model: str, versions: list[str], dev, test, test_version: str | None,
     print("|---|---|---|---|---|---|---|---|---|")
     fits = {}
     for v in versions:
-        rows = rows_for(model, v, dev, cache)
+        rows = rows_for(model, v, dev, cache, partial)
+        if not rows or len({r["label"] for r in rows}) < 3:
+            rows = None
         if rows is None:
             print(f"| {v} | not judged on all dev pairs |")
             continue
@@ -260,7 +272,7 @@ def report(model: str, versions: list[str], dev, test, test_version: str | None,
         result["dev"][v] = {"auc_raw": au_raw, "auc_calibrated": au_cal, "weights": w, "threshold": t, "how": how,
                             "accept": ra, "wall_s_per_pair": wall, "cpu_s_per_pair": cpu,
                             "unanswered": sum(1 for r in rows if r["f"] is None)}
-        print(f"| {v} | {wall:.1f} ({cpu:.1f}) | {au_raw['S/rest']:.2f} ({au_cal['S/rest']:.2f} cal) | "
+        print(f"| {v}{f' ({len(rows)} pairs)' if partial else ''} | {wall:.1f} ({cpu:.1f}) | {au_raw['S/rest']:.2f} ({au_cal['S/rest']:.2f} cal) | "
               f"{au_cal['S/C']:.2f} | {au_cal['S/NEI']:.2f} | {fmt_rates(ra)} | {t:.3f} |")
     lex = LexicalVerifier()
     lex_v = [lex.verify(p.claim, p.passage) for p in test]
@@ -332,6 +344,7 @@ def main() -> int:
     ap.add_argument("--dev-seed", type=int, default=101)
     ap.add_argument("--max-pairs", type=int, default=None, help="judge at most this many new pairs per prompt")
     ap.add_argument("--test", default=None, help="report: the prompt to evaluate on the test split (or 'all')")
+    ap.add_argument("--partial", action="store_true", help="report: dev figures on the pairs judged so far")
     ap.add_argument("--out", type=Path, default=REPO / ".cache" / "J" / "judge_prompts.json")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -342,7 +355,7 @@ def main() -> int:
     if args.action == "judge":
         judge(args.model, versions, dev if args.split == "dev" else test, args.max_pairs)
     else:
-        report(args.model, versions, dev, test, args.test, args.out)
+        report(args.model, versions, dev, test, args.test, args.out, args.partial)
     return 0
 
 

@@ -140,7 +140,9 @@ def test_judge_scores_a_real_pair(llm):
 
 
 def test_audit_names_model_prompt_and_verifier(llm, index, tmp_path):
-    verifier = CombinedVerifier(LLMJudgeVerifier(llm.client, model_name=MODEL))
+    # the short first prompt (no few-shot prefix to evaluate): what is tested is that the
+    # record names the prompt version the verifier used
+    verifier = CombinedVerifier(LLMJudgeVerifier(llm.client, model_name=MODEL, prompt="medrag-judge-v1"))
     log = AuditLog(tmp_path / "audit.jsonl")
     a = answer(Q, index, config=CFG, generator=llm, verifier=verifier, audit=log)
     entry = json.loads((tmp_path / "audit.jsonl").read_text().splitlines()[-1])

@@ -243,8 +243,8 @@ def test_answer_classes_of_first_tokens():
     from medrag.answer.judge import first_token_probs
     from medrag.answer.judge_prompts import answer_class
 
-    assert [answer_class(t, "threeway") for t in ("SUP", " SUPPORTS", "CON", " Contr", "NOT", "No", "The")] == [
-        "support", "support", "contradict", "contradict", "nei", "nei", None]
+    assert [answer_class(t, "threeway") for t in ("SUP", " SUPPORTS", "S", "CON", " Contr", "NOT", "No", "The")] == [
+        "support", "support", "support", "contradict", "contradict", "nei", "nei", None]
     assert [answer_class(t, "yesno") for t in ("Yes", " yes", "NO", "Maybe")] == ["support", "support", "other", None]
     d = first_token_probs(_dist_response({"SUP": 0.5, "CON": 0.2, "NOT": 0.1, " SUP": 0.1, "The": 0.05}), "threeway")
     assert d == pytest.approx({"support": 0.6, "contradict": 0.2, "nei": 0.1})
@@ -281,7 +281,13 @@ def test_threeway_judge_renormalises_and_calibrates():
     # the few-shot turns are a fixed prefix: every request starts with the same messages
     first, second = c.requests[0], c.requests[1]
     assert first[:-1] == second[:-1] and len(first) == 2 + 2 * len(base.examples)
-    assert j.name == "llm-judge:model:medrag-judge-3way-fs-v1@0.4"
+    assert j.name == "llm-judge:model:medrag-judge-3way-fs-v1:uncalibrated@0.4"
+    # a calibration belongs to the model it was fitted on
+    pr2 = dataclasses.replace(pr, calibrations=(("m2", (0.1, 2.0, -1.0), 0.3, "dev split"),))
+    assert LLMJudgeVerifier(c, model_name="m2", prompt=pr2).name == "llm-judge:m2:medrag-judge-3way-fs-v1@0.3"
+    assert LLMJudgeVerifier(c, model_name="m2", prompt=pr2).calibrate_features((0.0, 0.0)) == pytest.approx(
+        1 / (1 + math.exp(-0.1)))
+    assert LLMJudgeVerifier(c, model_name="m3", prompt=pr2).threshold == 0.4
 
 
 def test_two_question_judge_asks_both_over_one_prefix():

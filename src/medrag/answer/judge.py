@@ -1,26 +1,34 @@
 """Model-based verification: an LLM judge with a calibrated support probability, and
 the policy that combines a model's score with the lexical hard constraints.
 
-:class:`LLMJudgeVerifier` asks a chat model, for each (claim, passage), whether the
-passage supports the claim, and reads the answer's **first-token log-probabilities**:
-the support probability is ``P(yes) / (P(yes) + P(no))`` over the top tokens that
-spell yes or no (any case, any leading space), so one generated token per claim is
-enough and the score is graded, not a coin of the sampled text. A Platt scaling
-(Platt 1999: ``sigmoid(a * logit(p) + b)``) fitted on labelled pairs turns it into a
-calibrated probability (``benchmarks/bench_verifier.py --fit``); the default ``a=1,
-b=0`` leaves the model's own probability.
+:class:`LLMJudgeVerifier` asks a chat model, for each (claim, passage), what the
+passage says about the claim, with a **versioned prompt**
+(:mod:`~medrag.answer.judge_prompts`: a yes/no question, a three-way SUPPORTS /
+CONTRADICTS / NOT ENOUGH INFORMATION question, or two questions, with or without
+few-shot turns), and reads the answer's **first-token log-probabilities**: the class
+probabilities are summed over the top tokens that spell each answer and renormalised
+over the answers (:func:`first_token_probs`, :func:`prompt_features`), so one
+generated token per question is enough and the score is graded, not a coin of the
+sampled text. A logistic calibration over the prompt's features (Platt 1999: for one
+feature ``sigmoid(a * logit(p) + b)``), fitted on a development split of labelled
+pairs for one model and shipped with the prompt as plain numbers
+(``benchmarks/bench_judge_prompts.py``), turns it into a calibrated probability, and
+the prompt's threshold (chosen on the same split) decides; a model without a
+calibration gets its own probability and 0.5.
 
-Speed: the instructions come first and the passage before the claim, and the claims
-of one answer are judged passage by passage (:meth:`LLMJudgeVerifier.verify_batch`),
-so that llama.cpp's prompt cache reuses the evaluated prefix; passages are cut to
-``max_passage_chars``. The prompt is versioned (:data:`JUDGE_PROMPT_VERSION`) and the
-version is part of the verifier's :attr:`~LLMJudgeVerifier.name`, which the audit
-record stores.
+Speed: the instructions and few-shot turns come first (a fixed prefix), then the pair,
+and the claims of one answer are judged passage by passage
+(:meth:`LLMJudgeVerifier.verify_batch`), so that llama.cpp's prompt cache reuses the
+evaluated prefix; passages are cut to ``max_passage_chars`` (or to the claim's best
+sentence and its neighbours, ``window``). The prompt version (and a calibration
+other than the shipped one) is part of the verifier's :attr:`~LLMJudgeVerifier.name`,
+which the audit record stores.
 
 :class:`CombinedVerifier` decides: a lexical hard constraint (a number, unit or bound
 missing, a reversed direction, a negation added or dropped:
-:func:`~medrag.answer.verify.hard_constraints`) vetoes; otherwise the model's
-calibrated score must reach ``threshold``. Its reason says which rule decided.
+:func:`~medrag.answer.verify.hard_constraints`) vetoes; otherwise the model verifier's
+own decision stands (or its score must reach an explicit ``threshold``). Its reason
+says which rule decided.
 """
 
 from __future__ import annotations
@@ -202,15 +210,17 @@ class LLMJudgeVerifier:
         if not callable(getattr(self.client, "chat", None)):
             raise ConfigError("LLMJudgeVerifier needs a client with chat(messages, **params) -> dict")
         self._prompt = get_judge_prompt(self.prompt)
+        base_w, base_t, self._fitted_on = self._prompt.calibration_for(self.model_name)
         if self.threshold is None:
-            self.threshold = self._prompt.threshold
+            self.threshold = base_t
         if not (0.0 < float(self.threshold) < 1.0):
             raise ConfigError(f"threshold must be in (0, 1), not {self.threshold!r}")
         if not (isinstance(self.max_passage_chars, int) and self.max_passage_chars >= 100):
             raise ConfigError(f"max_passage_chars must be an integer >= 100, not {self.max_passage_chars!r}")
         if self.window is not None and not (isinstance(self.window, int) and self.window >= 0):
             raise ConfigError(f"window must be None or an integer >= 0, not {self.window!r}")
-        w = list(self._prompt.weights) + [0.0] * (self._prompt.n_features + 1 - len(self._prompt.weights))
+        self._base_weights = tuple(float(x) for x in list(base_w) + [0.0] * (self._prompt.n_features + 1 - len(base_w)))
+        w = list(self._base_weights)
         if self.platt_a is not None or self.platt_b is not None:
             w = [self.platt_b if self.platt_b is not None else 0.0, self.platt_a if self.platt_a is not None else 1.0]
             w += [0.0] * (self._prompt.n_features - 1)
@@ -222,9 +232,10 @@ class LLMJudgeVerifier:
 
     @property
     def name(self) -> str:
-        custom = self._weights != tuple(
-            list(self._prompt.weights) + [0.0] * (self._prompt.n_features + 1 - len(self._prompt.weights)))
-        cal = f":cal{self._weights[0]:g},{','.join(f'{x:g}' for x in self._weights[1:])}" if custom else ""
+        if self._weights != self._base_weights:
+            cal = f":cal{self._weights[0]:g},{','.join(f'{x:g}' for x in self._weights[1:])}"
+        else:
+            cal = "" if self._fitted_on != "uncalibrated" else ":uncalibrated"
         return f"llm-judge:{self.model_name}:{self._prompt.version}{cal}@{self.threshold:g}"
 
     def _questions(self) -> list[str]:

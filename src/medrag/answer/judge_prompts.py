@@ -44,11 +44,12 @@ def answer_class(token: str, kind: str) -> str | None:
     if kind in ("yesno", "twoq"):
         return _YESNO_WORDS.get(w)
     if kind == "threeway":
-        if w.startswith("sup"):
+        # Qwen2.5 spells SUPPORTS as S+UPPORT+S: a lone first letter counts
+        if w in ("s", "su") or w.startswith("sup"):
             return "support"
-        if w.startswith("con"):
+        if w in ("c", "co") or w.startswith("con"):
             return "contradict"
-        if w.startswith(("not", "nei", "no", "ins", "neu", "ne")):
+        if w == "n" or w.startswith(("not", "nei", "no", "ins", "neu", "ne")):
             return "nei"
         return None
     raise ValueError(f"unknown prompt kind {kind!r}")
@@ -68,10 +69,12 @@ class JudgePrompt:
         examples: few-shot ``(evidence, claim, answer)`` turns, or the answer pair
             ``"Yes|No"`` for ``twoq`` (answers to both questions).
         weights: calibration ``sigmoid(w0 + w1 * f1 + w2 * f2 ...)`` over the features
-            of the kind (see the module docstring); ``(0.0, 1.0)`` is the model's own
-            probability.
-        threshold: the calibrated score a pair must reach to be accepted.
-        fitted_on: where the weights and threshold come from (free text).
+            of the kind (see the module docstring) for a model without an entry in
+            ``calibrations``; ``(0.0, 1.0)`` is the model's own probability.
+        threshold: the calibrated score a pair must reach to be accepted (same).
+        calibrations: ``(model name, weights, threshold, fitted on)`` per model the
+            prompt was calibrated for: a calibration holds for the model it was fitted
+            on only.
     """
 
     version: str
@@ -83,8 +86,18 @@ class JudgePrompt:
     examples: tuple[tuple[str, str, str], ...] = ()
     weights: tuple[float, ...] = (0.0, 1.0)
     threshold: float = 0.5
-    fitted_on: str = "not fitted: the model's own probability"
     n_features: int = field(default=1)
+    calibrations: tuple[tuple[str, tuple[float, ...], float, str], ...] = ()
+
+    def calibration_for(self, model_name: str) -> tuple[tuple[float, ...], float, str]:
+        """``(weights, threshold, fitted on)`` for ``model_name`` (the name, or the name
+        followed by ``-`` and more, as a packaged model's file stem): its own entry,
+        else the uncalibrated default (the model's own probability, threshold 0.5)."""
+        for name, w, t, how in self.calibrations:
+            # a packaged model's file (and so its server alias) is named <name>-<sha256[:12]>
+            if model_name == name or model_name.startswith(name + "-"):
+                return tuple(w), float(t), how
+        return tuple(self.weights), float(self.threshold), "uncalibrated"
 
     def user_turn(self, claim: str, evidence: str, question: str | None = None) -> str:
         q = self.question if question is None else question
