@@ -173,7 +173,14 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--lexical", action="store_true", help="a lexical-only index (calibrates the lex_* weights)")
     ap.add_argument("--plot", default=None, help="write the trade-off curve as a PNG")
+    ap.add_argument("--build-only", action="store_true",
+                    help="only build the index (fills the embedding cache; resumable) and exit")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (1 on a shared machine)")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     data = Path(args.data)
     enc_cfg, encoder = (None, None) if args.lexical else make_encoder(Path(args.cache))
     config = AnswerConfig()
@@ -200,6 +207,8 @@ def main() -> int:
     else:
         index = Index.build(corpus, IndexConfig(encoder=enc_cfg), encoder=encoder, show_progress=True)
     print(f"{label}: {index.n_documents:,} documents, {len(index):,} chunks, built in {time.perf_counter() - t0:.0f} s")
+    if args.build_only:
+        return 0
     t0 = time.perf_counter()
     rows = run_protocol(index, by_id, questions, config)
     dt = time.perf_counter() - t0

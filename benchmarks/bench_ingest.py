@@ -10,6 +10,9 @@ prints articles/s, peak RSS, and RSS at 25% vs 100% of the file (memory that doe
 grow with the file stays flat).
 
 Run:  python benchmarks/bench_ingest.py [--repeat 5]
+      python benchmarks/bench_ingest.py --workers 1,2 [--repeat 3]
+            (medrag.ingest.iter_parallel over both real files: documents/s wall and CPU,
+             speed-up vs 1 worker, the same events checked in every run)
       python benchmarks/bench_ingest.py --largest   (the largest real records)
       python benchmarks/bench_ingest.py --hostile   (peak RSS on generated memory attacks)
 
@@ -96,6 +99,83 @@ except BaseException as exc:
 print(json.dumps({"rss_mb": hwm_mb() - base, "s": time.perf_counter() - t0, "events": n,
                   "skipped": [s.reason[:90] for s in report.skipped], "error": error}))
 """
+
+PARALLEL_CHILD = r"""
+import hashlib, json, resource, sys, time
+from medrag.ingest import IngestReport, iter_parallel
+from medrag.types import Document
+workers, files = int(sys.argv[1]), sys.argv[2:]
+
+def cpu(who):
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+t0 = time.perf_counter()
+p0 = cpu(resource.RUSAGE_SELF)
+report = IngestReport()
+events = list(iter_parallel(files, "pubmed", workers=workers, on_error="skip", report=report))
+wall = time.perf_counter() - t0
+parent_cpu = cpu(resource.RUSAGE_SELF) - p0
+h = hashlib.sha256()
+for ev in events:  # after the clock stopped
+    h.update(json.dumps(ev.to_dict(), sort_keys=True).encode())
+n = sum(isinstance(ev, Document) for ev in events)
+print(json.dumps({"workers": workers, "docs": n, "s": wall, "parent_cpu": parent_cpu,
+                  "workers_cpu": cpu(resource.RUSAGE_CHILDREN), "events_sha256": h.hexdigest(),
+                  "skipped": len(report.skipped), "deletions": len(report.deletions)}))
+"""
+
+FILE_CPU_CHILD = r"""
+import json, sys, time
+from medrag.ingest import iter_pubmed_events
+c0 = time.process_time()
+n = sum(1 for _ in iter_pubmed_events(sys.argv[1]))
+print(json.dumps({"events": n, "cpu": time.process_time() - c0}))
+"""
+
+
+def parallel(workers: list[int], repeat: int) -> None:
+    """iter_parallel over the two real PubMed files (one task per file), each run in a
+    fresh interpreter; paired rounds (every worker count once per round, rotated).
+    Each run ends with a sha256 of every event's JSON, taken after the clock stopped,
+    to check that every worker count yields the same events."""
+    import statistics
+
+    from medrag.ingest.samples import pubmed_sample_files
+
+    files = [str(p) for p in pubmed_sample_files().values()]
+    print(f"files: {', '.join(os.path.basename(f) for f in files)} (one task each)")
+    runs: dict[int, list[dict]] = {w: [] for w in workers}
+    for r in range(repeat):
+        k = r % len(workers)
+        for w in workers[k:] + workers[:k]:
+            out = subprocess.run([sys.executable, "-c", PARALLEL_CHILD, str(w), *files],
+                                 capture_output=True, text=True, check=True)
+            runs[w].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print("  " + json.dumps(runs[w][-1]), flush=True)
+    shas = {x["events_sha256"] for rs in runs.values() for x in rs}
+    print(f"same events in every run: {len(shas) == 1}")
+    per_file = []
+    for f in files:
+        out = subprocess.run([sys.executable, "-c", FILE_CPU_CHILD, f], capture_output=True, text=True, check=True)
+        per_file.append(json.loads(out.stdout.strip().splitlines()[-1])["cpu"])
+    base = statistics.median(x["s"] for x in runs[workers[0]])
+    print("| workers | documents | wall s (median) | documents/s wall | parent CPU s | workers' CPU s | "
+          "documents per CPU s (all processes) | speed-up (wall) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for w in workers:
+        rs = runs[w]
+        wall = statistics.median(x["s"] for x in rs)
+        pc = statistics.median(x["parent_cpu"] for x in rs)
+        wc = statistics.median(x["workers_cpu"] for x in rs)
+        n = rs[0]["docs"]
+        print(f"| {w} | {n:,} | {wall:.1f} | {n / wall:,.0f} | {pc:.1f} | {wc:.1f} | {n / (pc + wc):,.0f} | "
+              f"{base / wall:.2f}x |")
+    total = sum(per_file)
+    print(f"serial CPU per file (fresh interpreter, parse only): "
+          f"{', '.join(f'{c:.1f} s' for c in per_file)}; one task per file bounds the speed-up on idle cores "
+          f"at {total / max(per_file):.2f}x for {len(files)} file(s)")
+
 
 _REC = (
     '<PubmedArticle><MedlineCitation Status="MEDLINE"><PMID Version="1">{pmid}</PMID><Article>'
@@ -188,7 +268,11 @@ def main() -> int:
     ap.add_argument("--before", metavar="SRC",
                     help="also run medrag imported from SRC (a src/ folder of another version), paired")
     ap.add_argument("--hostile", action="store_true", help="only measure the generated memory attacks")
+    ap.add_argument("--workers", metavar="N,N", help="only the parallel reader, with these worker counts (e.g. 1,2)")
     args = ap.parse_args()
+    if args.workers:
+        parallel([int(x) for x in args.workers.split(",")], args.repeat)
+        return 0
     if args.hostile:
         hostile()
         return 0

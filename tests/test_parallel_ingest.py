@@ -118,3 +118,23 @@ def test_bad_arguments():
         list(iter_parallel(["x.xml"]))  # pairs needed without format=
     with pytest.raises(ConfigError):
         list(iter_parallel([("x.xml", "pubmed")], readers={"pubmed": "no_such_module_xyz:f"}, workers=1))
+
+
+def test_refused_fifo_keeps_its_place(folder_with_a_bad_file):
+    import os
+
+    (folder_with_a_bad_file / "b.xml").unlink()
+    fifo = folder_with_a_bad_file / "b2.xml"
+    os.mkfifo(fifo)
+    want, want_report = _serial([folder_with_a_bad_file / "a.xml", fifo, folder_with_a_bad_file / "c.xml"])
+    assert len(want_report.skipped) == 1 and "FIFO" in want_report.skipped[0].reason
+    report = IngestReport()
+    paths = [folder_with_a_bad_file / "a.xml", fifo, folder_with_a_bad_file / "c.xml"]
+    got = list(iter_parallel(paths, "pubmed", workers=2, on_error="skip", report=report))
+    assert got == want and report == want_report
+    # raise: the documents of a.xml come first, then the refusal, as in a serial read
+    seen = []
+    with pytest.raises(IngestError, match="FIFO"):
+        for ev in iter_parallel(paths, "pubmed", workers=2, on_error="raise"):
+            seen.append(ev)
+    assert seen == list(iter_pubmed_events(folder_with_a_bad_file / "a.xml"))

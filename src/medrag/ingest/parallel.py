@@ -41,11 +41,11 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Union
 
 from ..errors import ConfigError, IngestError
 from ..types import Deletion, Document
-from ._common import IngestReport, OnError, PathLike, RecordLimits, Skipped, check_on_error, expand_paths
+from ._common import IngestReport, OnError, PathLike, RecordLimits, Skipped, check_on_error, expand_paths, handle
 
 logger = logging.getLogger(__name__)
 
@@ -126,27 +126,46 @@ def _read_task(
     }
 
 
+#: One entry of the work list: a file to read, or a path refused while expanding the
+#: inputs (a FIFO, a device), kept at its place so that skip and raise happen where a
+#: serial read would have them.
+_Entry = Union[tuple[str, str], IngestError]
+
+
 def _tasks(
     inputs: Iterable[tuple[PathLike, str]] | PathLike | Iterable[PathLike],
     format: str | None,
-    on_error: OnError,
-    report: IngestReport,
-) -> list[tuple[str, str]]:
-    """``(path, format)`` per file, expanded as the serial reader of each format would."""
+) -> list[_Entry]:
+    """``(path, format)`` per file, expanded as the serial reader of each format would,
+    with the refusals of that expansion in their place."""
     if format is not None:
         if format not in SUFFIXES and format != "beir":
             raise ConfigError(f"format must be one of {sorted(READERS)}, not {format!r}")
         if format == "beir":
             paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)  # type: ignore[arg-type]
             return [(os.fspath(p), "beir") for p in paths]  # type: ignore[arg-type]
-        return [(os.fspath(p), format) for p in expand_paths(inputs, SUFFIXES[format], on_error=on_error, report=report)]  # type: ignore[arg-type]
-    out: list[tuple[str, str]] = []
+        scratch = IngestReport()  # expand_paths records a refusal before it yields the next path
+        out: list[_Entry] = []
+        taken = 0
+
+        def refusals() -> None:
+            nonlocal taken
+            for sk in scratch.skipped[taken:]:
+                out.append(IngestError(sk.reason, source=sk.source, record_id=sk.record_id, position=sk.position))
+            taken = len(scratch.skipped)
+
+        for p in expand_paths(inputs, SUFFIXES[format], on_error="skip", report=scratch):  # type: ignore[arg-type]
+            refusals()
+            out.append((os.fspath(p), format))
+        refusals()
+        return out
+    pairs: list[_Entry] = []
     for item in inputs:  # type: ignore[union-attr]
         if not (isinstance(item, tuple) and len(item) == 2):
             raise ConfigError("without format=, inputs must be (path, format) pairs")
         path, fmt = item
-        out.append((os.fspath(path), str(fmt)))
-    return out
+        pairs.append((os.fspath(path), str(fmt)))
+    return pairs
 
 
 def _events_of(result: dict[str, Any]) -> Iterator[Document | Deletion]:
@@ -203,21 +222,22 @@ def iter_parallel(
         raise ConfigError(f"workers must be an int, not {workers!r}")
     table = dict(READERS)
     table.update(readers or {})
-    tasks = _tasks(inputs, format, on_error, report)
-    for _, fmt in tasks:
-        if fmt not in table:
-            raise ConfigError(f"no reader for format {fmt!r}; known: {sorted(table)}")
+    tasks = _tasks(inputs, format)
+    for entry in tasks:
+        if isinstance(entry, tuple) and entry[1] not in table:
+            raise ConfigError(f"no reader for format {entry[1]!r}; known: {sorted(table)}")
+    n_files = sum(isinstance(e, tuple) for e in tasks)
     lim = _limits_dict(limits)
     prog = resolve_progress(progress)
     if not prog.enabled:
         yield from _run(tasks, table, workers, on_error, report, lim, start_method, None, None, on_file)
         return
-    with prog.stage("read", len(tasks), "file") as files_st, prog.stage("docs", None, "doc") as docs_st:
+    with prog.stage("read", n_files, "file") as files_st, prog.stage("docs", None, "doc") as docs_st:
         yield from _run(tasks, table, workers, on_error, report, lim, start_method, files_st, docs_st, on_file)
 
 
 def _run(
-    tasks: Sequence[tuple[str, str]],
+    tasks: Sequence[_Entry],
     table: Mapping[str, str],
     workers: int,
     on_error: OnError,
@@ -228,8 +248,13 @@ def _run(
     docs_st: Any,
     on_file: Callable[[str, str, int, int], None] | None,
 ) -> Iterator[Document | Deletion]:
-    if workers <= 1 or len(tasks) <= 1:
-        for path, fmt in tasks:
+    n_files = sum(isinstance(e, tuple) for e in tasks)
+    if workers <= 1 or n_files <= 1:
+        for entry in tasks:
+            if isinstance(entry, IngestError):
+                handle(entry, on_error, report)
+                continue
+            path, fmt = entry
             n_docs, n_skipped = report.documents, len(report.skipped)
             for ev in _call_reader(table[fmt], path, fmt, on_error, report, limits):
                 if isinstance(ev, Document) and docs_st is not None:
@@ -244,26 +269,33 @@ def _run(
         ctx = multiprocessing.get_context(start_method)
     except ValueError as exc:
         raise ConfigError(f"unknown start method {start_method!r}: {exc}") from exc
-    n = min(workers, len(tasks))
-    logger.info("reading %d file(s) with %d worker process(es)", len(tasks), n)
+    n = min(workers, n_files)
+    logger.info("reading %d file(s) with %d worker process(es)", n_files, n)
     pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx)
-    pending: deque[Future] = deque()
+    pending: deque[Future | IngestError] = deque()
     todo = iter(tasks)
     try:
         def submit() -> bool:
             nxt = next(todo, None)
             if nxt is None:
                 return False
-            path, fmt = nxt
-            pending.append(pool.submit(_read_task, table[fmt], path, fmt, on_error, limits))
+            if isinstance(nxt, IngestError):
+                pending.append(nxt)
+            else:
+                path, fmt = nxt
+                pending.append(pool.submit(_read_task, table[fmt], path, fmt, on_error, limits))
             return True
 
         for _ in range(2 * n):
             if not submit():
                 break
         while pending:
-            result = pending.popleft().result()
+            head = pending.popleft()
             submit()
+            if isinstance(head, IngestError):
+                handle(head, on_error, report)  # a refused path, where the serial read has it
+                continue
+            result = head.result()
             n_docs, n_skipped = report.documents, len(report.skipped)
             report.files += result["files"]
             report.skipped.extend(Skipped(**s) for s in result["skipped"])
@@ -283,6 +315,7 @@ def _run(
                 on_file(result["path"], result["format"], report.documents - n_docs, len(report.skipped) - n_skipped)
     finally:
         for f in pending:
-            f.cancel()
+            if isinstance(f, Future):
+                f.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
 
