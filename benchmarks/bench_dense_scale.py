@@ -1,0 +1,249 @@
+"""Dense retrieval at scale: the disk-backed IVF-PQ index (medrag.retrieve.ann) at 1M-10M
+vectors of 384 dimensions.
+
+Corpus: N unit vectors made by perturbing real MiniLM (all-MiniLM-L6-v2) embeddings of
+SciFact abstracts (``.cache/V/seeds``, made by ``--embed``; SciFact chunk embeddings that
+bench_index.py cached under ``.cache/embeddings/`` are added when present). Each synthetic
+vector is
+
+    v = normalize((1 - lam) * s_i + lam * s_j + sigma * C^(1/2) g)
+
+where s_i is a random seed vector, s_j one of its 16 nearest seeds, lam ~ U(0, 0.5),
+g ~ N(0, I) and C the covariance of the seed vectors (so the noise lies in the same
+principal subspace as real embeddings, which matters for PQ). Blocks are generated
+deterministically from (seed, block number), written once into the index as float16
+(never the whole float32 corpus in memory), and the exact ground truth is computed from
+those on-disk float16 vectors, block by block.
+
+Queries: real MiniLM embeddings of SciFact claims (``--queries`` of the 809), which are not
+in the corpus. Latency is one query at a time on one thread (FAISS and BLAS), CPU time
+(time.process_time) beside wall time since the machine is shared.
+
+Run:  OMP_NUM_THREADS=1 python benchmarks/bench_dense_scale.py --n 1000000 --dir .cache/V/dense-1m
+      python benchmarks/bench_dense_scale.py --embed     (makes .cache/V/seeds once)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SEEDS = REPO / ".cache" / "V" / "seeds"
+DATA = Path(os.environ.get("MEDRAG_DATA", REPO.parent / "shared" / "data"))
+
+
+def embed_seeds(limit: int) -> None:
+    """Embed SciFact claims and up to ``limit`` abstracts (title + text) with MiniLM."""
+    import torch
+
+    from medrag.retrieve.dense import SentenceTransformerEncoder
+
+    torch.set_num_threads(1)
+    SEEDS.mkdir(parents=True, exist_ok=True)
+    enc = SentenceTransformerEncoder()
+    claims = [json.loads(line)["text"] for line in open(DATA / "scifact" / "queries.jsonl")]
+    np.save(SEEDS / "scifact_claims.npy", enc.encode_queries(claims), allow_pickle=False)
+    docs = [json.loads(line) for line in open(DATA / "scifact" / "corpus.jsonl")][:limit]
+    vecs = enc.encode_documents([(d["title"] + " " + d["text"]).strip() for d in docs])
+    np.save(SEEDS / "scifact_corpus.npy", vecs, allow_pickle=False)
+
+
+def load_seeds() -> tuple[np.ndarray, np.ndarray]:
+    parts = []
+    for name in ("scifact_corpus.npy", "scifact_corpus.partial.npy"):
+        if (SEEDS / name).exists():
+            parts.append(np.load(SEEDS / name))
+            break
+    for shard in sorted((REPO / ".cache" / "embeddings").glob("*/shard-*.npy")):
+        a = np.load(shard)
+        if a.ndim == 2 and a.shape[1] == 384:
+            parts.append(a)
+    if not parts or not (SEEDS / "scifact_claims.npy").exists():
+        sys.exit("no seed embeddings: run with --embed first")
+    seeds = np.concatenate(parts).astype(np.float32)
+    seeds /= np.linalg.norm(seeds, axis=1, keepdims=True)
+    # drop near-duplicates (the same abstract embedded whole and as a chunk)
+    keep = np.ones(len(seeds), bool)
+    for s in range(0, len(seeds), 2048):
+        sim = seeds[s : s + 2048] @ seeds.T
+        for r in range(sim.shape[0]):
+            i = s + r
+            if keep[i] and (sim[r, :i][keep[:i]] > 0.995).any():
+                keep[i] = False
+    return seeds[keep], np.load(SEEDS / "scifact_claims.npy").astype(np.float32)
+
+
+class Perturber:
+    def __init__(self, seeds: np.ndarray, sigma: float, lam_max: float = 0.5, neighbours: int = 16, seed: int = 0):
+        self.seeds, self.sigma, self.lam_max, self.seed = seeds, sigma, lam_max, seed
+        sim = seeds @ seeds.T
+        np.fill_diagonal(sim, -np.inf)
+        self.nn = np.argsort(-sim, axis=1)[:, :neighbours]
+        cov = np.cov(seeds, rowvar=False)
+        w, v = np.linalg.eigh(cov)
+        self.sqrt_cov = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+    def block(self, number: int, size: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, number])
+        m = len(self.seeds)
+        i = rng.integers(0, m, size)
+        j = self.nn[i, rng.integers(0, self.nn.shape[1], size)]
+        lam = rng.uniform(0, self.lam_max, size).astype(np.float32)[:, None]
+        g = rng.standard_normal((size, self.seeds.shape[1]), dtype=np.float32)
+        x = (1 - lam) * self.seeds[i] + lam * self.seeds[j] + self.sigma * (g @ self.sqrt_cov.astype(np.float32))
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        return x
+
+
+def mem() -> dict[str, float]:
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, val = line.partition(":")
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+                out[key] = int(val.split()[0]) / 2**20  # GiB
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--dir", type=Path, default=None, help="index directory (default .cache/V/dense-<n>)")
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--sigma", type=float, default=0.6)
+    ap.add_argument("--block", type=int, default=100_000)
+    ap.add_argument("--pq-m", type=int, default=48)
+    ap.add_argument("--opq", action="store_true")
+    ap.add_argument("--refine", default="float16", choices=["float16", "int8"])
+    ap.add_argument("--nlist", type=int, default=0)
+    ap.add_argument("--nprobe", default="8,16,32,64")
+    ap.add_argument("--rerank", default="1,5,10,20")
+    ap.add_argument("--embed", type=int, nargs="?", const=5183, default=None, help="embed the seeds and stop")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    if args.embed is not None:
+        embed_seeds(args.embed)
+        return 0
+
+    import faiss
+
+    from medrag.retrieve.ann import ANNConfig, DiskIVFPQ
+
+    faiss.omp_set_num_threads(1)
+    seeds, claims = load_seeds()
+    queries = claims[: args.queries]
+    pert = Perturber(seeds, args.sigma)
+    directory = args.dir or REPO / ".cache" / "V" / f"dense-{args.n}"
+    result: dict = {"n": args.n, "dim": 384, "seeds": len(seeds), "sigma": args.sigma, "queries": len(queries)}
+    probe = pert.block(10_000_000, 2000)
+    result["cos_to_seed_mean"] = float(np.mean(np.max(probe @ seeds.T, axis=1)))
+    print(f"{len(seeds)} seed vectors; synthetic vector vs nearest seed: mean cosine {result['cos_to_seed_mean']:.3f}", flush=True)
+
+    cfg = ANNConfig(nlist=args.nlist, pq_m=args.pq_m, opq=args.opq, refine=args.refine)
+    if (directory / "ann.json").exists():
+        index = DiskIVFPQ.load(directory)
+        print(f"loaded {len(index):,} rows from {directory}", flush=True)
+    else:
+        index = DiskIVFPQ.create(directory, 384, cfg)
+        n_train = cfg.train_size or max(20_000, 50 * cfg.cells_for(args.n))
+        sample = np.concatenate([pert.block(20_000_000 + b, min(args.block, n_train - b * args.block))
+                                 for b in range(-(-n_train // args.block))])
+        t0, c0 = time.perf_counter(), time.process_time()
+        index.train(sample, expected_rows=args.n)
+        result["train_s"] = time.perf_counter() - t0
+        result["train_cpu_s"] = time.process_time() - c0
+        result["train_rows"] = len(sample)
+        del sample
+        print(f"trained {index.config.factory(index._nlist)} on {result['train_rows']:,} rows: "
+              f"{result['train_s']:.0f} s wall, {result['train_cpu_s']:.0f} s CPU", flush=True)
+        add_s = add_cpu = gen_cpu = 0.0
+        for b in range(-(-args.n // args.block)):
+            c0 = time.process_time()
+            x = pert.block(b, min(args.block, args.n - b * args.block))
+            gen_cpu += time.process_time() - c0
+            t0, c0 = time.perf_counter(), time.process_time()
+            index.add(x)
+            if len(index) % 1_000_000 == 0 or len(index) == args.n:
+                index.flush()
+            add_s += time.perf_counter() - t0
+            add_cpu += time.process_time() - c0
+            if b % 10 == 9:
+                print(f"  added {len(index):,}: {add_s:.0f} s wall, {add_cpu:.0f} s CPU; {mem()}", flush=True)
+        t0 = time.perf_counter()
+        index.save()
+        result.update(add_s=add_s, add_cpu_s=add_cpu, generate_cpu_s=gen_cpu, save_s=time.perf_counter() - t0)
+        print(f"added {len(index):,} rows: {add_s:.0f} s wall, {add_cpu:.0f} s CPU (generation {gen_cpu:.0f} s CPU apart)", flush=True)
+        del index
+        index = DiskIVFPQ.load(directory)
+    result["factory"] = index.config.factory(index._nlist)
+    result["resident_bytes_per_vector"] = index.resident_bytes() / len(index)
+    disk = sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
+    result["disk_bytes_per_vector"] = disk / len(index)
+    result["disk_gib"] = disk / 2**30
+    result["mem_after_load_gib"] = mem()
+    print(f"resident {result['resident_bytes_per_vector']:.1f} B/vector; on disk {result['disk_bytes_per_vector']:.1f} "
+          f"B/vector ({result['disk_gib']:.2f} GiB); memory after load {result['mem_after_load_gib']}", flush=True)
+
+    gt_path = directory / f"truth-{len(queries)}.npy"
+    if gt_path.exists():
+        truth = np.load(gt_path)
+    else:
+        t0, c0 = time.perf_counter(), time.process_time()
+        truth, _ = index.exact_search(queries, 10)
+        np.save(gt_path, truth, allow_pickle=False)
+        result["exact_batch_s"] = time.perf_counter() - t0
+        result["exact_batch_cpu_s"] = time.process_time() - c0
+        print(f"exact top-10 of {len(queries)} queries from the float16 file: {result['exact_batch_s']:.0f} s wall", flush=True)
+    truth_sets = [set(t.tolist()) for t in truth]
+    rows = []
+    print(f"{'nprobe':>6s} {'rerank':>6s} {'recall@10':>9s} {'p50 ms':>7s} {'p99 ms':>7s} {'cpu p50':>7s} {'cpu p99':>7s}", flush=True)
+    for nprobe in [int(v) for v in args.nprobe.split(",")]:
+        for rerank in [int(v) for v in args.rerank.split(",")]:
+            index.search(queries[0], 10, nprobe=nprobe, rerank=rerank)  # warm
+            wall, cpu, hits = [], [], 0
+            for q, t in zip(queries, truth_sets):
+                t0, c0 = time.perf_counter(), time.process_time()
+                got, _ = index.search(q, 10, nprobe=nprobe, rerank=rerank)
+                wall.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
+                hits += len(t & set(got.tolist()))
+            w, c = np.array(wall) * 1000, np.array(cpu) * 1000
+            row = {"nprobe": nprobe, "rerank": rerank, "recall@10": hits / (10 * len(queries)),
+                   "p50_ms": float(np.percentile(w, 50)), "p99_ms": float(np.percentile(w, 99)),
+                   "cpu_p50_ms": float(np.percentile(c, 50)), "cpu_p99_ms": float(np.percentile(c, 99))}
+            rows.append(row)
+            print(f"{nprobe:6d} {rerank:6d} {row['recall@10']:9.4f} {row['p50_ms']:7.2f} {row['p99_ms']:7.2f} "
+                  f"{row['cpu_p50_ms']:7.2f} {row['cpu_p99_ms']:7.2f}", flush=True)
+    result["search"] = rows
+    # filtered search: a random half / 1% of the rows allowed, checked against exact filtered search
+    rng = np.random.default_rng(7)
+    for frac in (0.5, 0.01):
+        mask = rng.random(len(index)) < frac
+        sub = queries[:50]
+        ftruth, _ = index.exact_search(sub, 10, mask)
+        wall, hits = [], 0
+        for q, t in zip(sub, ftruth):
+            t0 = time.perf_counter()
+            got, _ = index.search(q, 10, mask)
+            wall.append(time.perf_counter() - t0)
+            hits += len(set(t.tolist()) & set(got.tolist()))
+        result[f"mask_{frac}"] = {"recall@10": hits / (10 * len(sub)), "p50_ms": float(np.median(wall) * 1000)}
+        print(f"mask {frac:.0%} allowed: recall@10 {hits / (10 * len(sub)):.4f}, p50 {np.median(wall) * 1000:.2f} ms", flush=True)
+    result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    result["mem_end_gib"] = mem()
+    print(json.dumps({k: v for k, v in result.items() if k != "search"}), flush=True)
+    out = args.json or directory.parent / f"dense-scale-{args.n}.json"
+    out.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""The disk-backed IVF-PQ index (medrag.retrieve.ann): recall against exact search,
+re-ranked scores from the stored vectors, masks, deletes, compaction, save/load
+generations, bad files, and the ``ivfpq-disk`` kind inside Index."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import HashEncoder, need_data
+
+from medrag.errors import ConfigError, IndexFormatError
+from medrag.retrieve.ann import ANNConfig, DiskIVFPQ, int8_encode
+
+faiss = pytest.importorskip("faiss")
+
+DIM = 64
+
+
+@pytest.fixture(scope="module")
+def data():
+    """6,000 clustered unit vectors (120 centres, anisotropic spread) and 40 held-out queries."""
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(120, DIM)).astype(np.float32)
+    scale = np.linspace(1.0, 0.2, DIM).astype(np.float32)  # unequal variance, as real embeddings
+    x = centres[rng.integers(0, 120, 6040)] + 0.8 * rng.normal(size=(6040, DIM)).astype(np.float32) * scale
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x[:6000], x[6000:]
+
+
+def _cfg(**kw):
+    base = dict(pq_m=8, nprobe=16, rerank=10)
+    base.update(kw)
+    return ANNConfig(**base)
+
+
+def _truth(stored: np.ndarray, queries: np.ndarray, k: int = 10, mask=None):
+    s = queries @ stored.T
+    if mask is not None:
+        s[:, ~mask] = -np.inf
+    return [set(np.argsort(-row, kind="stable")[:k].tolist()) for row in s]
+
+
+def _recall(index, queries, truth, **kw):
+    return np.mean([len(set(index.search(q, 10, **kw)[0].tolist()) & t) / 10 for q, t in zip(queries, truth)])
+
+
+@pytest.fixture(scope="module")
+def built(data, tmp_path_factory):
+    x, _ = data
+    d = tmp_path_factory.mktemp("ann") / "f16"
+    blocks = (x[s : s + 1500] for s in range(0, len(x), 1500))
+    idx = DiskIVFPQ.build(d, blocks, dim=DIM, sample=x, expected_rows=len(x), config=_cfg(), segment_rows=2500)
+    return d, idx
+
+
+def test_recall_and_exact_scores_from_disk(data, built):
+    x, queries = data
+    d, idx = built
+    stored = x.astype(np.float16).astype(np.float32)  # what the refine step reads
+    truth = _truth(stored, queries)
+    assert _recall(idx, queries, truth) >= 0.95
+    pq_only = _recall(idx, queries, truth, rerank=1)  # k candidates: PQ order alone decides
+    assert pq_only < _recall(idx, queries, truth)  # the re-rank is what buys the recall
+    rows, scores = idx.search(queries[0], 10)
+    assert np.allclose(scores, stored[rows] @ queries[0], atol=1e-5)
+    assert (np.diff(scores) <= 0).all()
+    # exact_search (the ground-truth path) equals brute force over the float16 rows
+    ex, _ = idx.exact_search(queries[:5], 10)
+    assert [set(r.tolist()) for r in ex] == truth[:5]
+    # the rows live on disk (memory-mapped), several segments; codes are resident
+    assert len(idx._segments) == 2 and all(isinstance(s.data, np.memmap) for s in idx._segments)
+    assert idx.resident_bytes() < 20 * len(idx) + 200_000  # 8 B code + 8 B id per row, plus tables
+    assert idx.disk_bytes() == len(idx) * DIM * 2
+
+
+def test_int8_refine(data, tmp_path):
+    x, queries = data
+    idx = DiskIVFPQ.build(tmp_path / "i8", [x], dim=DIM, sample=x, expected_rows=len(x), config=_cfg(refine="int8"))
+    codes, scale = int8_encode(x)
+    stored = codes.astype(np.float32) * scale[:, None]
+    assert np.abs(stored - x).max() < 0.01
+    assert _recall(idx, queries, _truth(stored, queries)) >= 0.95
+    rows, scores = idx.search(queries[1], 5)
+    assert np.allclose(scores, stored[rows] @ queries[1], atol=1e-5)
+    loaded = DiskIVFPQ.load(tmp_path / "i8")
+    assert loaded.disk_bytes() == len(x) * (DIM + 4)
+    assert np.array_equal(loaded.search(queries[1], 5)[0], rows)
+
+
+def test_round_trip_identical(data, built):
+    _, queries = data
+    d, idx = built
+    loaded = DiskIVFPQ.load(d)
+    assert len(loaded) == len(idx) and loaded.config == idx.config
+    for q in queries[:10]:
+        a, b = idx.search(q, 10), loaded.search(q, 10)
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    manifest = json.loads((d / "ann.json").read_text())
+    assert manifest["rows"] == len(idx) and manifest["files"]["segments"][0]["file"] == "vectors.npy"
+
+
+def test_mask(data, built):
+    x, queries = data
+    _, idx = built
+    stored = x.astype(np.float16).astype(np.float32)
+    rng = np.random.default_rng(0)
+    half = rng.random(len(x)) < 0.5
+    rows, _ = idx.search(queries[0], 10, half)
+    assert len(rows) == 10 and half[rows].all()
+    assert _recall(idx, queries, _truth(stored, queries, mask=half), allowed=half) >= 0.9
+    few = np.zeros(len(x), bool)
+    few[rng.choice(len(x), 30, replace=False)] = True  # selective: exact scan of the 30 rows
+    for q, t in zip(queries[:5], _truth(stored, queries[:5], mask=few)):
+        assert set(idx.search(q, 10, few)[0].tolist()) == t
+    assert len(idx.search(queries[0], 10, np.zeros(len(x), bool))[0]) == 0
+    with pytest.raises(ConfigError, match="mask"):
+        idx.search(queries[0], 10, np.ones(5, bool))
+
+
+def test_delete_add_save_generations(data, tmp_path):
+    x, queries = data
+    d = tmp_path / "g"
+    DiskIVFPQ.build(d, [x[:5000]], dim=DIM, sample=x[:5000], expected_rows=6000, config=_cfg())
+    idx = DiskIVFPQ.load(d)
+    top = idx.search(queries[0], 10)[0]
+    assert idx.delete(top[:4]) == 4 and idx.delete(top[:2]) == 0
+    assert not set(top[:4].tolist()) & set(idx.search(queries[0], 50)[0].tolist())
+    new = idx.add(x[5000:])
+    assert new[0] == 5000 and len(idx) == 6000
+    assert idx.search(x[5500], 1)[0][0] == 5500  # a new row finds itself
+    first = set((d / f) for f in ("vectors.npy",))
+    idx.save()
+    loaded = DiskIVFPQ.load(d)
+    assert len(loaded) == 6000 and loaded.n_deleted == 4
+    assert not set(top[:4].tolist()) & set(loaded.search(queries[0], 50)[0].tolist())
+    assert loaded.search(x[5500], 1)[0][0] == 5500
+    names = {p.name for p in d.iterdir()}
+    assert all(p.name in names for p in first)
+    assert sum(n.startswith("ivfpq-") for n in names) == 1  # the old generation's codes are gone
+    # rows written but not committed (no save): the last committed generation loads
+    loaded.add(x[:100])
+    loaded.flush()
+    assert len(DiskIVFPQ.load(d)) == 6000
+
+
+def test_keep_renumbers(data, tmp_path):
+    x, _ = data
+    idx = DiskIVFPQ.build(tmp_path / "k", [x], dim=DIM, sample=x, expected_rows=len(x), config=_cfg())
+    rows = np.arange(0, len(x), 3)
+    idx.keep(rows)
+    assert len(idx) == len(rows)
+    for new in (0, 7, 1999):
+        assert idx.search(x[rows[new]], 1)[0][0] == new
+    idx.save()
+    assert DiskIVFPQ.load(tmp_path / "k").search(x[rows[7]], 1)[0][0] == 7
+
+
+def test_bad_files(data, tmp_path):
+    x, _ = data
+    d = tmp_path / "bad"
+    DiskIVFPQ.build(d, [x[:3000]], dim=DIM, sample=x[:3000], expected_rows=3000, config=_cfg())
+    with pytest.raises(ConfigError, match="already holds"):
+        DiskIVFPQ.create(d, DIM)
+    vec = d / "vectors.npy"
+    raw = vec.read_bytes()
+    vec.write_bytes(raw[:-100])
+    with pytest.raises(IndexFormatError, match="vectors.npy.*truncated"):
+        DiskIVFPQ.load(d)
+    vec.write_bytes(raw)
+    m = json.loads((d / "ann.json").read_text())
+    m["files"]["segments"][0]["file"] = "../x.npy"
+    (d / "ann.json").write_text(json.dumps(m))
+    with pytest.raises(IndexFormatError, match="bad file name"):
+        DiskIVFPQ.load(d)
+    (d / "ann.json").write_text("{")
+    with pytest.raises(IndexFormatError, match="ann.json"):
+        DiskIVFPQ.load(d)
+    with pytest.raises(ConfigError):
+        ANNConfig(refine="float8")
+    with pytest.raises(ConfigError, match="divide"):
+        DiskIVFPQ(DIM, ANNConfig(pq_m=7))
+
+
+def test_index_with_disk_kind(tmp_path):
+    """Index over real PubMed records with ``VectorConfig(kind="ivfpq-disk")``: dense
+    results equal the exact kind's up to float16 rounding; round trip; delete; add."""
+    from medrag.index import Index, IndexConfig
+    from medrag.ingest import iter_pubmed
+    from medrag.retrieve.dense import VectorConfig
+
+    docs = list({d.id: d for d in iter_pubmed(need_data("pubmed", "excerpts", "pubmed21n1298_feature_sample.xml"))}.values())
+    enc = HashEncoder()
+    disk = IndexConfig(encoder=None, vectors=VectorConfig(kind="ivfpq-disk", pq_m=8, nprobe=64, rerank=50))
+    flat = IndexConfig(encoder=None)
+    idx = Index.build(docs[:80], disk, encoder=enc)
+    ref = Index.build(docs[:80], flat, encoder=enc)
+    q = "microRNA lung cancer proliferation"
+    same = lambda a, b: [p.chunk.id for p in a.search(q, k=5, mode="dense")] == [p.chunk.id for p in b.search(q, k=5, mode="dense")]
+    assert same(idx, ref)  # unsaved: exact search over the stored rows
+    loaded = Index.load(idx.save(tmp_path / "ix"), encoder=enc)
+    names = {p.name for p in (tmp_path / "ix").rglob("*")}
+    assert {"ann.json", "vectors.npy"} <= names
+    assert not any(n.startswith("ivfpq-") for n in names)  # below MIN_TRAIN_ROWS: exact, no codes
+    assert np.load(next((tmp_path / "ix").rglob("vectors.npy")), mmap_mode="r").dtype == np.float16
+    assert same(loaded, ref)
+    gone = [p.source.doc_id for p in loaded.search(q, k=3, mode="dense")]
+    loaded.delete(gone)
+    ref.delete(gone)
+    loaded.add(docs[80:])
+    ref.add(docs[80:])
+    assert same(loaded, ref)
+    again = Index.load(loaded.save(tmp_path / "ix2"), encoder=enc)
+    assert same(again, ref)
+
+
+def test_vector_index_disk_kind_trains_on_save(tmp_path):
+    """VectorIndex(kind="ivfpq-disk") past MIN_TRAIN_ROWS: codes trained at save, float16
+    vectors.npy on disk, recall against exact search after load, scores() from disk."""
+    from medrag.retrieve.ann import MIN_TRAIN_ROWS
+    from medrag.retrieve.dense import VectorConfig, VectorIndex
+
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(60, 32)).astype(np.float32)
+    x = centres[rng.integers(0, 60, MIN_TRAIN_ROWS + 520)] + 0.7 * rng.normal(size=(MIN_TRAIN_ROWS + 520, 32)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    base, queries = x[:MIN_TRAIN_ROWS + 500], x[MIN_TRAIN_ROWS + 500:]
+    cfg = VectorConfig(kind="ivfpq-disk", nlist=32, pq_m=12, nprobe=16, rerank=10)  # pq_m lowered to 8
+    vi = VectorIndex(base, cfg)
+    files = vi.save(tmp_path / "dense")
+    assert any(p.name.startswith("ivfpq-") for p in files)
+    loaded = VectorIndex.load(tmp_path / "dense", cfg, 32)
+    assert len(loaded) == len(base) and loaded.dim == 32 and loaded._disk.trained
+    stored = base.astype(np.float16).astype(np.float32)
+    truth = _truth(stored, queries)
+    hits = sum(len(set(loaded.search(q, 10)[0].tolist()) & t) for q, t in zip(queries, truth))
+    assert hits / (10 * len(queries)) >= 0.95
+    rows = np.array([7, 3, 10_000])
+    assert np.allclose(loaded.scores(queries[0], rows), stored[rows] @ queries[0], atol=1e-5)
+    assert "ivfpq-disk" in cfg.kind and "float16" in cfg.factory
