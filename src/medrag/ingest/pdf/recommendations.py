@@ -246,6 +246,7 @@ def _ungraded_in_lists(placed: list["_Placed"], stop: list[bool], text: str, rec
 _OPENS = re.compile(
     r"^(?:R|GPP|[A-D])\s+[A-Z(]|^[\u2713\u2714]|^(?i:recommendations?)\s*\d|^\d{1,2}\.\d{1,2}\.\d{1,2}\s"
 )
+_BULLETS = ("\u2022", "\u25a0", "\u25cf", "\u2023", "\u2043")
 _NUMBERED_ITEM = re.compile(r"^\d{1,2}[.)]\s+[A-Z]")
 _SENTENCE_END = re.compile(r"[.!?]\s*$|[.!?][)\]\u201d\"']\s*$")
 
@@ -265,6 +266,9 @@ def _statement_first(placed: list["_Placed"], stop: list[bool], i: int, last_end
                 break
             if _NUMBERED_ITEM.match(cur) and len(cur) >= 60 and _SENTENCE_END.search(placed[j].text):
                 break
+            if cur.startswith(_BULLETS) and not placed[j].text.startswith(_BULLETS) \
+                    and not placed[j].text.rstrip().endswith(":"):
+                break  # a bulleted statement after a label or subheading, not after a lead-in
             if first != i and _SENTENCE_END.search(placed[j].text) and not cur[:1].islower() \
                     and not cur.startswith(("\u2022", "-", "\u2013")) and not _NUMBERED_ITEM.match(cur):
                 break
