@@ -81,7 +81,8 @@ def answer(
                 retracted_only = s_all >= config.threshold
     if generator is None:
         result = compose_extractive(
-            question, passages, index_id=index.id, config=config, retracted_only=retracted_only, term_weights=weights
+            question, passages, index_id=index.id, config=config, retracted_only=retracted_only, term_weights=weights,
+            encoder=getattr(index, "encoder", None) if config.dense_evidence else None,
         )
     else:
         result = compose_generated(

@@ -22,6 +22,7 @@ This module also re-exports the names that lived here before the split
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from ..types import Answer, AnswerSentence, Passage
 from .cite import abstain as _abstain
@@ -30,9 +31,13 @@ from .config import AnswerConfig
 from .evidence import evidence_level
 from .select import candidates, pick, question_weights, relevance, weighted_coverage
 from .parts import question_parts
-from .scorer import asks_for_number, evidence_scorer, number_subject, pick_by_probability, score_candidates, states_asked_number
+from .scorer import asks_for_number, evidence_scorer, number_subject, score_candidates, states_asked_number
+from .sentvec import unit_similarities
 from .support import SupportModel, coverage, passage_features, support_of
 from .text import content_tokens
+
+if TYPE_CHECKING:
+    from ..retrieve.dense import Encoder
 
 #: a recommendation is brought into an answer when its relevance is at least this share
 #: of the best quote's
@@ -56,8 +61,14 @@ def compose_extractive(
     config: AnswerConfig | None = None,
     retracted_only: bool = False,
     term_weights: Mapping[str, float] | None = None,
+    encoder: Encoder | None = None,
 ) -> Answer:
     """An extractive answer: exact quotes of the best units, each with its citation.
+
+    ``encoder`` (the index's, :attr:`medrag.Index.encoder`) lets the evidence scorer
+    read the question-sentence dense similarity when ``config.dense_evidence`` is set
+    (unit vectors cached per chunk, :mod:`.sentvec`); without one, or for a
+    lexical-only index, quotes are scored by the lexical features alone.
 
     ``term_weights`` (content word -> weight, e.g. the corpus idf from
     :meth:`medrag.Index.term_weights`) makes rare question words count for more when
@@ -107,11 +118,18 @@ def compose_extractive(
                 question, passages, index_id,
                 f"the question asks for a number and no retrieved sentence about {named!r} states one", support,
             )
-    scorer = evidence_scorer() if config.selection == "learned" else None
+    scorer, sims = None, None
+    if config.selection == "learned":
+        if config.dense_evidence and encoder is not None:
+            scorer = evidence_scorer(dense=True)
+            if scorer is not None:
+                sims = unit_similarities(question, passages, encoder)
+        if scorer is None:
+            scorer = evidence_scorer()
     if scorer is not None:
-        probs = score_candidates(cands, q, weight, key_term, question, scorer)
+        probs = score_candidates(cands, q, weight, key_term, question, scorer, sims)
         rel = {id(x): float(pr) for x, pr in zip(cands, probs)}
-        picked = pick_by_probability(cands, probs, threshold=scorer.threshold, max_units=config.max_sentences)
+        picked = scorer.pick(cands, probs, max_units=config.max_sentences)
     else:
         top_score = max(p.score for p in passages) or 1.0
         rel = {id(x): relevance(x, q, weight, top_score) for x in cands}

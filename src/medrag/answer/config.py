@@ -47,6 +47,10 @@ class AnswerConfig:
         selection: ``"learned"`` picks quotes by the evidence scorer fit on SciFact
             rationales (:mod:`medrag.answer.scorer`); ``"overlap"`` by the hand-set
             idf-weighted overlap of 0.1.
+        dense_evidence: with ``selection="learned"`` and an index that has an encoder,
+            the evidence scorer also reads the cosine similarity of the question and
+            each candidate sentence under the index's encoder (sentence vectors cached
+            per chunk; see the README for its cost and gain). Off: lexical features only.
         support: the calibrated support model.
     """
 
@@ -58,6 +62,7 @@ class AnswerConfig:
     min_relative_relevance: float = 0.7
     partial_coverage: float = 0.5
     selection: str = "learned"
+    dense_evidence: bool = False
     support: SupportModel = field(default_factory=SupportModel)
 
     def __post_init__(self) -> None:
@@ -67,5 +72,7 @@ class AnswerConfig:
             _number(name, getattr(self, name), 0.0, 1.0)
         if self.selection not in ("learned", "overlap"):
             raise ConfigError(f"AnswerConfig.selection must be 'learned' or 'overlap', not {self.selection!r}")
+        if not isinstance(self.dense_evidence, bool):
+            raise ConfigError(f"AnswerConfig.dense_evidence must be True or False, not {self.dense_evidence!r}")
         if not isinstance(self.support, SupportModel):
             raise ConfigError(f"AnswerConfig.support must be a SupportModel, not {type(self.support).__name__}")

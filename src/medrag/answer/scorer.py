@@ -2,7 +2,7 @@
 would point to for the question).
 
 Word overlap alone quotes whatever shares words with the question (aims, methods,
-pointers to other documents). This logistic model weighs, for each candidate unit
+pointers to other documents). This model (logistic or boosted trees) weighs, for each candidate unit
 (:class:`~medrag.answer.select.Candidate`):
 
 * how much of the question it covers (plain and idf-weighted, and whether it holds
@@ -14,14 +14,16 @@ pointers to other documents). This logistic model weighs, for each candidate uni
 * its passage's retrieval rank and score, and how it compares with the best
   candidate of its passage and of all passages.
 
-Dense question-sentence similarity was left out: encoding every candidate sentence
-with the index's MiniLM encoder costs about 1-2 s per question on this class of CPU,
-against a 150 ms answer budget.
+Optionally (``AnswerConfig.dense_evidence`` and an index with an encoder) it also
+reads the cosine similarity of the question and each unit under the index's encoder
+(:data:`DENSE_FEATURES`, :mod:`.sentvec`: unit vectors cached per chunk).
 
-The weights are fit on the SciFact training claims' rationale sentences
-(``python benchmarks/bench_evidence.py --write``, cross-validated by claim) and shipped
-as JSON (``medrag/answer/data/evidence.json``): feature names, coefficients, intercept,
-and the probability above which a further unit is quoted.
+The model is fit on the SciFact training claims' rationale sentences
+(``python benchmarks/bench_evidence.py --write [--dense-feature]``, cross-validated by
+claim) and shipped as JSON (``medrag/answer/data/evidence.json``, and
+``evidence_dense.json`` for the dense variant): feature names, then logistic weights or
+boosted trees as plain node arrays (:mod:`.trees`), and the cut that decides how many
+units are quoted (:func:`pick_expected_f1` or a probability threshold).
 """
 
 from __future__ import annotations
@@ -38,9 +40,10 @@ import numpy as np
 from .roles import ROLES, role_model
 from .select import Candidate, weighted_coverage
 from .text import content_tokens, numbers
+from .trees import BoostedTrees
 from .units import quote_units
 
-__all__ = ["FEATURES", "EvidenceScorer", "evidence_scorer", "unit_features", "asks_for_number", "number_subject", "states_asked_number"]
+__all__ = ["FEATURES", "DENSE_FEATURES", "EvidenceScorer", "dense_features", "pick_expected_f1", "evidence_scorer", "unit_features", "asks_for_number", "number_subject", "states_asked_number"]
 
 _DATA = Path(__file__).resolve().parent / "data"
 
@@ -52,6 +55,13 @@ FEATURES = (
     "has_number", "asks_number_has_number",
     "inv_rank", "passage_score", "is_pointer",
     "prev_idf_coverage", "next_idf_coverage", "inv_rank_in_passage", "bigram_coverage", "same_doc_as_best",
+)
+
+#: Features of the question-sentence dense similarity (cosine of the index encoder's
+#: vectors), appended to :data:`FEATURES` when the scorer is given similarities.
+DENSE_FEATURES = (
+    "dense_sim", "dense_minus_best", "dense_minus_best_in_passage", "inv_dense_rank", "inv_dense_rank_in_passage",
+    "passage_dense_max", "passage_dense_minus_best", "inv_passage_dense_rank", "prev_dense_sim", "next_dense_sim",
 )
 
 _LABEL_ROLE = [
@@ -208,38 +218,107 @@ def unit_features(
     return np.asarray(rows, dtype=np.float64)
 
 
-class EvidenceScorer:
-    """P(evidence) = sigmoid(features . coef + intercept); ``threshold``: a unit after
-    the first is quoted only above it."""
+def dense_features(pool: Sequence[Candidate], unit_sims: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The :data:`DENSE_FEATURES` of ``pool`` (one row per candidate). ``unit_sims``
+    maps a chunk id to the cosine similarity of the question with each of the chunk's
+    quotable units (:func:`~medrag.answer.units.quote_units` order)."""
+    if not pool:
+        return np.zeros((0, len(DENSE_FEATURES)))
+    sims = np.array([float(unit_sims[c.passage.chunk.id][c.position]) for c in pool])
+    best = float(sims.max())
+    order = np.argsort(-sims, kind="stable")
+    rank = np.empty(len(pool), dtype=np.int64)
+    rank[order] = np.arange(len(pool))
+    chunk_ids = list(dict.fromkeys(c.passage.chunk.id for c in pool))
+    pmax = {cid: float(np.max(unit_sims[cid])) if len(unit_sims[cid]) else 0.0 for cid in chunk_ids}
+    best_p = max(pmax.values())
+    prank = {cid: i for i, cid in enumerate(sorted(chunk_ids, key=lambda x: -pmax[x]))}
+    rows = []
+    for j, c in enumerate(pool):
+        us = unit_sims[c.passage.chunk.id]
+        in_rank = int(np.sum(us > sims[j]))
+        rows.append([
+            sims[j], sims[j] - best, sims[j] - pmax[c.passage.chunk.id], 1.0 / (1 + rank[j]), 1.0 / (1 + in_rank),
+            pmax[c.passage.chunk.id], pmax[c.passage.chunk.id] - best_p, 1.0 / (1 + prank[c.passage.chunk.id]),
+            float(us[c.position - 1]) if c.position > 0 else 0.0,
+            float(us[c.position + 1]) if c.position + 1 < len(us) else 0.0,
+        ])
+    return np.asarray(rows, dtype=np.float64)
 
-    def __init__(self, coef: Sequence[float], intercept: float, threshold: float, mean=None, scale=None) -> None:
-        if len(coef) != len(FEATURES):
-            raise ValueError(f"evidence scorer has {len(coef)} weights for {len(FEATURES)} features")
-        self.coef = np.asarray(coef, dtype=np.float64)
+
+class EvidenceScorer:
+    """P(evidence) of each candidate from its features: a logistic model
+    (sigmoid(standardised features . coef + intercept)) or boosted trees
+    (:class:`~medrag.answer.trees.BoostedTrees`, ``trees``).
+
+    ``dense``: the model also reads :data:`DENSE_FEATURES` (question-sentence
+    similarity). ``cut``: ``"ef1"`` quotes as many units as maximise the expected F1
+    (:func:`pick_expected_f1`); ``"thr"`` quotes a unit after the first only above
+    ``threshold`` (:func:`pick_by_probability`)."""
+
+    def __init__(
+        self, coef: Sequence[float] | None = None, intercept: float = 0.0, threshold: float = 0.5, mean=None,
+        scale=None, *, dense: bool = False, cut: str = "thr", trees: BoostedTrees | None = None,
+    ) -> None:
+        n = len(FEATURES) + (len(DENSE_FEATURES) if dense else 0)
+        if trees is None and coef is None:
+            raise ValueError("an evidence scorer needs logistic weights or boosted trees")
+        if trees is not None and trees.n_features != n:
+            raise ValueError(f"evidence scorer trees read {trees.n_features} features, not {n}")
+        if coef is not None and len(coef) != n:
+            raise ValueError(f"evidence scorer has {len(coef)} weights for {n} features")
+        if cut not in ("ef1", "thr"):
+            raise ValueError(f"evidence scorer cut must be 'ef1' or 'thr', not {cut!r}")
+        self.dense = bool(dense)
+        self.cut = cut
+        self.trees = trees
+        self.coef = None if coef is None else np.asarray(coef, dtype=np.float64)
         self.intercept = float(intercept)
         self.threshold = float(threshold)
-        self.mean = np.zeros(len(FEATURES)) if mean is None else np.asarray(mean, dtype=np.float64)
-        self.scale = np.ones(len(FEATURES)) if scale is None else np.asarray(scale, dtype=np.float64)
+        self.mean = np.zeros(n) if mean is None else np.asarray(mean, dtype=np.float64)
+        self.scale = np.ones(n) if scale is None else np.asarray(scale, dtype=np.float64)
 
     @classmethod
     def load(cls, path: Path = _DATA / "evidence.json") -> "EvidenceScorer":
         meta = json.loads(path.read_text(encoding="utf-8"))
-        if tuple(meta["features"]) != FEATURES:
+        names = tuple(meta["features"])
+        if names not in (FEATURES, FEATURES + DENSE_FEATURES):
             raise ValueError(f"{path}: the features differ from this library's; refit the scorer")
-        return cls(meta["coef"], meta["intercept"], meta["threshold"], meta.get("mean"), meta.get("scale"))
+        trees = BoostedTrees.from_json(meta["trees"]) if "trees" in meta else None
+        return cls(meta.get("coef"), meta.get("intercept", 0.0), meta.get("threshold", 0.5), meta.get("mean"),
+                   meta.get("scale"), dense=names != FEATURES, cut=meta.get("cut", "thr"), trees=trees)
 
     def probabilities(self, X: np.ndarray) -> np.ndarray:
         if X.shape[0] == 0:
             return np.zeros(0)
+        if self.trees is not None:
+            return self.trees.probabilities(X)
         z = ((X - self.mean) / self.scale) @ self.coef + self.intercept
         return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
 
+    def pick(self, pool: Sequence[Candidate], probs: np.ndarray, *, max_units: int) -> list[Candidate]:
+        """The units to quote, by this scorer's cut."""
+        if self.cut == "ef1":
+            return pick_expected_f1(pool, probs, max_units=max_units)
+        return pick_by_probability(pool, probs, threshold=self.threshold, max_units=max_units)
 
-@functools.lru_cache(maxsize=1)
-def evidence_scorer() -> EvidenceScorer | None:
-    """The shipped scorer, or None when its weight file is absent."""
-    p = _DATA / "evidence.json"
+
+@functools.lru_cache(maxsize=2)
+def evidence_scorer(dense: bool = False) -> EvidenceScorer | None:
+    """The shipped scorer (``dense``: the one that also reads question-sentence
+    similarity), or None when its weight file is absent."""
+    p = _DATA / ("evidence_dense.json" if dense else "evidence.json")
     return EvidenceScorer.load(p) if p.exists() else None
+
+
+def _repeats(c: Candidate, picked: Sequence[Candidate], max_redundancy: float) -> bool:
+    """``c`` overlaps a picked unit of the same document, or shares more than
+    ``max_redundancy`` of its tokens (Jaccard) with one."""
+    return any(
+        (t.passage.chunk.doc_id == c.passage.chunk.doc_id and t.start < c.end and c.start < t.end)
+        or len(c.tokens & t.tokens) / len(c.tokens | t.tokens) > max_redundancy
+        for t in picked
+    )
 
 
 def pick_by_probability(
@@ -257,12 +336,28 @@ def pick_by_probability(
             break
         if picked and probs[int(i)] < threshold:
             break
-        if any(t.passage.chunk.doc_id == c.passage.chunk.doc_id and t.start < c.end and c.start < t.end for t in picked):
-            continue
-        if any(len(c.tokens & t.tokens) / len(c.tokens | t.tokens) > max_redundancy for t in picked):
+        if _repeats(c, picked, max_redundancy):
             continue
         picked.append(c)
     return picked
+
+
+def pick_expected_f1(
+    pool: Sequence[Candidate], probs: np.ndarray, *, max_units: int, max_redundancy: float = 0.6
+) -> list[Candidate]:
+    """The most probable units, as many as maximise the expected F1 of the quoted set
+    against the (unknown) evidence units: with calibrated probabilities p, quoting the
+    n best gives E[F1] ~ 2 * sum(p[:n]) / (n + sum(p)) (Jansche, ACL 2005, on maximising
+    expected F-measure; Nan et al., ICML 2012, for the top-n plug-in rule). At least one
+    unit, at most ``max_units``; overlapping and redundant units are skipped as in
+    :func:`pick_by_probability`."""
+    ranked = pick_by_probability(pool, probs, threshold=0.0, max_units=max_units, max_redundancy=max_redundancy)
+    if not ranked:
+        return []
+    at = {id(c): i for i, c in enumerate(pool)}
+    gains = np.cumsum([probs[at[id(c)]] for c in ranked])
+    ef1 = 2 * gains / (np.arange(1, len(ranked) + 1) + float(np.sum(probs)))
+    return ranked[: int(np.argmax(ef1)) + 1]
 
 
 def score_candidates(
@@ -272,7 +367,14 @@ def score_candidates(
     key_term: str | None,
     question: str,
     scorer: EvidenceScorer,
+    unit_sims: Mapping[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """The scorer's probabilities for ``pool`` (the composer and the benchmark that
-    fits the scorer both call this, so they see the same features)."""
-    return scorer.probabilities(unit_features(pool, q, weight, key_term, question))
+    fits the scorer both call this, so they see the same features). A dense scorer
+    needs ``unit_sims`` (:func:`medrag.answer.sentvec.unit_similarities`)."""
+    X = unit_features(pool, q, weight, key_term, question)
+    if scorer.dense:
+        if unit_sims is None:
+            raise ValueError("a dense evidence scorer needs the question-unit similarities")
+        X = np.hstack([X, dense_features(pool, unit_sims)])
+    return scorer.probabilities(X)
