@@ -14,7 +14,7 @@ the PQ lists at once and never come back in results); ``keep`` compacts. A searc
 a boolean row mask (filters): FAISS scans only the allowed ids (``IDSelectorBitmap``), and a
 mask too selective for the probed cells falls back to an exact scan of the allowed rows.
 
-On disk (a directory; nothing is pickled):
+On disk (a directory; nothing is pickled; written and read by :mod:`.ann_files`):
 
     ann.json                  the manifest: configuration, row count, the files below
                               with their sizes (written last, by an atomic rename: the
@@ -30,19 +30,17 @@ vectors the float16 rounding changes a score by about 1e-3 at most.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-import shutil
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, IndexFormatError, MissingDependencyError
+from ..errors import ConfigError, MissingDependencyError
 
 __all__ = ["ANNConfig", "DiskIVFPQ", "int8_encode"]
 
@@ -575,189 +573,14 @@ class DiskIVFPQ:
         not hold an index): segments already on disk are hard-linked (copied across file
         systems). An untrained index of at least ``MIN_TRAIN_ROWS`` rows is trained first
         on a sample; a smaller one stays exact."""
-        faiss = _faiss()
-        target = Path(directory) if directory is not None else self._directory
-        if target is None:
-            raise ConfigError("save() needs a directory for an index that has none")
-        if self._index is None and len(self) - len(self._deleted) >= MIN_TRAIN_ROWS:
-            self.train(self.sample(self.train_rows()))
-        own = self._directory is not None and target.resolve() == self._directory.resolve()
-        old: dict[str, Any] = {}
-        if own:
-            try:
-                old = json.loads((target / MANIFEST).read_text())
-            except (OSError, ValueError):
-                old = {}
-        else:
-            if (target / MANIFEST).exists():
-                raise ConfigError(f"{target} already holds an index ({MANIFEST})")
-            target.mkdir(parents=True, exist_ok=True)
-        self._generation += 1
-        seg_meta = []
-        for i, seg in enumerate(self._segments):
-            if seg.file is None or not own:
-                if seg.file is not None and self._directory is not None:
-                    src = self._directory / seg.file
-                    name = self._segment_name(target, i)
-                    for s, d in ((src, target / name),) + (
-                        ((self._directory / seg.scales_file, target / (name[:-4] + ".scales.npy")),) if seg.scales_file else ()
-                    ):
-                        try:
-                            os.link(s, d)
-                        except OSError:
-                            shutil.copyfile(s, d)
-                    seg = _Segment(seg.data, seg.scales, name, name[:-4] + ".scales.npy" if seg.scales_file else None)
-                    self._segments[i] = seg
-                else:
-                    self._write_segment(target, i, seg)
-            seg_meta.append({
-                "file": seg.file, "rows": len(seg), "dtype": str(seg.data.dtype),
-                "size": (target / seg.file).stat().st_size,
-                "scales": seg.scales_file,
-            })
-        files: dict[str, Any] = {"segments": seg_meta}
-        if self._index is not None:
-            name = f"ivfpq-{self._generation:06d}.faiss"
-            tmp = target / (name + ".tmp")
-            faiss.write_index(self._index, str(tmp))
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, target / name)
-            files["codes"] = {"file": name, "size": (target / name).stat().st_size}
-        if len(self._deleted):
-            name = f"tombstones-{self._generation:06d}.npy"
-            _save_npy(target / name, self._deleted)
-            files["tombstones"] = {"file": name, "size": (target / name).stat().st_size}
-        manifest = {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "dim": self.dim,
-            "rows": len(self), "deleted": len(self._deleted), "nlist": self._nlist,
-            "factory": self.config.factory(self._nlist) if self._index is not None else None,
-            "config": asdict(self.config), "generation": self._generation, "files": files,
-        }
-        tmp = target / (MANIFEST + ".tmp")
-        _fsync_write(tmp, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
-        os.replace(tmp, target / MANIFEST)  # the commit point
-        try:
-            fd = os.open(target, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError:
-            pass
-        if own and old:
-            self._remove_stale(target, old, manifest)
-        self._directory = target
-        return [target / MANIFEST] + [target / p for p in _listed(manifest)]
+        from . import ann_files
 
-    @staticmethod
-    def _remove_stale(directory: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
-        keep = set(_listed(new))
-        for name in _listed(old):
-            if name not in keep:
-                try:
-                    (directory / name).unlink()
-                except OSError:
-                    logger.warning("could not remove %s", directory / name)
+        return ann_files.save(self, directory)
 
     @classmethod
     def load(cls, directory: str | Path, config: ANNConfig | None = None) -> "DiskIVFPQ":
         """Open a saved index: codes read into RAM, vectors memory-mapped. ``config``
         overrides the search settings (nprobe, rerank); the build settings are the saved ones."""
-        faiss = _faiss()
-        directory = Path(directory)
-        mpath = directory / MANIFEST
-        try:
-            manifest = json.loads(mpath.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise IndexFormatError(f"{mpath}: missing (not a disk vector index)") from exc
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
-            raise IndexFormatError(f"{mpath}: unreadable: {exc}") from exc
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise IndexFormatError(f"{mpath}: not a {FORMAT} manifest")
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise IndexFormatError(f"{mpath}: format version {manifest.get('format_version')!r}, expected {FORMAT_VERSION}")
-        try:
-            saved = ANNConfig(**manifest["config"])
-            dim, rows, files = int(manifest["dim"]), int(manifest["rows"]), manifest["files"]
-            segs = list(files["segments"])
-        except (KeyError, TypeError, ValueError, ConfigError) as exc:
-            raise IndexFormatError(f"{mpath}: malformed: {exc}") from exc
-        if config is not None:
-            saved = ANNConfig(**{**asdict(saved), "nprobe": config.nprobe, "rerank": config.rerank})
-        index = cls(dim, saved)
-        want = np.int8 if saved.refine == "int8" else np.float16
-        for meta in segs:
-            path = _member(directory, meta.get("file"), mpath)
-            _check_size(path, meta.get("size"), mpath)
-            try:
-                data = np.load(path, mmap_mode="r", allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                raise IndexFormatError(f"{path}: not a valid vector array: {exc}") from exc
-            if data.dtype != want or data.ndim != 2 or data.shape[1] != dim or data.shape[0] != meta.get("rows"):
-                raise IndexFormatError(f"{path}: expected {meta.get('rows')} x {dim} {np.dtype(want)}, found {data.dtype} {data.shape}")
-            scales = None
-            if saved.refine == "int8":
-                spath = _member(directory, meta.get("scales"), mpath)
-                try:
-                    scales = np.load(spath, mmap_mode="r", allow_pickle=False)
-                except (OSError, ValueError) as exc:
-                    raise IndexFormatError(f"{spath}: not a valid scale array: {exc}") from exc
-                if scales.dtype != np.float32 or scales.shape != (data.shape[0],):
-                    raise IndexFormatError(f"{spath}: expected {data.shape[0]} float32 scales, found {scales.dtype} {scales.shape}")
-            index._segments.append(_Segment(data, scales, path.name, spath.name if scales is not None else None))
-        index._starts = np.concatenate([[0], np.cumsum([len(s) for s in index._segments])]).astype(np.int64)
-        if len(index) != rows:
-            raise IndexFormatError(f"{mpath}: segments hold {len(index)} rows, the manifest says {rows}")
-        if "tombstones" in files:
-            tpath = _member(directory, files["tombstones"].get("file"), mpath)
-            _check_size(tpath, files["tombstones"].get("size"), mpath)
-            try:
-                dele = np.load(tpath, allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                raise IndexFormatError(f"{tpath}: not a valid array: {exc}") from exc
-            if dele.dtype != np.int64 or dele.ndim != 1 or (len(dele) and (dele.min() < 0 or dele.max() >= rows)):
-                raise IndexFormatError(f"{tpath}: expected int64 row numbers below {rows}")
-            index._deleted = np.unique(dele)
-        if "codes" in files:
-            cpath = _member(directory, files["codes"].get("file"), mpath)
-            _check_size(cpath, files["codes"].get("size"), mpath)
-            try:
-                index._index = faiss.read_index(str(cpath))
-            except RuntimeError as exc:
-                raise IndexFormatError(f"{cpath}: unreadable FAISS index: {exc}") from exc
-            if index._index.d != dim or index._index.ntotal != rows - len(index._deleted):
-                raise IndexFormatError(
-                    f"{cpath}: holds {index._index.ntotal} x {index._index.d}, expected {rows - len(index._deleted)} x {dim}"
-                )
-            index._nlist = int(faiss.downcast_index(faiss.extract_index_ivf(index._index)).nlist)
-        index._directory = directory
-        index._generation = int(manifest.get("generation", 0))
-        return index
+        from . import ann_files
 
-
-def _listed(manifest: dict[str, Any]) -> list[str]:
-    files = manifest.get("files", {})
-    out = []
-    for seg in files.get("segments", []):
-        out.append(seg["file"])
-        if seg.get("scales"):
-            out.append(seg["scales"])
-    for key in ("codes", "tombstones"):
-        if key in files:
-            out.append(files[key]["file"])
-    return out
-
-
-def _member(directory: Path, name: Any, mpath: Path) -> Path:
-    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith("."):
-        raise IndexFormatError(f"{mpath}: bad file name {name!r}")
-    path = directory / name
-    if not path.is_file():
-        raise IndexFormatError(f"{path}: missing (listed in {mpath.name})")
-    return path
-
-
-def _check_size(path: Path, size: Any, mpath: Path) -> None:
-    if path.stat().st_size != size:
-        raise IndexFormatError(f"{path}: {path.stat().st_size} bytes, {mpath.name} says {size} (truncated or altered)")
+        return ann_files.load(cls, directory, config)
