@@ -246,3 +246,21 @@ def test_cli_search_filters_by_grade(tmp_path):
     sign = search("--grade-system", "SIGN", "--certainty", "very low")
     assert [p["chunk"]["recommendation"]["system"] for p in sign] == ["SIGN"]
     assert len(search("--recommendations-only")) == 6
+
+
+def test_the_row_mask_is_reused_until_the_filters_or_the_index_change(tmp_path):
+    a, b = _guideline(1, GRADES_A, "alpha"), _guideline(2, GRADES_B, "beta")
+    ix = Index.build([a, b], LEXICAL)
+    m1 = ix._row_mask(None)
+    assert ix._row_mask(Filters()) is m1 and not m1.flags.writeable
+    strong = ix._row_mask(Filters(strength=("strong",)))
+    assert strong is not m1 and ix._row_mask(Filters(strength=("strong",))) is strong
+    n_strong = int(strong.sum())
+    ix.delete([a.id])
+    after = ix._row_mask(Filters(strength=("strong",)))
+    assert int(after.sum()) == n_strong - 1  # alpha's strong recommendation is gone
+    ix.add([a])
+    assert int(ix._row_mask(Filters(strength=("strong",))).sum()) == n_strong
+    ix.save(tmp_path / "ix")  # compaction renumbers the rows: a fresh mask of the new size
+    m2 = ix._row_mask(None)
+    assert m2.shape == (ix._bm25.n_rows,) and m2.all()

@@ -76,6 +76,8 @@ class Index:
         self._encoder = encoder
         self._manifest = manifest or {}
         self._grades = grades  # None: not read yet (an index saved without the table)
+        self._version = 0  # bumped by every change of rows (filters.row_mask caches by it)
+        self._mask_cache: tuple[Any, np.ndarray] | None = None
         self._rw = RWLock()
         self._pin: _indexdir.Pinned | None = None
         self._origin: tuple[str, str] | None = None  # (real path loaded from, index id)

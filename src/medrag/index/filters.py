@@ -84,8 +84,15 @@ def row_mask(ix: "Index", filters: Filters | None) -> np.ndarray:
     """A boolean array over the rows of ``ix``: True where a live chunk passes
     ``filters`` (retracted publications excluded unless ``include_retracted``): the
     document filters on the document table, the grade filters on the index's grade
-    table (:mod:`.grades`)."""
+    table (:mod:`.grades`). The last mask is kept (read-only) until the filters or the
+    index change (``ix._version``, bumped by every add, delete, compaction and save),
+    so repeated searches with the same filters (the unfiltered default above all) do
+    not rebuild an array of corpus size per query."""
     f = filters or Filters()
+    key = (ix._version, f)
+    cached = ix._mask_cache
+    if cached is not None and cached[0] == key:
+        return cached[1]  # the same filters on an unchanged index (O(1), not O(rows))
     ok = ix._doc_alive.copy()
     if not f.include_retracted:
         ok &= ~ix._doc_retracted
@@ -109,4 +116,6 @@ def row_mask(ix: "Index", filters: Filters | None) -> np.ndarray:
     rows = ok[ix._chunk_doc] & np.asarray(ix._bm25.alive)
     if f.by_grade:
         rows &= ix._grade_table().mask(rows.size, f.strength, f.certainty, f.grade_systems)
+    rows.flags.writeable = False  # shared by the searches that reuse it
+    ix._mask_cache = (key, rows)
     return rows

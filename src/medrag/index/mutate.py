@@ -82,6 +82,7 @@ def add(ix: "Index", documents: Iterable[Document], *, show_progress: bool = Fal
         ix._chunk_doc = np.concatenate([np.asarray(ix._chunk_doc), np.asarray(owners, dtype=np.int32)])
         ix._new_chunks.extend(chunks)
         ix._refresh_doc_arrays()
+        ix._version += 1
     logger.info("added %d document(s), %d chunk(s)", len(docs), len(chunks))
     return len(chunks)
 
@@ -94,6 +95,7 @@ def delete_locked(ix: "Index", doc_ids: list[str]) -> int:
     dead[rows_of] = True
     ix._bm25.delete(np.flatnonzero(dead[ix._chunk_doc]))
     ix._doc_alive = ix._doc_alive & ~dead
+    ix._version += 1
     return len(rows_of)
 
 
@@ -118,3 +120,4 @@ def compact_locked(ix: "Index") -> None:
     ix._store = ChunkStore(None, None)
     ix._new_chunks = chunks
     ix._refresh_doc_arrays()
+    ix._version += 1

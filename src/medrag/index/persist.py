@@ -89,6 +89,7 @@ def save(ix: "Index", directory: str | os.PathLike[str], *, lock_timeout: float 
             ix._bm25 = loaded._bm25
             ix._vectors = loaded._vectors
             ix._grades = loaded._grades
+            ix._version += 1
             ix._chunk_doc = loaded._chunk_doc
             ix._manifest = loaded._manifest
             ix._refresh_doc_arrays()
