@@ -76,7 +76,9 @@ def _paragraphs(pages: list[list[_Block]], body: float, family: str) -> list[_Pa
                     cont = (
                         not _END_SENTENCE.search(prev.text)
                         and not style_change
-                        and not _is_heading_style(prev, body, family)
+                        and (not _is_heading_style(prev, body, family)
+                             # a bold box's sentence goes on in the next column
+                             or ln.text[:1].islower() and len(cur.lines) >= 2 and ln.bold == prev.bold)
                         and (ln.text[:1].islower() or ln.text[:1].isalnum() or ln.text[:1] in "(")
                         and not _BULLET_START.match(ln.text)
                         and not ln.margin_mark  # a marked statement ("A Patients ...") opens its own
