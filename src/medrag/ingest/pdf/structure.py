@@ -157,6 +157,8 @@ def _heading_style(p: _Para, text: str, body: float, family: str) -> tuple[float
         return None
     if _FRAGMENT_END.search(text) or text[:1].islower() or re.search(r"[a-z]\d+$", text):
         return None  # a sentence cut short ("... from fats to less than"), a footnote glued on
+    if len(words) > 14 and text.rstrip().endswith((".", "!", "?")):
+        return None  # a sentence of prose in a larger face, not a heading
     size = max(ln.size for ln in p.lines)
     bold = all(ln.bold for ln in p.lines)
     if not any(c.isalpha() for c in text):
