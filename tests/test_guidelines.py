@@ -413,3 +413,17 @@ def test_ungraded_statement_in_a_box_of_graded_ones():
     assert r.text.endswith("British Menopause Society guidelines is recommended.")
     nxt = _rec(doc, "Women without a personal history of breast cancer")
     assert nxt.start > r.end and nxt.grade == "Grade B"
+
+
+def test_sentences_in_a_larger_face_or_a_bold_box_are_not_headings():
+    """USPSTF 2021 p3: "Because many pregnant persons who smoke do not report it, ..."
+    (a 22-word sentence set a point larger) is prose, not the heading of what follows;
+    BGCS 2024 p17: a bold boxed statement that runs on into the next column ("...
+    hepato-pancreato-biliary" / "should ideally be planned ...") stays one statement."""
+    doc = _doc("uspstf_tobacco_2021.pdf")
+    assert not any(s.label and s.label.startswith("Because many pregnant persons") for s in doc.sections)
+    assert "Because many pregnant persons who smoke do not report it, using multiple choice questions" in doc.text
+    doc = _doc("bgcs_ovarian_2024.pdf")
+    r = _rec(doc, "Collaboration between surgeons of appropriate expertise, such as colorectal")
+    assert "hepato-pancreato-biliary should ideally be planned in advance" in r.text
+    assert (r.page, r.grade) == (17, "Grade D")
