@@ -149,14 +149,16 @@ def score(claims, picks) -> tuple[float, float, float]:
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
-def picks_of(claims, scorer: EvidenceScorer, max_units: int):
-    """The library's own choice (EvidenceScorer.probabilities and .pick) per claim."""
+def picks_of(claims, scorer: EvidenceScorer, max_units: int, probs=None):
+    """The library's own choice (EvidenceScorer.probabilities and .pick) per claim
+    (``probs``: the probabilities already computed, one array per claim)."""
     out = []
-    for c in claims:
+    for j, c in enumerate(claims):
         if not c["pool"]:
             out.append([])
             continue
-        chosen = scorer.pick(c["pool"], scorer.probabilities(c["X"]), max_units=max_units)
+        pr = probs[j] if probs is not None else scorer.probabilities(c["X"])
+        chosen = scorer.pick(c["pool"], pr, max_units=max_units)
         ids = {id(x): i for i, x in enumerate(c["pool"])}
         out.append([ids[id(x)] for x in chosen])
     return out
@@ -187,9 +189,11 @@ def fit(claims, args, dense: bool) -> EvidenceScorer:
         m.fit((X - mean) / scale, y)
         scorer = EvidenceScorer(m.coef_[0], float(m.intercept_[0]), 0.5, mean, scale, dense=dense, cut=args.cut)
     if args.cut == "thr":
+        probs = [scorer.probabilities(c["X"]) for c in claims]
+
         def f1_at(t: float) -> float:
             scorer.threshold = t
-            return score(claims, picks_of(claims, scorer, args.max_units))[2]
+            return score(claims, picks_of(claims, scorer, args.max_units, probs))[2]
 
         scorer.threshold = max(THRESHOLDS, key=f1_at)
     return scorer

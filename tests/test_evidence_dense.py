@@ -1,0 +1,184 @@
+"""Evidence scorer: the expected-F1 cut, the dense question-sentence similarity and its
+per-chunk unit-vector cache (issue 12)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from conftest import HashEncoder, need_data
+
+from medrag.answer import AnswerConfig
+from medrag.answer.compose import compose_extractive
+from medrag.answer.scorer import (
+    DENSE_FEATURES,
+    FEATURES,
+    EvidenceScorer,
+    evidence_scorer,
+    pick_expected_f1,
+)
+from medrag.answer.select import candidates
+from medrag.answer.sentvec import UnitVectorCache, unit_similarities
+from medrag.answer.text import content_tokens
+from medrag.answer.units import quote_units
+from medrag.errors import ConfigError
+from medrag.index import Index, IndexConfig
+from medrag.ingest.beir import iter_beir_corpus
+
+
+class CountingEncoder(HashEncoder):
+    """The hash encoder, counting the texts it is asked to encode as documents."""
+
+    def __init__(self) -> None:
+        super().__init__(64)
+        self.encoded = 0
+
+    def encode_documents(self, texts, *, show_progress=False):
+        self.encoded += len(texts)
+        return super().encode_documents(texts)
+
+
+@pytest.fixture(scope="module")
+def scifact_index():
+    docs = list(iter_beir_corpus(need_data("scifact")))[:300]
+    return Index.build(docs, IndexConfig(encoder=None))
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    pytest.importorskip("sentence_transformers")
+    from medrag.errors import MissingDependencyError
+    from medrag.retrieve.dense import EncoderConfig, SentenceTransformerEncoder
+
+    try:
+        return SentenceTransformerEncoder(EncoderConfig())
+    except MissingDependencyError as exc:
+        pytest.skip(f"the packaged MiniLM model is not installed: {exc}")
+
+
+def _question(index) -> str:
+    # a real abstract's title as the question: its own abstract is retrieved
+    return index.search("vitamin D deficiency", k=1)[0].source.title or "vitamin D deficiency"
+
+
+def test_shipped_scorers_load_with_their_features():
+    def n_read(s):
+        return s.trees.n_features if s.trees is not None else len(s.coef)
+
+    lex = evidence_scorer()
+    assert lex is not None and not lex.dense and n_read(lex) == len(FEATURES)
+    dense = evidence_scorer(dense=True)
+    assert dense is not None and dense.dense and n_read(dense) == len(FEATURES) + len(DENSE_FEATURES)
+    rng = np.random.default_rng(0)
+    for s in (lex, dense):
+        p = s.probabilities(rng.random((50, n_read(s))))
+        assert p.shape == (50,) and np.all((p >= 0) & (p <= 1))
+
+
+def test_a_weight_file_with_other_features_is_refused(tmp_path):
+    p = tmp_path / "evidence.json"
+    p.write_text(json.dumps({"features": ["coverage"], "coef": [1.0], "intercept": 0.0, "threshold": 0.5}))
+    with pytest.raises(ValueError, match="features differ"):
+        EvidenceScorer.load(p)
+
+
+def test_expected_f1_cut_quotes_as_many_as_the_probabilities_support(scifact_index):
+    q = "vitamin D deficiency"
+    passages = scifact_index.search(q, k=4)
+    pool = candidates(passages, sorted(set(content_tokens(q))))
+    assert len(pool) >= 6
+    probs = np.full(len(pool), 0.01)
+    probs[[0, 3]] = 0.9  # two likely units, the rest unlikely
+    picked = pick_expected_f1(pool, probs, max_units=5)
+    assert [pool.index(c) for c in picked] == [0, 3]
+    probs[:] = 0.01
+    probs[2] = 0.6  # one likely unit: quoting a second lowers the expected F1
+    assert [pool.index(c) for c in pick_expected_f1(pool, probs, max_units=5)] == [2]
+    probs[:] = 0.95  # many likely ones: capped
+    assert len(pick_expected_f1(pool, probs, max_units=3)) == 3
+
+
+def test_unit_vector_cache_encodes_each_chunk_once_and_evicts(scifact_index):
+    enc = CountingEncoder()
+    cache = UnitVectorCache(enc, max_chunks=3)
+    passages = scifact_index.search("vitamin D deficiency", k=3)
+    n_units = sum(len(quote_units(p.chunk.text)) for p in passages)
+    first = cache.vectors(passages)
+    assert enc.encoded == n_units and cache.misses == 3 and cache.hits == 0
+    again = cache.vectors(passages)
+    assert enc.encoded == n_units and cache.hits == 3  # nothing encoded again
+    for p in passages:
+        assert np.array_equal(first[p.chunk.id], again[p.chunk.id])
+        assert first[p.chunk.id].shape == (len(quote_units(p.chunk.text)), 64)
+    other = scifact_index.search("tumor necrosis factor", k=6)
+    new = [p for p in other if p.chunk.id not in first][:2]
+    cache.vectors(new)
+    assert len(cache) == 3  # bounded: the least recently used chunks went
+
+
+def test_similarities_are_cosines_of_the_encoders_own_vectors(scifact_index, minilm):
+    q = _question(scifact_index)
+    passages = scifact_index.search(q, k=2)
+    sims = unit_similarities(q, passages, minilm)
+    qv = minilm.encode_queries([q])[0]
+    for p in passages:
+        texts = [p.chunk.text[u.start : u.end] for u in quote_units(p.chunk.text)]
+        direct = minilm.encode_documents(texts) @ qv
+        np.testing.assert_allclose(sims[p.chunk.id], direct, atol=1e-4)
+
+
+def test_dense_evidence_answer_quotes_exact_spans_and_reuses_vectors(scifact_index, minilm):
+    q = _question(scifact_index)
+    passages = scifact_index.search(q, k=8)
+    cfg = AnswerConfig(dense_evidence=True, threshold=0.0)
+    t0 = time.perf_counter()
+    a = compose_extractive(q, passages, config=cfg, encoder=minilm, term_weights=scifact_index.term_weights(
+        sorted(set(content_tokens(q)))))
+    cold = time.perf_counter() - t0
+    assert a.sentences
+    texts = {p.chunk.id: p.chunk.text for p in passages}
+    for s in a.sentences:
+        assert any(s.text in t for t in texts.values())
+    t0 = time.perf_counter()
+    b = compose_extractive(q, passages, config=cfg, encoder=minilm, term_weights=scifact_index.term_weights(
+        sorted(set(content_tokens(q)))))
+    warm = time.perf_counter() - t0
+    assert [s.text for s in a.sentences] == [s.text for s in b.sentences]
+    assert warm < cold  # the second answer encodes only the question
+    # without an encoder the lexical scorer answers
+    c = compose_extractive(q, passages, config=cfg)
+    assert c.sentences
+
+
+def test_dense_evidence_must_be_a_bool():
+    with pytest.raises(ConfigError, match="dense_evidence"):
+        AnswerConfig(dense_evidence="yes")  # type: ignore[arg-type]
+
+
+def test_boosted_trees_from_plain_arrays_equal_sklearn():
+    sklearn_ensemble = pytest.importorskip("sklearn.ensemble")
+    from medrag.answer.trees import BoostedTrees
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 6))
+    y = ((X[:, 0] * X[:, 1] + X[:, 2]) > 0.2).astype(int)
+    X[rng.random(X.shape) < 0.03] = np.nan  # missing values take the learnt side
+    m = sklearn_ensemble.HistGradientBoostingClassifier(max_iter=40, random_state=0).fit(X, y)
+    trees = BoostedTrees.from_json(json.loads(json.dumps(BoostedTrees.from_sklearn(m).to_json())))
+    np.testing.assert_allclose(trees.probabilities(X), m.predict_proba(X)[:, 1], atol=1e-12)
+    with pytest.raises(ValueError, match="read 6 features"):
+        trees.raw(X[:, :5])
+
+
+def test_boosted_trees_refuse_arrays_pointing_outside():
+    from medrag.answer.trees import BoostedTrees
+
+    arrays = {"feature": [0, 0, 0], "threshold": [0.5, 0, 0], "left": [1, 0, 0], "right": [7, 0, 0],
+              "is_leaf": [0, 1, 1], "missing_left": [1, 0, 0], "value": [0, -1.0, 1.0], "roots": [0]}
+    with pytest.raises(ValueError, match="outside"):
+        BoostedTrees(arrays, 0.0, 1)
+    arrays["right"] = [2, 0, 0]
+    t = BoostedTrees(arrays, 0.0, 1)
+    assert t.raw(np.array([[0.0], [1.0], [np.nan]])).tolist() == [-1.0, 1.0, -1.0]
