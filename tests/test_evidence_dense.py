@@ -182,3 +182,17 @@ def test_boosted_trees_refuse_arrays_pointing_outside():
     arrays["right"] = [2, 0, 0]
     t = BoostedTrees(arrays, 0.0, 1)
     assert t.raw(np.array([[0.0], [1.0], [np.nan]])).tolist() == [-1.0, 1.0, -1.0]
+
+
+def test_answer_passes_the_index_encoder_only_when_asked():
+    from medrag.answer import answer
+
+    enc = CountingEncoder()
+    docs = list(iter_beir_corpus(need_data("scifact")))[:120]
+    index = Index.build(docs, IndexConfig(), encoder=enc)
+    q = "vitamin D deficiency"
+    before = enc.encoded
+    answer(q, index, config=AnswerConfig(threshold=0.0))
+    assert enc.encoded == before  # lexical features: no unit is encoded
+    a = answer(q, index, config=AnswerConfig(threshold=0.0, dense_evidence=True, min_sentence_coverage=0.0))
+    assert enc.encoded > before and a.sentences  # the units of the retrieved passages were encoded
