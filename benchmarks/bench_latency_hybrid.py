@@ -36,7 +36,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_answer import make_encoder, pubmedqa_docs  # noqa: E402
+from bench_answer import cached_only, make_encoder, pubmedqa_docs  # noqa: E402
 
 from medrag.answer import AnswerConfig, answer  # noqa: E402
 from medrag.index import Index, IndexConfig  # noqa: E402
@@ -76,7 +76,11 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--distractors", type=int, default=None,
                     help="only the first N distractor abstracts (a smoke test; default: all 18,445)")
+    ap.add_argument("--cached-only", action="store_true",
+                    help="only the distractors whose chunk vectors are cached (a cold cache: report the size)")
     ap.add_argument("--dense-evidence", action="store_true", help="also time AnswerConfig(dense_evidence=True)")
+    ap.add_argument("--dense-limit", type=int, default=50,
+                    help="questions timed with --dense-evidence (it encodes every candidate sentence; default 50)")
     ap.add_argument("--json", default=None, help="write the figures here")
     args = ap.parse_args()
 
@@ -93,14 +97,18 @@ def main() -> int:
     docs, questions = pubmedqa_docs(data / "pubmedqa" / "pqal_dev.json")
     own = {d.id for d in docs}
     extra = [d for d in iter_pubmed(pubmed_sample_files()[UPDATE_SAMPLE]) if d.text and d.id not in own]
-    corpus = list(docs) + extra[: args.distractors]
+    extra = extra[: args.distractors]
     enc_cfg, encoder = make_encoder(Path(args.cache))
+    if args.cached_only:
+        extra = cached_only(extra, encoder, IndexConfig(encoder=enc_cfg))
+    corpus = list(docs) + extra
     t0, c0 = time.perf_counter(), time.process_time()
     index = Index.build(corpus, IndexConfig(encoder=enc_cfg), encoder=encoder)
     print(f"hybrid index: {index.n_documents:,} documents, {len(index):,} chunks; built from cached embeddings in "
           f"{time.perf_counter() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU")
-    qs = [q for _, q in questions][: args.limit] if args.limit else [q for _, q in questions]
-    warm = qs[: args.warmup]
+    all_qs = [q for _, q in questions]
+    warm = all_qs[len(all_qs) - args.warmup:]  # warm-up questions are never timed
+    qs = all_qs[: min(args.limit or len(all_qs), len(all_qs) - args.warmup)]
     for q in warm:
         answer(q, index)
 
@@ -124,7 +132,7 @@ def main() -> int:
         cfg_d = dataclasses.replace(cfg, dense_evidence=True)
         for q in warm:
             answer(q, index, config=cfg_d)
-        w, c = timed(ans(cfg_d), qs)
+        w, c = timed(ans(cfg_d), qs[: args.dense_limit])
         results.append(row("answer (dense_evidence=True)", w, c))
     print(f"{len(qs)} questions; answer statuses (default config): "
           + ", ".join(f"{s} {statuses[: len(qs)].count(s)}" for s in sorted(set(statuses[: len(qs)]))))
