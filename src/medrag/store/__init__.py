@@ -30,7 +30,11 @@ Verification on open is O(files) (format, version and the size of every file aga
 the manifest); ``StoreSearcher.open(path, verify=True)`` or :meth:`StoreSearcher.verify`
 recomputes every sha256 and the structural invariants.
 
-Plan for ``medrag.Index`` (not done in this session; index.py is owned elsewhere):
+How ``medrag.Index`` uses the store: since 0.2, ``Index.build(..., lexical="segments")``
+(``medrag/index/lexical.py``) writes and searches a store under ``<index>/lexical/``
+through :class:`StoreWriter` and :class:`StoreSearcher`; such an index searches, filters
+and boosts but cannot yet be changed in place. The full plan, of which step 1's lexical
+part and step 2's search are done:
 
 1. ``Index.build`` streams chunks: each chunk's analyzed tokens go to a
    :class:`StoreWriter` under ``<index>/lexical/`` with the chunk id as ``doc_id``; the
