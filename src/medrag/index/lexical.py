@@ -93,7 +93,8 @@ class StoreLexical:
         return self._s.idf(term)
 
     def search(self, query_tokens: Sequence[str], k: int = 10, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        return self._s.search_rows(list(query_tokens), int(k), mode="exact", mask=mask)
+        # block-max MaxScore: the same rows and scores as exhaustive scoring (tests/test_store_kernel.py), faster
+        return self._s.search_rows(list(query_tokens), int(k), mode="maxscore", mask=mask)
 
     def scores(self, query_tokens: Sequence[str]) -> np.ndarray:
         """Every row's score (0.0 where no query term occurs)."""
