@@ -225,6 +225,20 @@ def threshold_for_support(rows, scores, target=0.85) -> float:
     return sup[k - 1]
 
 
+def cross_fitted(rows, scores) -> dict:
+    """Accept counts per label when each half of ``rows`` (even / odd positions) is
+    judged at the :func:`choose_threshold` of the other half: an operating point for
+    a prompt without a dev run, out of sample."""
+    idx = [list(range(0, len(rows), 2)), list(range(1, len(rows), 2))]
+    acc = [False] * len(rows)
+    for a, b in ((0, 1), (1, 0)):
+        t, _ = choose_threshold([rows[i] for i in idx[a]], [scores[i] for i in idx[a]])
+        for i in idx[b]:
+            acc[i] = scores[i] >= t
+    return {lab: (sum(1 for r, x in zip(rows, acc) if r["label"] == lab and x),
+                  sum(1 for r in rows if r["label"] == lab)) for lab in LABELS}
+
+
 def aucs(rows, scores) -> dict:
     pos = [s for r, s in zip(rows, scores) if r["label"] == "SUPPORT"]
     return {
@@ -297,6 +311,11 @@ def report(model: str, versions: list[str], dev, test, test_version: str | None,
         a, ci = res["auc_raw"], res["auc_raw_ci"]
         au = " | ".join(f"{a[k]:.3f} [{ci[k][0]:.2f}, {ci[k][1]:.2f}]" for k in a)
         print(f"| {v} | raw P(support) >= 0.5 | {fmt_rates(res['raw@0.5'])} | {au} |")
+        score = raw
+        if v in fits:
+            score = [calibrated(fits[v]["weights"], r["f"]) for r in rows]
+        res["cv_aim"] = cross_fitted(rows, score)
+        print(f"| {v} | aim-constrained threshold, 2-fold cross-fitted on test | {fmt_rates(res['cv_aim'])} | | | |")
         if v in fits:
             w, t = fits[v]["weights"], fits[v]["threshold"]
             cal = [calibrated(w, r["f"]) for r in rows]
@@ -309,6 +328,12 @@ def report(model: str, versions: list[str], dev, test, test_version: str | None,
             au = " | ".join(f"{a[k]:.3f} [{ci[k][0]:.2f}, {ci[k][1]:.2f}]" for k in a)
             print(f"| {v} | calibrated >= {t:.3f} ({fits[v]['how']}) | {fmt_rates(res['chosen'])} | {au} |")
             print(f"| {v} | calibrated >= {t85:.3f} (85% of dev SUPPORT) | {fmt_rates(res['at_dev_85_support'])} | | | |")
+        sw, st, how = pr.calibration_for(model)
+        if how != "uncalibrated":  # the numbers shipped in medrag.answer.judge_prompts
+            cal = [calibrated(sw, r["f"]) for r in rows]
+            res["shipped"] = {"weights": sw, "threshold": st, "accept": accept_rates(rows, cal, st), "auc": aucs(rows, cal)}
+            print(f"| {v} | shipped calibration, >= {st:g} | {fmt_rates(res['shipped']['accept'])} | "
+                  + " | ".join(f"{x:.3f}" for x in res["shipped"]["auc"].values()) + " |")
         result["test"][v] = res
         print(f"<!-- {v}: {res['wall_s_per_pair']:.1f} s/pair wall, {res['cpu_s_per_pair']:.1f} s/pair cpu -->")
     print(f"| lexical-v2 | its own decision | {fmt_rates(lex_rates)} | "

@@ -132,7 +132,9 @@ def test_planted_contradiction_is_caught(llm, first):
 
 
 def test_judge_scores_a_real_pair(llm):
-    judge = LLMJudgeVerifier(llm.client, model_name=MODEL)
+    # the yes/no prompt: with the default three-way prompt the 0.5B gives both claims
+    # about the same P(support) (0.176 vs 0.179 here): too weak a model for that prompt
+    judge = LLMJudgeVerifier(llm.client, model_name=MODEL, prompt="medrag-judge-v1")
     p_yes = judge.raw_probability("High salt intake raises blood pressure.", SALT)
     p_no = judge.raw_probability("High salt intake lowers blood pressure.", SALT)
     assert p_yes is not None and p_no is not None

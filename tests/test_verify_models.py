@@ -322,3 +322,13 @@ def test_cap_passage_window_keeps_the_best_sentence_and_neighbours():
     out = cap_passage("Aspirin lowers fever in children.", passage, 1000, window=1)
     assert out == "Sentence 4 is about topic number 4. Aspirin lowered fever in children. Sentence 6 is about topic number 6."
     assert cap_passage("Aspirin lowers fever in children.", passage, 1000, window=0) == "Aspirin lowered fever in children."
+
+
+def test_default_prompt_ships_a_calibration_for_the_benchmark_model():
+    from medrag.answer.judge import JUDGE_PROMPT_VERSION
+
+    j = LLMJudgeVerifier(_Client(lambda t: 0.5), model_name="qwen2.5-coder-1.5b-instruct-q4_k_m-cc324af070c2")
+    assert j.prompt_version == JUDGE_PROMPT_VERSION != "medrag-judge-v1"
+    assert ":uncalibrated" not in j.name and j.threshold == pytest.approx(0.749979)
+    other = LLMJudgeVerifier(_Client(lambda t: 0.5), model_name="some-other-model")
+    assert other.name.endswith(":uncalibrated@0.5")
