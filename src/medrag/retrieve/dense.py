@@ -256,8 +256,11 @@ class VectorConfig:
     ``"ivfpq-disk"`` (:mod:`medrag.retrieve.ann`): IVF-PQ codes in RAM, the vectors on
     disk (``refine``: ``"float16"`` or ``"int8"``, memory-mapped), ``rerank * k``
     candidates re-scored from the candidate rows alone; ``opq`` adds an OPQ rotation.
-    Trained on a sample when the index is saved (exact search until then); figures at 1M
-    and 10M vectors in benchmarks/bench_dense_scale.py."""
+    Trained on a sample when the index is saved (exact search until then; under
+    ``ann.MIN_TRAIN_ROWS`` rows it stays exact). On 1M perturbed MiniLM vectors
+    (benchmarks/bench_dense_scale.py, IVF2048,PQ48): recall@10 0.984 at nprobe 32 and
+    rerank 50, 1.4 ms CPU p50 on one thread, 59.5 B/vector resident, 768 B/vector of
+    float16 on disk."""
 
     kind: str = "flat"
     m: int = 32
