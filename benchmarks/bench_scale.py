@@ -139,14 +139,15 @@ def query(out: Path, modes: list[str], n_queries: int | None) -> dict:
     tops: dict[str, list] = {}
     for mode in modes:
         engine = "numpy" if mode.startswith("numpy-") else "auto"
-        m = mode.removeprefix("numpy-")
+        m, _, th = mode.removeprefix("numpy-").partition("@")  # "maxscore@2": 2 threads over segment groups
+        threads = int(th or 1)
         for q in queries[:50]:
-            st.search_rows(q, 10, mode=m, engine=engine)
+            st.search_rows(q, 10, mode=m, engine=engine, threads=threads)
         lat, cpu, top = [], [], []
         for q in queries:
             c = time.process_time()
             t = time.perf_counter()
-            rows, scores = st.search_rows(q, 10, mode=m, engine=engine)
+            rows, scores = st.search_rows(q, 10, mode=m, engine=engine, threads=threads)
             lat.append(time.perf_counter() - t)
             cpu.append(time.process_time() - c)
             top.append((rows.tolist(), scores.tolist()))
@@ -177,7 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--phase", choices=["build", "query", "merge"], required=True)
     ap.add_argument("--tier", type=int, default=0, help="merge: segments per tier (0: merge all into one)")
     ap.add_argument("--batch", type=int, default=320_000, help="documents per segment")
-    ap.add_argument("--modes", default="numpy-exact,exact,maxscore")
+    ap.add_argument("--modes", default="numpy-exact,exact,maxscore",
+                    help="comma-separated; numpy-<mode> for the numpy path, <mode>@N for N threads over segment groups "
+                    "(CPU time then sums the threads: compare wall)")
     ap.add_argument("--queries", type=int, default=None, help="first N real queries only")
     ap.add_argument("--store", type=Path, default=None, help="query this store instead (e.g. bench_engines')")
     ap.add_argument("--tag", default="", help="suffix of the result file name")

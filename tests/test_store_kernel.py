@@ -41,14 +41,17 @@ def test_kernels_equal_numpy_bit_for_bit_and_bm25index(pubmed, tmp_path):  # noq
         for k in (1, 10, 100) if j % 10 == 0 else (10,):
             r0, s0 = st.search_rows(q, k, mode="exact", engine="numpy")
             for mode in ("exact", "maxscore"):
-                r1, s1 = st.search_rows(q, k, mode=mode, engine="numba")
-                assert np.array_equal(r0, r1) and np.array_equal(s0, s1), (mode, k, q)
+                for threads in (1, 2, 3):  # segment groups on threads, heaps merged: the same
+                    r1, s1 = st.search_rows(q, k, mode=mode, engine="numba", threads=threads)
+                    assert np.array_equal(r0, r1) and np.array_equal(s0, s1), (mode, k, threads, q)
             rr, ss = ref.search(q, k)
             assert _same_top(live[rr], ss, r0, s0), q
         if j % 5 == 0:  # a filter mask: same as numpy, only rows the mask keeps
             r0, s0 = st.search_rows(q, 10, mask=mask, engine="numpy")
             r1, s1 = st.search_rows(q, 10, mode="maxscore", mask=mask, engine="numba")
             assert np.array_equal(r0, r1) and np.array_equal(s0, s1) and mask[r1].all()
+            r2, s2 = st.search_rows(q, 10, mode="maxscore", mask=mask, engine="numba", threads=2)
+            assert np.array_equal(r0, r2) and np.array_equal(s0, s2)
 
 
 @needs_numba

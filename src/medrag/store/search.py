@@ -41,6 +41,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -292,9 +294,10 @@ class StoreSearcher:
         mode: Literal["exact", "maxscore"] = "exact",
         mask: np.ndarray | None = None,
         engine: Literal["auto", "numba", "numpy"] = "auto",
+        threads: int = 1,
     ) -> list[Hit]:
         """The ``k`` best live documents sharing a term with the query, as :class:`Hit`."""
-        rows, scores = self.search_rows(query_tokens, k, mode=mode, mask=mask, engine=engine)
+        rows, scores = self.search_rows(query_tokens, k, mode=mode, mask=mask, engine=engine, threads=threads)
         return [Hit(int(r), self.doc_id(int(r)), float(s)) for r, s in zip(rows.tolist(), scores.tolist())]
 
     def search_text(self, text: str, k: int = 10, **kw: Any) -> list[Hit]:
@@ -312,13 +315,18 @@ class StoreSearcher:
         mask: np.ndarray | None = None,
         df: Mapping[str, int] | None = None,
         engine: Literal["auto", "numba", "numpy"] = "auto",
+        threads: int = 1,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, scores)``: int64 global rows and float64 scores, best first, ties to
         the lower row. ``mask`` (bool, length :attr:`n_rows`) keeps only rows where it
         is True. ``df``: global live document frequencies of the query terms, for a
         shard opened with ``segments=`` (the sum of every shard's :meth:`local_df`).
         ``engine``: ``"numba"`` (the compiled kernels, kernel.py), ``"numpy"``, or
-        ``"auto"`` (numba when installed); both give the same rows and scores."""
+        ``"auto"`` (numba when installed); both give the same rows and scores.
+        ``threads``: with the compiled kernels (which release the GIL), score groups of
+        segments on this many threads, each with its own top-k heap, and merge the heaps;
+        the rows and scores are the same as with one thread (each group's top-k is exact,
+        and the global top-k under (score desc, row asc) is within their union)."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ConfigError(f"k must be a positive integer, not {k!r}")
         if mode not in ("exact", "maxscore"):
@@ -327,6 +335,8 @@ class StoreSearcher:
             raise ConfigError(f"engine must be 'auto', 'numba' or 'numpy', not {engine!r}")
         if engine == "numba" and not kernel.HAVE_NUMBA:
             raise MissingDependencyError("engine='numba' needs numba: pip install 'medrag[fast]'")
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+            raise ConfigError(f"threads must be a positive integer, not {threads!r}")
         if mask is not None:
             mask = np.asarray(mask)
             if mask.dtype != np.bool_ or mask.shape != (self.n_rows,):
@@ -336,25 +346,46 @@ class StoreSearcher:
             return np.empty(0, np.int64), np.empty(0, np.float64)
         prune = mode == "maxscore" and all(t.idf > 0 for t in terms)
         if engine != "numpy" and kernel.HAVE_NUMBA:
-            return self._compiled(terms, int(k), mask, prune)
+            return self._compiled(terms, int(k), mask, prune, int(threads))
         if prune:
             return self._maxscore(terms, int(k), mask)
         return self._exact(terms, int(k), mask)
 
     def _compiled(
-        self, terms: list[_Term], k: int, mask: np.ndarray | None, prune: bool
+        self, terms: list[_Term], k: int, mask: np.ndarray | None, prune: bool, threads: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
         """Both modes through the compiled kernels, segment by segment in row order with
-        one heap (kernel.py)."""
-        heap_s = np.zeros(k, np.float64)
-        heap_r = np.zeros(k, np.int64)
-        n = 0
+        one heap (kernel.py); with ``threads > 1``, groups of segments (round-robin, so
+        each group spans the corpus) on a thread pool, one heap per group, merged."""
         by_seg: dict[int, list[tuple[_Term, int, int, int]]] = {}
         for t in terms:  # canonical order
             for i, g, a, e in t.where:
                 by_seg.setdefault(i, []).append((t, g, a, e))
+        seg_ids = sorted(by_seg)
+        groups = [seg_ids[j::threads] for j in range(min(threads, len(seg_ids)))]
+        if len(groups) <= 1:
+            rows, sc = self._compiled_group(seg_ids, by_seg, k, mask, prune)
+        else:
+            parts = list(_pool(len(groups)).map(lambda g: self._compiled_group(g, by_seg, k, mask, prune), groups))
+            rows = np.concatenate([p[0] for p in parts])
+            sc = np.concatenate([p[1] for p in parts])
+        order = np.lexsort((rows, -sc))[:k]
+        return rows[order].copy(), sc[order].copy()
+
+    def _compiled_group(
+        self,
+        seg_ids: list[int],
+        by_seg: dict[int, list[tuple[_Term, int, int, int]]],
+        k: int,
+        mask: np.ndarray | None,
+        prune: bool,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The exact top-k (unsorted) of the segments ``seg_ids``, in row order, one heap."""
+        heap_s = np.zeros(k, np.float64)
+        heap_r = np.zeros(k, np.int64)
+        n = 0
         k1, b = self.params.k1, self.params.b
-        for i in sorted(by_seg):
+        for i in seg_ids:
             lst = by_seg[i]
             s = self._segs[i]
             seg = s.seg
@@ -393,9 +424,7 @@ class StoreSearcher:
                 bscale[order], bm, bm_base[order], block, order, norm, k1 + 1,
                 live, s.alive is not None, m, mask is not None, heap_s, heap_r, n, k, s.base, _SLACK, _WINDOW,
             )  # fmt: skip
-        rows, sc = heap_r[:n], heap_s[:n]
-        order = np.lexsort((rows, -sc))
-        return rows[order].copy(), sc[order].copy()
+        return heap_r[:n].copy(), heap_s[:n].copy()
 
     def _gather(self, s: _Seg, t: _Term, a: int, e: int) -> tuple[np.ndarray, np.ndarray]:
         """Local rows and weights of the live postings ``a:e`` of term ``t`` in ``s``."""
@@ -577,6 +606,19 @@ class StoreSearcher:
         cand = cand[part >= theta * (1 - _SLACK)]
         # recompute in canonical term order: bit-identical to the exact mode
         return _top_k(cand, self._score_rows(terms, cand), k)
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    """A process-wide pool of ``n`` threads for segment groups (created once per size)."""
+    with _POOLS_LOCK:
+        p = _POOLS.get(n)
+        if p is None:
+            p = _POOLS[n] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="medrag-store")
+        return p
 
 
 def _top_k(cand: np.ndarray, sc: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
