@@ -149,5 +149,6 @@ def test_index_saved_with_windows_loads_with_windows(minilm, windowed, tmp_path)
     loaded = Index.load(tmp_path / "ix")
     assert loaded.encoder.describe() == index.encoder.describe()
     assert loaded.encoder.describe()["windows"] == "mean"
+    assert loaded.config.encoder.windows == "mean"  # the index's config says what its encoder does
     q = long_ones[1][-200:]  # words only the second window reads
     assert [p.chunk.id for p in loaded.search(q, k=3, mode="dense")] == [p.chunk.id for p in index.search(q, k=3, mode="dense")]

@@ -18,6 +18,7 @@ filters are still per corpus, not per segment.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,11 @@ def write_segments(bm25: "BM25Index", d: Path, analyzer: Any, chunk_ids: Sequenc
     return {"engine": "segments", "directory": DIRECTORY}
 
 
+
+# segment groups searched in parallel (the compiled kernels release the GIL): the
+# machine's cores, at most 4; same rows and scores as one thread (store/search.py)
+_THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)))
+
 class StoreLexical:
     """The part of the ``BM25Index`` interface :class:`~medrag.index.Index` searches
     with, over a read-only store (global row = index row)."""
@@ -94,7 +100,7 @@ class StoreLexical:
 
     def search(self, query_tokens: Sequence[str], k: int = 10, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         # block-max MaxScore: the same rows and scores as exhaustive scoring (tests/test_store_kernel.py), faster
-        return self._s.search_rows(list(query_tokens), int(k), mode="maxscore", mask=mask)
+        return self._s.search_rows(list(query_tokens), int(k), mode="maxscore", mask=mask, threads=_THREADS)
 
     def scores(self, query_tokens: Sequence[str]) -> np.ndarray:
         """Every row's score (0.0 where no query term occurs)."""

@@ -24,7 +24,15 @@ from ..errors import ConfigError, IndexConflictError, IndexFormatError, IndexNot
 from ..retrieve.analyzer import Analyzer
 from ..retrieve.bm25 import _ARRAYS as _BM25_ARRAYS
 from ..retrieve.bm25 import BM25Index, BM25Params
-from ..retrieve.dense import _PACKAGE_MODELS, Encoder, EncoderConfig, VectorConfig, VectorIndex, encoder_from_description
+from ..retrieve.dense import (
+    _PACKAGE_MODELS,
+    Encoder,
+    EncoderConfig,
+    VectorConfig,
+    VectorIndex,
+    encoder_config_from_description,
+    encoder_from_description,
+)
 from .grades import GradeTable
 from .config import FORMAT, FORMAT_VERSION, FusionConfig, IndexConfig
 from .config import MANIFEST as _MANIFEST
@@ -369,11 +377,16 @@ def load_pinned(
         elif encoder is not None and encoder.dim != dim:
             raise ConfigError(f"the encoder gives dimension {encoder.dim}; the index has {dim}")
         try:
-            config = replace(config, encoder=EncoderConfig(**{
-                k: dense["encoder"][k] for k in ("model", "query_prefix", "document_prefix", "max_seq_length", "batch_size")
-                if k in dense["encoder"]
-            }))
-        except TypeError as exc:
+            if dense["encoder"].get("type", "sentence-transformers") == "sentence-transformers":
+                # every recorded field (windows included); no windows when the manifest names none
+                enc_config = encoder_config_from_description(dense["encoder"])
+            else:
+                enc_config = EncoderConfig(**{
+                    k: dense["encoder"][k] for k in ("model", "query_prefix", "document_prefix", "max_seq_length", "batch_size")
+                    if k in dense["encoder"]
+                })
+            config = replace(config, encoder=enc_config)
+        except (TypeError, IndexFormatError) as exc:
             raise IndexFormatError(f"{mpath}: malformed encoder description: {exc}") from exc
     else:
         encoder = None
