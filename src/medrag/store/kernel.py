@@ -45,7 +45,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["HAVE_NUMBA", "exact_segment", "scratch", "window_segment"]
+__all__ = ["HAVE_NUMBA", "ensure_compiled", "exact_segment", "scratch", "window_segment"]
 
 try:  # the optional extra medrag[fast]
     import numba
@@ -56,8 +56,34 @@ except ImportError:  # pragma: no cover - exercised where numba is absent
     HAVE_NUMBA = False
 
 
+_PLAIN: dict[str, object] = {}
+_READY = False
+_READY_LOCK = threading.Lock()
+
+
 def _jit(f):  # type: ignore[no-untyped-def]
-    return numba.njit(cache=True, nogil=True)(f) if HAVE_NUMBA else f
+    """Register a kernel; :func:`ensure_compiled` wraps it with numba on first use.
+
+    Not at import: numba's on-disk cache setup creates ``__pycache__`` and probes it with
+    a temporary file when a function is decorated, and importing medrag writes nothing.
+    """
+    _PLAIN[f.__name__] = f
+    return f
+
+
+def ensure_compiled() -> None:
+    """Replace every registered kernel in this module by its numba dispatcher (once,
+    thread-safe; compilation itself happens at each kernel's first call, which then
+    resolves the other kernels it calls to their dispatchers). No-op without numba."""
+    global _READY
+    if _READY or not HAVE_NUMBA:
+        return
+    with _READY_LOCK:
+        if not _READY:
+            g = globals()
+            for name, f in _PLAIN.items():
+                g[name] = numba.njit(cache=True, nogil=True)(f)
+            _READY = True
 
 
 _local = threading.local()

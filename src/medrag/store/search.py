@@ -357,6 +357,7 @@ class StoreSearcher:
         """Both modes through the compiled kernels, segment by segment in row order with
         one heap (kernel.py); with ``threads > 1``, groups of segments (round-robin, so
         each group spans the corpus) on a thread pool, one heap per group, merged."""
+        kernel.ensure_compiled()
         by_seg: dict[int, list[tuple[_Term, int, int, int]]] = {}
         for t in terms:  # canonical order
             for i, g, a, e in t.where:
