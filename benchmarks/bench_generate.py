@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_answer import pubmedqa_docs  # noqa: E402
 
 from medrag.answer import AnswerConfig  # noqa: E402
+from medrag.answer.generated import CITE_PROMPTS, PROMPT_VERSION  # noqa: E402
 from medrag.answer.judge import JUDGE_PROMPT_VERSION  # noqa: E402
 from medrag.answer.local_llm import LocalLlamaGenerator, packaged_model  # noqa: E402
 from medrag.answer.verify import hard_constraints  # noqa: E402
@@ -94,6 +95,7 @@ def reverify(args, index, rows, config):
             a = generated.compose_generated(
                 r["question"], index.search(r["question"], k=config.k), Replay(args.model, r["raw"]),
                 index_id=index.id, config=config, instruction=INSTRUCTION, verifier=verifier, on_error="abstain",
+                prompt=args.cite_prompt,
             )
             own = f"pmid:{r['pmid']}"
             out.append(dict(r, status=a.status, kept=[s.text for s in a.sentences],
@@ -115,6 +117,8 @@ def main() -> int:
                     help="verify the cached answers again with lexical hard constraints + an LLM judge")
     ap.add_argument("--judge-model", default="qwen2.5-coder-1.5b-instruct-q4_k_m")
     ap.add_argument("--judge-prompt", default=JUDGE_PROMPT_VERSION, help="judge prompt version (--reverify)")
+    ap.add_argument("--cite-prompt", default=PROMPT_VERSION, choices=sorted(CITE_PROMPTS),
+                    help="the answer prompt (medrag.answer.generated.CITE_PROMPTS); cached apart from v1's")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     data = REPO.parent / "shared" / "data" / "pubmedqa" / "pqal_dev.json"
@@ -124,7 +128,8 @@ def main() -> int:
     rng = random.Random(args.seed)
     rng.shuffle(questions)
     sample = questions[: args.n]
-    cache = REPO / ".cache" / "bench_generate" / f"{args.model}.jsonl"
+    suffix = "" if args.cite_prompt == PROMPT_VERSION else f"-{args.cite_prompt}"
+    cache = REPO / ".cache" / "bench_generate" / f"{args.model}{suffix}.jsonl"
     cache.parent.mkdir(parents=True, exist_ok=True)
     done = {}
     if cache.exists():
@@ -145,7 +150,7 @@ def main() -> int:
                 # what answer() does, plus the verdict instruction (compose_generated takes it)
                 a = generated.compose_generated(
                     q, index.search(q, k=config.k), rec, index_id=index.id, config=config, instruction=INSTRUCTION,
-                    on_error="abstain",
+                    on_error="abstain", prompt=args.cite_prompt,
                 )
                 dt = time.monotonic() - t0
                 raw = rec.outputs[-1] if rec.outputs else ""
@@ -203,12 +208,14 @@ def main() -> int:
         return f"{k}/{m} = {k / m:.0%} [{ci[0]:.0%}, {ci[1]:.0%}]" if m else "-"
 
     vname = f"combined + {args.judge_model} judge" if args.reverify else "lexical verifier"
-    print(f"\n## {args.model}: {n} PubMedQA dev questions (seed {args.seed}), k=3, {vname}")
+    print(f"\n## {args.model}: {n} PubMedQA dev questions (seed {args.seed}), k=3, {vname}, {args.cite_prompt}")
     print(f"- own abstract retrieved: {pct(own_retrieved, n)}; cited by a kept sentence: {pct(cites_own, n)}")
     print(f"- answers: " + ", ".join(f"{s} {sum(1 for r in rows if r['status'] == s)}" for s in ("answered", "partial", "abstained")))
     print(f"- generated sentences removed: {pct(removed, gen_sent)}"
           + ("" if args.reverify else f" (hard constraints alone would remove {hard})"))
     print(f"- removal reasons: {dict(sorted(reasons.items(), key=lambda kv: -kv[1]))}")
+    uncited = sum(1 for r in rows for t, why in r["removed"] if not is_verdict_only(t) and why == "cites no passage")
+    print(f"- generated sentences that cite a passage: {pct(gen_sent - uncited, gen_sent)}")
     print(f"- verdict accuracy: {pct(correct, n)} (no verdict word: {no_verdict}; majority label '{majority}' in this sample: {pct(maj, n)})")
     if lat:
         print(f"- latency per answer: median {lat[len(lat) // 2]:.0f} s, max {lat[-1]:.0f} s")

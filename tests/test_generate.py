@@ -210,6 +210,18 @@ def test_prompt_instruction_changes_the_prompt_id(passages):
     assert "[1] Salt and stroke" in a[1]["content"]
 
 
+def test_answer_prompt_versions_are_selectable_and_named_in_the_prompt_id(passages):
+    from medrag.answer.generated import CITE_PROMPTS
+
+    v1, v2 = build_prompt(Q, passages), build_prompt(Q, passages, "Begin with Yes.", prompt="medrag-cite-v2")
+    assert v2[0]["content"] == CITE_PROMPTS["medrag-cite-v2"] + " Begin with Yes." and v1[1] == v2[1]
+    assert prompt_id(v1).startswith("medrag-cite-v1:") and prompt_id(v2).startswith("medrag-cite-v2:")
+    with pytest.raises(ConfigError, match="unknown answer prompt"):
+        build_prompt(Q, passages, prompt="medrag-cite-v0")
+    a = compose_generated(Q, passages, Scripted("Salt raises blood pressure [1]."), config=CFG, prompt="medrag-cite-v2")
+    assert a.prompt_id.startswith("medrag-cite-v2:")
+
+
 def test_model_file_with_wrong_sha256_is_refused(tmp_path):
     import hashlib
 

@@ -26,7 +26,7 @@ from .generate import MAX_OUTPUT_CHARS, check_output
 from .text import content_tokens
 from .verify import LexicalVerifier, Verdict, Verifier, verify_pairs
 
-__all__ = ["PROMPT_VERSION", "SYSTEM_PROMPT", "build_prompt", "compose_generated", "prompt_id"]
+__all__ = ["CITE_PROMPTS", "PROMPT_VERSION", "SYSTEM_PROMPT", "build_prompt", "compose_generated", "prompt_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,27 +39,50 @@ SYSTEM_PROMPT = (
     "answer the question, reply exactly: INSUFFICIENT EVIDENCE"
 )
 
+#: The answer prompts by version (the system prompt; the user turn is the same). v2
+#: shows the citation format in an example sentence and asks for a finding per
+#: sentence: the small models answered v1 with "Yes, [1]" (README, "End to end on
+#: PubMedQA"). The version is the prefix of :func:`prompt_id`, stored in the answer.
+CITE_PROMPTS: dict[str, str] = {
+    PROMPT_VERSION: SYSTEM_PROMPT,
+    "medrag-cite-v2": (
+        "You answer clinical questions using only the numbered passages given. After the first "
+        "word, write two or three sentences, each stating one finding of a passage, in the "
+        "passage's own words where you can, and ending with that passage's number in square "
+        "brackets before the period, for example: Mortality was lower with drug A than with "
+        "placebo [2]. Every sentence must state a finding and carry its number. Use only facts, "
+        "numbers, drugs and doses stated in the cited passage. If the passages do not answer the "
+        "question, reply exactly: INSUFFICIENT EVIDENCE"
+    ),
+}
+
 
 def build_prompt(
-    question: str, passages: Sequence[Passage], instruction: str | None = None
+    question: str, passages: Sequence[Passage], instruction: str | None = None, prompt: str = PROMPT_VERSION,
 ) -> list[dict[str, str]]:
     """The chat messages sent to a generator: numbered passages, then the question.
     ``instruction`` (e.g. "Begin with Yes, No or Maybe.") is appended to the system
-    prompt; it changes the :func:`prompt_id`."""
+    prompt; it changes the :func:`prompt_id`. ``prompt``: a version in
+    :data:`CITE_PROMPTS`."""
+    if prompt not in CITE_PROMPTS:
+        raise ConfigError(f"unknown answer prompt {prompt!r}; known: {', '.join(sorted(CITE_PROMPTS))}")
     blocks = []
     for i, p in enumerate(passages, start=1):
         src = p.source
         head = f"[{i}] {src.title}" + (f" ({src.year})" if src.year else "")
         blocks.append(f"{head}\n{p.chunk.text}")
     user = "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}\nAnswer:"
-    system = SYSTEM_PROMPT + (" " + instruction.strip() if instruction else "")
+    system = CITE_PROMPTS[prompt] + (" " + instruction.strip() if instruction else "")
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def prompt_id(messages: list[dict[str, str]]) -> str:
-    """A stable identifier of the prompt template and the exact prompt sent."""
+    """A stable identifier of the prompt template and the exact prompt sent: the
+    version whose system prompt begins the messages, then a hash of the messages."""
     h = hashlib.sha256("\x00".join(m["role"] + ":" + m["content"] for m in messages).encode("utf-8")).hexdigest()
-    return f"{PROMPT_VERSION}:{h[:16]}"
+    system = messages[0]["content"] if messages else ""
+    version = next((v for v, t in CITE_PROMPTS.items() if v != PROMPT_VERSION and system.startswith(t)), PROMPT_VERSION)
+    return f"{version}:{h[:16]}"
 
 
 def _best_span(claim: str, p: Passage) -> tuple[int, int, str]:
@@ -124,6 +147,7 @@ def compose_generated(
     timeout: float | None = 600.0,
     max_output_chars: int = MAX_OUTPUT_CHARS,
     on_error: str = "raise",
+    prompt: str = PROMPT_VERSION,
 ) -> Answer:
     """Ask ``generator`` for a cited answer and keep only verified sentences.
 
@@ -139,6 +163,7 @@ def compose_generated(
         max_output_chars: longer generated text is refused.
         on_error: ``"raise"`` a :class:`GenerationError` when the generator fails, or
             ``"abstain"`` with the error as the reason.
+        prompt: the answer prompt's version (:data:`CITE_PROMPTS`).
     """
     if on_error not in ("raise", "abstain"):
         raise ConfigError(f"on_error must be 'raise' or 'abstain', not {on_error!r}")
@@ -151,7 +176,7 @@ def compose_generated(
     if not passages:
         return _abstain(question, passages, index_id, "no passage was retrieved for the question")
     support, _ = support_of(question, passages, config, term_weights)
-    messages = build_prompt(question, passages, instruction)
+    messages = build_prompt(question, passages, instruction, prompt)
     pid = prompt_id(messages)
     gen_name = str(getattr(generator, "name", type(generator).__name__))
     meta = {"generator": gen_name, "prompt_id": pid}

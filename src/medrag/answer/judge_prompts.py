@@ -29,7 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["JudgePrompt", "JUDGE_PROMPTS", "DEFAULT_JUDGE_PROMPT", "get_judge_prompt", "answer_class"]
+__all__ = ["CHECK_QUESTION", "JudgePrompt", "JUDGE_PROMPTS", "DEFAULT_JUDGE_PROMPT", "get_judge_prompt", "answer_class",
+           "negated_claim"]
 
 _YESNO_WORDS = {"yes": "support", "y": "support", "no": "other", "n": "other"}
 
@@ -169,6 +170,26 @@ _Q_OPPOSITE = ("Does the evidence state the opposite of the claim, or a finding 
 _Q_THREEWAY = "Answer: SUPPORTS, CONTRADICTS or NOT ENOUGH INFORMATION?"
 _YESNO_SYSTEM = _STRICT_SYSTEM + " Answer Yes only if the evidence states the claim; otherwise answer No. One word."
 _TWOQ_SYSTEM = _STRICT_SYSTEM + " Answer each question with one word: Yes or No."
+
+#: The contradiction pass: asked in the same conversation after the three-way answer
+#: "SUPPORTS" (the prompt and pair are a reused prefix), a yes/no question aimed at
+#: what a small judge misses (benchmarks/bench_judge_combine.py).
+CHECK_QUESTION = (
+    "Check again, word by word. Does the evidence report the opposite direction, a different number, "
+    "no effect or no difference, or a result about a different population, intervention or outcome than "
+    "the claim states? Answer Yes or No."
+)
+
+
+def negated_claim(claim: str) -> str:
+    """``claim`` as its negation, "It is not true that ...": the contrast pair of the
+    negated-claim feature (benchmarks/bench_judge_combine.py). A leading acronym or
+    name keeps its capital."""
+    c = claim.strip().rstrip(".")
+    if c and not (len(c) > 1 and (c[1].isupper() or c[1].isdigit())):
+        c = c[0].lower() + c[1:]
+    return f"It is not true that {c}."
+
 
 _QWEN15 = "qwen2.5-coder-1.5b-instruct-q4_k_m"
 _DEV_FIT = (
