@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ._io import load_npy
 from .errors import ConfigError, IndexFormatError
 from .types import Chunk, SourceInfo
 
@@ -163,13 +164,8 @@ def check_offsets(path: Path, offsets: np.ndarray, data: Path) -> None:
 
 
 def load_array(path: Path, dtype: Any, shape: tuple[int, ...], mmap: bool) -> np.ndarray:
-    try:
-        a = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise IndexFormatError(f"{path}: not a valid array: {exc}") from exc
-    if a.dtype != np.dtype(dtype) or a.shape != shape:
-        raise IndexFormatError(f"{path}: expected {np.dtype(dtype)} {shape}, found {a.dtype} {a.shape}")
-    return np.asarray(a)  # a plain ndarray view of the memory map: no memmap overhead per slice
+    """See :func:`medrag._io.load_npy`."""
+    return load_npy(path, dtype, shape, mmap)
 
 
 class RWLock:

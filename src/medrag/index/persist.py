@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import _indexdir
-from .._indexparts import ChunkStore, DocTable, check_offsets, load_array
-from .._io import library_version, sha256_file
+from .._indexparts import ChunkStore, DocTable, check_offsets
+from .._io import check_format, library_version, load_npy, sha256_file
 from ..chunking import ChunkConfig
 from ..errors import ConfigError, IndexConflictError, IndexFormatError, IndexNotFoundError, IndexVersionError
 from ..retrieve.analyzer import Analyzer
@@ -288,14 +288,7 @@ def load_pinned(
         manifest = json.loads(manifest_bytes.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise IndexFormatError(f"{mpath} is not valid JSON: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise IndexFormatError(f"{mpath} is not a {FORMAT} manifest")
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise IndexVersionError(
-            f"{root} has index format version {version!r}; this medrag ({library_version()}) "
-            f"reads version {FORMAT_VERSION} only. Rebuild the index or upgrade medrag."
-        )
+    check_format(manifest, mpath, FORMAT, FORMAT_VERSION, what="manifest")
     files = manifest.get("files")
     if not isinstance(files, dict):
         raise IndexFormatError(f"{mpath} lists no files")
@@ -340,16 +333,16 @@ def load_pinned(
     n_docs = len(ids)
     if len(shas) != n_docs or not all(isinstance(i, str) for i in ids) or len(set(ids)) != n_docs:
         raise IndexFormatError(f"{root}/doc_ids.json is malformed (ids not unique strings, or hashes missing)")
-    doc_offsets = load_array(root / "doc_offsets.npy", np.int64, (n_docs + 1,), mmap)
+    doc_offsets = load_npy(root / "doc_offsets.npy", np.int64, (n_docs + 1,), mmap)
     check_offsets(root / "doc_offsets.npy", doc_offsets, root / "docs.jsonl")
     docs = DocTable(
         ids, shas,
-        load_array(root / "doc_year.npy", np.int32, (n_docs,), mmap),
-        load_array(root / "doc_retracted.npy", np.bool_, (n_docs,), mmap),
+        load_npy(root / "doc_year.npy", np.int32, (n_docs,), mmap),
+        load_npy(root / "doc_retracted.npy", np.bool_, (n_docs,), mmap),
         ChunkStore(root / "docs.jsonl", doc_offsets, pinned.display / "docs.jsonl"),
     )
-    offsets = load_array(root / "chunk_offsets.npy", np.int64, (n_chunks + 1,), mmap)
-    chunk_doc = load_array(root / "chunk_doc.npy", np.int32, (n_chunks,), mmap)
+    offsets = load_npy(root / "chunk_offsets.npy", np.int64, (n_chunks + 1,), mmap)
+    chunk_doc = load_npy(root / "chunk_doc.npy", np.int32, (n_chunks,), mmap)
     if n_chunks and (int(chunk_doc.min()) < 0 or int(chunk_doc.max()) >= len(docs)):
         raise IndexFormatError(f"{root}/chunk_doc.npy points outside docs.jsonl")
     check_offsets(root / "chunk_offsets.npy", offsets, root / "chunks.jsonl")

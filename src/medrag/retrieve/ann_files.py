@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._io import load_format_json, load_npy
 from ..errors import ConfigError, IndexFormatError
 from .ann import FORMAT, FORMAT_VERSION, MANIFEST, MIN_TRAIN_ROWS, ANNConfig, _faiss, _fsync_write, _save_npy, _Segment, logger
 
@@ -114,16 +115,7 @@ def load(cls: type, directory: str | Path, config: ANNConfig | None) -> "DiskIVF
     faiss = _faiss()
     directory = Path(directory)
     mpath = directory / MANIFEST
-    try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise IndexFormatError(f"{mpath}: missing (not a disk vector index)") from exc
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise IndexFormatError(f"{mpath}: unreadable: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise IndexFormatError(f"{mpath}: not a {FORMAT} manifest")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise IndexFormatError(f"{mpath}: format version {manifest.get('format_version')!r}, expected {FORMAT_VERSION}")
+    manifest = load_format_json(mpath, FORMAT, FORMAT_VERSION, what="manifest", missing="missing (not a disk vector index)")
     try:
         saved = ANNConfig(**manifest["config"])
         dim, rows, files = int(manifest["dim"]), int(manifest["rows"]), manifest["files"]
@@ -137,21 +129,11 @@ def load(cls: type, directory: str | Path, config: ANNConfig | None) -> "DiskIVF
     for meta in segs:
         path = _member(directory, meta.get("file"), mpath)
         _check_size(path, meta.get("size"), mpath)
-        try:
-            data = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise IndexFormatError(f"{path}: not a valid vector array: {exc}") from exc
-        if data.dtype != want or data.ndim != 2 or data.shape[1] != dim or data.shape[0] != meta.get("rows"):
-            raise IndexFormatError(f"{path}: expected {meta.get('rows')} x {dim} {np.dtype(want)}, found {data.dtype} {data.shape}")
+        data = load_npy(path, want, (meta.get("rows"), dim), mmap=True)
         scales = None
         if saved.refine == "int8":
             spath = _member(directory, meta.get("scales"), mpath)
-            try:
-                scales = np.load(spath, mmap_mode="r", allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                raise IndexFormatError(f"{spath}: not a valid scale array: {exc}") from exc
-            if scales.dtype != np.float32 or scales.shape != (data.shape[0],):
-                raise IndexFormatError(f"{spath}: expected {data.shape[0]} float32 scales, found {scales.dtype} {scales.shape}")
+            scales = load_npy(spath, np.float32, (data.shape[0],), mmap=True)
         index._segments.append(_Segment(data, scales, path.name, spath.name if scales is not None else None))
     index._starts = np.concatenate([[0], np.cumsum([len(s) for s in index._segments])]).astype(np.int64)
     if len(index) != rows:
@@ -159,11 +141,8 @@ def load(cls: type, directory: str | Path, config: ANNConfig | None) -> "DiskIVF
     if "tombstones" in files:
         tpath = _member(directory, files["tombstones"].get("file"), mpath)
         _check_size(tpath, files["tombstones"].get("size"), mpath)
-        try:
-            dele = np.load(tpath, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise IndexFormatError(f"{tpath}: not a valid array: {exc}") from exc
-        if dele.dtype != np.int64 or dele.ndim != 1 or (len(dele) and (dele.min() < 0 or dele.max() >= rows)):
+        dele = load_npy(tpath, np.int64, ndim=1)
+        if len(dele) and (dele.min() < 0 or dele.max() >= rows):
             raise IndexFormatError(f"{tpath}: expected int64 row numbers below {rows}")
         index._deleted = np.unique(dele)
     if "codes" in files:

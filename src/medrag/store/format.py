@@ -49,8 +49,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .._io import sha256_file
-from ..errors import IndexFormatError, IndexVersionError
+from .._io import load_format_json, load_npy, sha256_file
+from ..errors import IndexFormatError
 
 __all__ = ["SEGMENT_FORMAT", "SEGMENT_VERSION", "Segment", "finish_segment", "write_segment", "verify_segment"]
 
@@ -367,19 +367,7 @@ class Segment:
 
 def _read_meta(path: Path) -> dict[str, Any]:
     p = path / _META
-    try:
-        meta = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise IndexFormatError(f"{p}: missing (an incomplete segment?)") from e
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise IndexFormatError(f"{p}: not valid JSON ({e})") from e
-    if not isinstance(meta, dict) or meta.get("format") != SEGMENT_FORMAT:
-        raise IndexFormatError(f"{p}: not a {SEGMENT_FORMAT}")
-    if meta.get("format_version") != SEGMENT_VERSION:
-        raise IndexVersionError(
-            f"{p}: format_version {meta.get('format_version')!r} is not one this library "
-            f"reads ({SEGMENT_VERSION})"
-        )
+    meta = load_format_json(p, SEGMENT_FORMAT, SEGMENT_VERSION, what="segment", missing="missing (an incomplete segment?)")
     for k in ("n_docs", "n_terms", "nnz", "sum_len", "tf_dtype", "bound", "files"):
         if k not in meta:
             raise IndexFormatError(f"{p}: no {k!r}")
@@ -396,14 +384,7 @@ def _read_meta(path: Path) -> dict[str, Any]:
 
 
 def _load_array(path: Path, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    dtype = np.dtype(dtype)
-    try:
-        arr = np.load(path, mmap_mode="r" if int(np.prod(shape)) > 0 else None, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
-        raise IndexFormatError(f"{path}: truncated or not a .npy array ({e})") from e
-    if arr.dtype != dtype or arr.shape != shape:
-        raise IndexFormatError(f"{path}: expected {dtype} {shape}, found {arr.dtype} {arr.shape}")
-    return np.asarray(arr)
+    return load_npy(path, dtype, shape, mmap=True)
 
 
 def _load_blob(path: Path) -> np.ndarray:

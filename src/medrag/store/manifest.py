@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from .._io import atomic_write_text, library_version, sha256_file
-from ..errors import IndexFormatError, IndexNotFoundError, IndexVersionError
+from .._io import atomic_write_text, library_version, load_format_json, sha256_file
+from ..errors import IndexFormatError, IndexNotFoundError
 
 __all__ = ["STORE_FORMAT", "STORE_VERSION", "Manifest", "read_current", "write_generation", "collect_garbage"]
 
@@ -87,19 +87,7 @@ def read_current(root: Path) -> Manifest:
 
 
 def read_manifest(path: Path) -> Manifest:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise IndexFormatError(f"{path}: missing") from e
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise IndexFormatError(f"{path}: not valid JSON ({e})") from e
-    if not isinstance(data, dict) or data.get("format") != STORE_FORMAT:
-        raise IndexFormatError(f"{path}: not a {STORE_FORMAT} manifest")
-    if data.get("format_version") != STORE_VERSION:
-        raise IndexVersionError(
-            f"{path}: format_version {data.get('format_version')!r} is not one this library "
-            f"reads ({STORE_VERSION})"
-        )
+    data = load_format_json(path, STORE_FORMAT, STORE_VERSION, what="manifest")
     for k in ("generation", "params", "analyzer", "segments", "stats"):
         if k not in data:
             raise IndexFormatError(f"{path}: no {k!r}")

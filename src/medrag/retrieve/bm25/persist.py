@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import time
 from pathlib import Path
@@ -15,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
-from ..._io import atomic_open, library_version
-from ...errors import ConfigError, IndexFormatError, IndexNotFoundError, IndexVersionError
+from ..._io import atomic_open, check_format, library_version, load_npy, read_json
+from ...errors import ConfigError, IndexFormatError, IndexNotFoundError
 from ..analyzer import Analyzer
 from .params import BM25Params
 
@@ -98,15 +97,7 @@ def load(cls: "type[BM25Index]", directory: PathLike, mmap: bool = True) -> "BM2
     meta_path = d / _META
     if not meta_path.is_file():
         raise IndexNotFoundError(f"no BM25 index at {d} ({_META} not found)")
-    meta = _read_json(meta_path)
-    if not isinstance(meta, dict) or meta.get("format") != BM25_FORMAT:
-        raise IndexFormatError(f"{meta_path}: not a {BM25_FORMAT} index")
-    version = meta.get("format_version")
-    if version != BM25_FORMAT_VERSION:
-        raise IndexVersionError(
-            f"{meta_path}: format_version {version!r} is not one this library reads "
-            f"({BM25_FORMAT_VERSION})"
-        )
+    meta = check_format(read_json(meta_path), meta_path, BM25_FORMAT, BM25_FORMAT_VERSION, what="index")
     try:
         params = BM25Params.from_dict(meta["params"])
         analyzer = (
@@ -126,7 +117,7 @@ def load(cls: "type[BM25Index]", directory: PathLike, mmap: bool = True) -> "BM2
     }
     arrs = {name: _read_array(d / f"{name}.npy", _ARRAYS[name], shapes[name], mmap)
             for name in _ARRAYS}  # fmt: skip
-    vocab = _read_json(d / _VOCAB)
+    vocab = read_json(d / _VOCAB)
     if not isinstance(vocab, list) or len(vocab) != n_terms or set(map(type, vocab)) - {str}:
         raise IndexFormatError(f"{d / _VOCAB}: expected a list of {n_terms} strings")
     _check_structure(d, arrs, n_rows, nnz)
@@ -154,30 +145,10 @@ def _atomic_write(path: Path, write: Any) -> None:
         write(f)
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        with open(path, "rb") as f:
-            return json.loads(f.read().decode("utf-8"))
-    except FileNotFoundError as e:
-        raise IndexFormatError(f"{path}: missing") from e
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-        # RecursionError: json nests arrays ("[[[[...") deeper than the stack allows
-        raise IndexFormatError(f"{path}: not valid JSON ({e})") from e
-
-
 def _read_array(path: Path, dtype: np.dtype[Any], shape: tuple[int, ...], mmap: bool) -> np.ndarray:
     if not path.is_file():
         raise IndexFormatError(f"{path}: missing")
-    # numpy cannot memory-map an empty array
-    mode = "r" if mmap and math.prod(shape) > 0 else None
-    try:
-        arr = np.load(path, mmap_mode=mode, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
-        raise IndexFormatError(f"{path}: truncated or not a .npy array ({e})") from e
-    if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.shape != shape:
-        got = f"{getattr(arr, 'dtype', type(arr).__name__)} {getattr(arr, 'shape', '')}"
-        raise IndexFormatError(f"{path}: expected {dtype} {shape}, found {got}")
-    return np.asarray(arr)  # a plain ndarray view of the memory map: no memmap overhead per slice
+    return load_npy(path, dtype, shape, mmap)
 
 
 def _check_structure(d: Path, a: dict[str, np.ndarray], n_rows: int, nnz: int) -> None:
