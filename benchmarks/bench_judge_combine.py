@@ -205,15 +205,28 @@ def features(model: str, pairs, cache: dict) -> list[dict]:
 
 
 def candidates(rows, pairs, n_dev: int) -> list:
-    """The order of the extra calls: the pairs a first pass is likeliest to accept
-    first (a second pass matters only for them), by the percentile of their v1 score
-    (three-way P(support) where v1 is not cached) within their split."""
-    def pct(idx):
-        sc = [rows[i]["v1"] if rows[i]["v1"] is not None else rows[i]["s3"] for i in idx]
-        order = sorted(range(len(idx)), key=lambda j: sc[j] if sc[j] is not None else -99.0)
-        return {idx[j]: rank / max(1, len(idx) - 1) for rank, j in enumerate(order)}
-    ranks = {**pct(list(range(n_dev))), **pct(list(range(n_dev, len(pairs))))}
-    return [pairs[i] for i in sorted(range(len(pairs)), key=lambda i: -ranks[i])]
+    """The order of the extra calls: first the pairs a first pass accepts (v1 P(yes)
+    >= 0.5; three-way P(support) >= 0.5 where v1 is not cached), since a second pass
+    matters only for them, taken label by label in turn (seeded shuffle within a
+    label, test and dev alternating) so that a stopped run still has CONTRADICT and
+    NEI pairs to measure a veto on; then the rest."""
+    def accepted(r):
+        f = r["v1"] if r["v1"] is not None else r["s3"]
+        return f is not None and f >= 0.0
+    rng = random.Random(11)
+    queues = []
+    for lab in LABELS:
+        for split in (range(n_dev, len(pairs)), range(n_dev)):
+            q = [i for i in split if rows[i]["label"] == lab and accepted(rows[i])]
+            rng.shuffle(q)
+            queues.append(q)
+    first = []
+    while any(queues):
+        for q in queues:
+            if q:
+                first.append(q.pop(0))
+    rest = [i for i in range(len(pairs)) if i not in set(first)]
+    return [pairs[i] for i in first + rest]
 
 
 def pav(xs: list[float], ys: list[float]):
@@ -270,6 +283,9 @@ def evaluate(fs, dev, test, iso=False, use_veto=False) -> dict:
         ds, ts = veto_applied(d, [score(r) for r in d], use_veto), veto_applied(t, [score(r) for r in t], use_veto)
         thr, how = choose_threshold(d, ds)
         t85 = threshold_for_support(d, ds)
+        # the selection figure: dev in-sample (the fit and threshold of the dev rows themselves)
+        dev_auc = aucs(d, ds)
+        out["dev"] = {"auc": dev_auc, "aim": accept_rates(d, ds, thr), "at85": accept_rates(d, ds, t85)}
         out["devtest"] = {"weights": w, "threshold": thr, "how": how, "auc": aucs(t, ts),
                           "aim": accept_rates(t, ts, thr), "at85": accept_rates(t, ts, t85), "t85": t85}
     pool = [r for r in dev + test if vec(r, fs) is not None]
@@ -295,6 +311,49 @@ def evaluate(fs, dev, test, iso=False, use_veto=False) -> dict:
     return out
 
 
+def second_pass(drows, trows) -> dict:
+    """The second pass on the pairs v1 accepts (P(yes) >= 0.5, its own threshold):
+    how well each second-pass score tells the accepted SUPPORT pairs from the accepted
+    CONTRADICT / NEI ones (AUC), and what a veto does at the threshold that keeps 90%
+    of the accepted SUPPORT (chosen by 5-fold cross-fitting, each fold's threshold from
+    the other folds), projected onto all pairs: first-pass rate x share not vetoed."""
+    allrows = drows + trows
+    acc = [r for r in allrows if r["v1"] is not None and r["v1"] >= 0.0]
+    first = {lab: (sum(1 for r in acc if r["label"] == lab),
+                   sum(1 for r in allrows if r["v1"] is not None and r["label"] == lab)) for lab in LABELS}
+    out = {"first_pass": first}
+    print(f"\n## second pass on the pairs medrag-judge-v1 accepts (P(yes) >= 0.5): {fmt_rates(first)}\n")
+    print("| second-pass score (high = keep) | measured accepted pairs S / C / NEI | AUC S/C | AUC S/NEI "
+          "| vetoed at 90%-of-S (cross-fit): S | C | NEI | projected overall accept S | C | NEI |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, fn in (("contradiction pass: -logit P(yes, 'opposite/different?')", lambda r: None if r["chk"] is None else -r["chk"]),
+                     ("negated claim: -logit P(yes; not-claim)", lambda r: None if r["neg"] is None else -r["neg"]),
+                     ("contrast: logit P(yes; claim) - logit P(yes; not-claim)", lambda r: r["contrast"])):
+        rows = [r for r in acc if fn(r) is not None]
+        by = {lab: [fn(r) for r in rows if r["label"] == lab] for lab in LABELS}
+        if min(len(v) for v in by.values()) < 3:
+            print(f"| {name} | {' / '.join(str(len(by[lab])) for lab in LABELS)} (too few) | | | | | | | | |")
+            continue
+        auc_c, auc_n = roc_auc(by["SUPPORT"], by["CONTRADICT"]), roc_auc(by["SUPPORT"], by["NEI"])
+        rng = random.Random(5)
+        idx = list(range(len(rows)))
+        rng.shuffle(idx)
+        vetoed = [False] * len(rows)
+        for k in range(5):
+            held = set(idx[k::5])
+            sup = sorted(fn(rows[i]) for i in idx if i not in held and rows[i]["label"] == "SUPPORT")
+            t = sup[int(math.floor(0.10 * len(sup)))] if sup else -1e9
+            for i in held:
+                vetoed[i] = fn(rows[i]) < t
+        vet = {lab: (sum(1 for r, v in zip(rows, vetoed) if v and r["label"] == lab), len(by[lab])) for lab in LABELS}
+        proj = {lab: first[lab][0] / first[lab][1] * (1 - vet[lab][0] / vet[lab][1]) for lab in LABELS}
+        out[name] = {"auc_c": auc_c, "auc_n": auc_n, "vetoed": vet, "projected": proj}
+        print(f"| {name} | {' / '.join(str(len(by[lab])) for lab in LABELS)} | {auc_c:.2f} | {auc_n:.2f} | "
+              + " | ".join(f"{vet[lab][0]}/{vet[lab][1]}" for lab in LABELS) + " | "
+              + " | ".join(f"{proj[lab]:.0%}" for lab in LABELS) + " |")
+    return out
+
+
 def report(model: str, out_path: Path) -> dict:
     dev, test = splits(15, 30, 101)
     cache = load_cache(model, list(dev) + list(test))
@@ -314,15 +373,17 @@ def report(model: str, out_path: Path) -> dict:
             res = evaluate(fs, drows, trows, iso=iso, use_veto=veto)
             name = "+".join(fs)
             cal = ("isotonic" if iso else "logistic") + (" + lexical veto" if veto else "")
-            for proto in ("devtest", "crossfit"):
+            for proto in ("dev", "devtest", "crossfit"):
                 if proto not in res:
                     continue
                 x = res[proto]
                 a = x["auc"]
-                proto_name = "dev-fit, test" if proto == "devtest" else f"5-fold cross-fit, {x['n']} pairs"
+                proto_name = {"dev": "dev, in-sample (selection)", "devtest": "dev-fit, test"}.get(
+                    proto, f"5-fold cross-fit, {x.get('n')} pairs")
                 print(f"| {name} | {cal} | {proto_name} | "
                       f"{a['S/rest']:.3f} | {a['S/C']:.3f} | {a['S/NEI']:.3f} | {fmt_rates(x['aim'])} | {fmt_rates(x['at85'])} |")
             result[f"{name}|{cal}"] = res
+    result["second_pass"] = second_pass(drows, trows)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=1, default=str))
     return result
