@@ -10,9 +10,11 @@ prints articles/s, peak RSS, and RSS at 25% vs 100% of the file (memory that doe
 grow with the file stays flat).
 
 Run:  python benchmarks/bench_ingest.py [--repeat 5]
-      python benchmarks/bench_ingest.py --workers 1,2 [--repeat 3]
-            (medrag.ingest.iter_parallel over both real files: documents/s wall and CPU,
-             speed-up vs 1 worker, the same events checked in every run)
+      python benchmarks/bench_ingest.py --workers 1,2 [--repeat 3] [--before SRC] [--also PATH ...]
+            (medrag.ingest.iter_parallel over both real files, plus any --also inputs:
+             documents/s wall, CPU ms per document in the parent and in all processes,
+             speed-up vs the first worker count, the same events checked in every run;
+             --before SRC also runs each worker count with medrag imported from SRC, paired)
       python benchmarks/bench_ingest.py --largest   (the largest real records)
       python benchmarks/bench_ingest.py --hostile   (peak RSS on generated memory attacks)
 
@@ -134,43 +136,46 @@ print(json.dumps({"events": n, "cpu": time.process_time() - c0}))
 """
 
 
-def parallel(workers: list[int], repeat: int) -> None:
-    """iter_parallel over the two real PubMed files (one task per file), each run in a
-    fresh interpreter; paired rounds (every worker count once per round, rotated).
+def parallel(workers: list[int], repeat: int, before: str | None = None, also: list[str] | None = None) -> None:
+    """iter_parallel over the two real PubMed files (one task per file) and ``also``,
+    each run in a fresh interpreter; paired rounds (every worker count, and with
+    ``before`` every worker count of that source too, once per round, rotated).
     Each run ends with a sha256 of every event's JSON, taken after the clock stopped,
-    to check that every worker count yields the same events."""
+    to check that every run yields the same events."""
     import statistics
 
     from medrag.ingest.samples import pubmed_sample_files
 
-    files = [str(p) for p in pubmed_sample_files().values()]
-    print(f"files: {', '.join(os.path.basename(f) for f in files)} (one task each)")
-    runs: dict[int, list[dict]] = {w: [] for w in workers}
+    files = [str(p) for p in pubmed_sample_files().values()] + list(also or ())
+    print(f"inputs: {', '.join(os.path.basename(f.rstrip('/')) for f in files)} (one task per file)")
+    variants = [(w, None) for w in workers] + ([(w, before) for w in workers] if before else [])
+    runs: dict[tuple[int, str | None], list[dict]] = {v: [] for v in variants}
     for r in range(repeat):
-        k = r % len(workers)
-        for w in workers[k:] + workers[:k]:
+        k = r % len(variants)
+        for w, src in variants[k:] + variants[:k]:
+            env = None if src is None else {**os.environ, "PYTHONPATH": src}  # workers inherit it
             out = subprocess.run([sys.executable, "-c", PARALLEL_CHILD, str(w), *files],
-                                 capture_output=True, text=True, check=True)
-            runs[w].append(json.loads(out.stdout.strip().splitlines()[-1]))
-            print("  " + json.dumps(runs[w][-1]), flush=True)
+                                 capture_output=True, text=True, check=True, env=env)
+            runs[(w, src)].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(f"  {'before ' if src else ''}{json.dumps(runs[(w, src)][-1])}", flush=True)
     shas = {x["events_sha256"] for rs in runs.values() for x in rs}
     print(f"same events in every run: {len(shas) == 1}")
     per_file = []
     for f in files:
         out = subprocess.run([sys.executable, "-c", FILE_CPU_CHILD, f], capture_output=True, text=True, check=True)
         per_file.append(json.loads(out.stdout.strip().splitlines()[-1])["cpu"])
-    base = statistics.median(x["s"] for x in runs[workers[0]])
-    print("| workers | documents | wall s (median) | documents/s wall | parent CPU s | workers' CPU s | "
-          "documents per CPU s (all processes) | speed-up (wall) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for w in workers:
-        rs = runs[w]
+    base = statistics.median(x["s"] for x in runs[(workers[0], None)])
+    print("| code | workers | documents | wall s (median) | documents/s wall | parent CPU s | workers' CPU s | "
+          "parent CPU ms/doc | all CPU ms/doc | speed-up (wall) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for w, src in variants:
+        rs = runs[(w, src)]
         wall = statistics.median(x["s"] for x in rs)
         pc = statistics.median(x["parent_cpu"] for x in rs)
         wc = statistics.median(x["workers_cpu"] for x in rs)
         n = rs[0]["docs"]
-        print(f"| {w} | {n:,} | {wall:.1f} | {n / wall:,.0f} | {pc:.1f} | {wc:.1f} | {n / (pc + wc):,.0f} | "
-              f"{base / wall:.2f}x |")
+        print(f"| {'before' if src else 'this'} | {w} | {n:,} | {wall:.1f} | {n / wall:,.0f} | {pc:.1f} | {wc:.1f} | "
+              f"{1000 * pc / n:.3f} | {1000 * (pc + wc) / n:.3f} | {base / wall:.2f}x |")
     total = sum(per_file)
     print(f"serial CPU per file (fresh interpreter, parse only): "
           f"{', '.join(f'{c:.1f} s' for c in per_file)}; one task per file bounds the speed-up on idle cores "
@@ -269,9 +274,10 @@ def main() -> int:
                     help="also run medrag imported from SRC (a src/ folder of another version), paired")
     ap.add_argument("--hostile", action="store_true", help="only measure the generated memory attacks")
     ap.add_argument("--workers", metavar="N,N", help="only the parallel reader, with these worker counts (e.g. 1,2)")
+    ap.add_argument("--also", metavar="PATH", nargs="+", help="with --workers: more PubMed inputs (files or folders)")
     args = ap.parse_args()
     if args.workers:
-        parallel([int(x) for x in args.workers.split(",")], args.repeat)
+        parallel([int(x) for x in args.workers.split(",")], args.repeat, args.before, args.also)
         return 0
     if args.hostile:
         hostile()

@@ -138,3 +138,32 @@ def test_refused_fifo_keeps_its_place(folder_with_a_bad_file):
         for ev in iter_parallel(paths, "pubmed", workers=2, on_error="raise"):
             seen.append(ev)
     assert seen == list(iter_pubmed_events(folder_with_a_bad_file / "a.xml"))
+
+
+def _plain(value) -> bool:
+    """True when ``value`` is built of plain values only (no class instances)."""
+    if isinstance(value, tuple):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return value is None or type(value) in (str, int, float, bool)
+
+
+def test_rows_rebuild_the_same_records_from_plain_values():
+    """The compact form the workers send: every real record, PubMed articles, books,
+    deletions and guideline pages, comes back equal, through plain values only."""
+    from medrag._record import from_row, to_row
+
+    events, _ = _serial(need_data("pubmed"))
+    pdfs = list(iter_guideline_pdf(FIXTURES / "guidelines" / "cdc_what_you_need_to_know_about_tb_2023.pdf"))
+    records = events + pdfs
+    assert any(isinstance(e, Deletion) for e in records)
+    assert any(e.kind == "pubmed_book" for e in records if isinstance(e, Document))
+    assert any(e.guideline is not None for e in records if isinstance(e, Document))
+    for rec in records:
+        row = to_row(rec)
+        assert _plain(row), rec
+        back = from_row(type(rec), row)
+        assert back == rec and back == type(rec).from_dict(rec.to_dict())
+    with pytest.raises(ValueError, match="expected 11"):
+        from_row(Document, to_row(records[0])[:-1])

@@ -13,14 +13,14 @@ would have yielded before the bad record, then raises the same
 How it works, and what it costs:
 
 - One task per file (the PubMed baseline is about 1,300 files of 30,000 records): a
-  worker reads its whole file and returns the events as plain data
-  (:meth:`~medrag.types.Document.to_dict`), rebuilt in the parent with
-  ``from_dict`` (checked field by field; no class instances cross the process
-  boundary). That rebuild is the parent's cost and caps the speed-up: on the two
-  real PubMed files (50,788 articles) it took 15 CPU s against 41 CPU s for the serial
-  read, so no number of workers reads faster than about 2.7x the serial rate, and the
-  workers spend about a third more CPU than the serial read (``to_dict``, start-up);
-  ``benchmarks/bench_ingest.py --workers 1,2``.
+  worker reads its whole file and returns the events as compact rows of plain values
+  (:func:`medrag._record.to_row`: field values in order, no keys; no class instances
+  cross the process boundary), rebuilt in the parent with
+  :func:`~medrag._record.from_row` (the constructors run, so every record's checks
+  hold). That rebuild is the parent's cost and caps the speed-up. With dicts
+  (``to_dict`` / ``from_dict``, the earlier form) it took 15 CPU s for the two real PubMed
+  files (50,788 articles) against 41 CPU s for the serial read; see the README for the
+  figures with rows (``benchmarks/bench_ingest.py --workers 1,2``).
 - At most ``2 * workers`` files are in flight or waiting to be yielded, so memory
   follows ``workers`` files, not the corpus. A file much larger than the others
   bounds the speed-up (the run takes at least as long as its largest file).
@@ -47,6 +47,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict
 from typing import Any, Union
 
+from .._record import from_row, to_row
 from ..errors import ConfigError, IngestError
 from ..types import Deletion, Document
 from ._common import IngestReport, OnError, PathLike, RecordLimits, Skipped, check_on_error, expand_paths, handle
@@ -112,11 +113,11 @@ def _read_task(
     file's report, the IngestError that stopped it (``on_error="raise"``), CPU seconds."""
     c0 = time.process_time()
     report = IngestReport()
-    items: list[tuple[str, dict[str, Any]]] = []
+    items: list[tuple[str, tuple[Any, ...]]] = []
     error = None
     try:
         for ev in _call_reader(spec, path, fmt, on_error, report, limits):
-            items.append(("d", ev.to_dict()) if isinstance(ev, Document) else ("x", ev.to_dict()))
+            items.append(("d", to_row(ev)) if isinstance(ev, Document) else ("x", to_row(ev)))
     except IngestError as err:
         error = {"reason": err.reason, "source": err.source, "record_id": err.record_id, "position": err.position}
     return {
@@ -174,7 +175,7 @@ def _tasks(
 
 def _events_of(result: dict[str, Any]) -> Iterator[Document | Deletion]:
     for kind, data in result["items"]:
-        yield Document.from_dict(data) if kind == "d" else Deletion.from_dict(data)
+        yield from_row(Document, data) if kind == "d" else from_row(Deletion, data)
 
 
 def iter_parallel(
