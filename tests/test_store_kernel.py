@@ -132,3 +132,29 @@ def test_without_numba_the_numpy_paths_answer(pubmed, tmp_path):  # noqa: F811
     for m in range(2):
         for (r0, s0), (r1, s1) in zip(want[m], got[m]):
             assert r0.tolist() == r1 and s0.tolist() == s1
+
+
+def test_compiled_global_df_histogram_equals_the_python_merge(pubmed, tmp_path):  # noqa: F811
+    """stats.segments_df_histogram (numba k-way merge over ranges, 16-byte prefix keys)
+    = the heapq merge, on real text with dead terms, and on terms made to stress the
+    key: long shared prefixes, one term a prefix of another, non-ASCII bytes."""
+    from medrag.store.stats import global_df_histogram, segments_df_histogram
+
+    ids, toks, _ = pubmed
+    st = _store(tmp_path / "st", ids, toks)
+    segs = [s.seg for s in st._segs]
+    rng = np.random.default_rng(5)
+    dfs = [np.where(rng.random(s.n_terms) < 0.1, 0, s.df()) for s in segs]  # some terms fully deleted
+    want = global_df_histogram([(s.iter_terms(), d) for s, d in zip(segs, dfs)])
+    for chunk in (1 << 20, 64, 7):  # one range, many ranges, tiny ranges
+        assert np.array_equal(segments_df_histogram(segs, dfs, chunk_terms=chunk), want)
+    words = ["a" * 17 + "x", "a" * 17, "a" * 17 + "y" * 5, "a" * 16, "a" * 15, "ab", "a", "\u00e9t\u00e9" * 6, "z" * 40]
+    docs = [[w for w in words if r.random() < 0.5] or ["a"] for r in [np.random.default_rng(i) for i in range(300)]]
+    st2 = _store(tmp_path / "st2", [f"d{i}" for i in range(len(docs))], docs, segment_tokens=120)
+    segs2 = [s.seg for s in st2._segs]
+    assert len(segs2) >= 5
+    dfs2 = [s.df() for s in segs2]
+    want2 = global_df_histogram([(s.iter_terms(), d) for s, d in zip(segs2, dfs2)])
+    assert int(want2[1].sum()) == len(words)
+    for chunk in (1 << 20, 3, 1):
+        assert np.array_equal(segments_df_histogram(segs2, dfs2, chunk_terms=chunk), want2)

@@ -31,7 +31,7 @@ from ..retrieve.analyzer import Analyzer
 from ..retrieve.bm25 import BM25Params
 from .format import Segment, write_segment
 from .manifest import Manifest, read_current, write_deletes, write_generation
-from .stats import global_df_histogram
+from .stats import segments_df_histogram
 
 __all__ = ["SegmentBuffer", "StoreWriter", "write_encoded_segment"]
 
@@ -348,7 +348,7 @@ class StoreWriter:
         gen = self._generation + 1
         segs = [self.root / s["name"] for s in self._segments]
         opened = [Segment.open(p) for p in segs]
-        per_segment = []
+        dfs = []
         n_live = total_len = 0
         for rec, seg in zip(self._segments, opened):
             pending = self._pending_deletes.get(rec["name"])
@@ -376,8 +376,8 @@ class StoreWriter:
             else:
                 n_live += seg.n_docs
                 total_len += seg.sum_len
-            per_segment.append((seg.iter_terms(), df))
-        hist = global_df_histogram(per_segment)
+            dfs.append(df)
+        hist = segments_df_histogram(opened, dfs)  # compiled k-way merge (numba) or heapq
         self._write(gen, n_live, total_len, hist)
         return gen
 
