@@ -5,6 +5,7 @@ generations, bad files, and the ``ivfpq-disk`` kind inside Index."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -73,6 +74,36 @@ def test_recall_and_exact_scores_from_disk(data, built):
     assert len(idx._segments) == 2 and all(isinstance(s.data, np.memmap) for s in idx._segments)
     assert idx.resident_bytes() < 20 * len(idx) + 200_000  # 8 B code + 8 B id per row, plus tables
     assert idx.disk_bytes() == len(idx) * DIM * 2
+
+
+@pytest.mark.parametrize("kw", [{"coarse": "hnsw"}, {"coarse": "hnsw", "opq": True, "opq_iter": 3}])
+def test_hnsw_coarse_quantizer_and_opq(data, built, tmp_path, kw):
+    """An HNSW graph over the centroids (cheap cell assignment for 10M-row builds) and an
+    OPQ rotation: the same recall as the flat-quantizer index, and a save/load that
+    answers identically, with the graph counted as resident memory."""
+    x, queries = data
+    stored = x.astype(np.float16).astype(np.float32)
+    truth = _truth(stored, queries)
+    d = tmp_path / "alt"
+    idx = DiskIVFPQ.build(d, [x], dim=DIM, sample=x, expected_rows=len(x), config=_cfg(**kw))
+    factory = json.loads((d / "ann.json").read_text())["factory"]
+    assert factory == idx.config.factory(idx._nlist)
+    assert ("_HNSW32" in factory) == (kw.get("coarse") == "hnsw") and factory.startswith("OPQ8,") == bool(kw.get("opq"))
+    assert _recall(idx, queries, truth) >= 0.95
+    loaded = DiskIVFPQ.load(d)
+    assert loaded.config == idx.config
+    for q in queries[:10]:
+        a, b = idx.search(q, 10), loaded.search(q, 10)
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    _, flat = built
+    extra = loaded.resident_bytes() - flat.resident_bytes()
+    graph = (idx._nlist * 32 * 4 if kw.get("coarse") == "hnsw" else 0) + (DIM * DIM * 4 if kw.get("opq") else 0)
+    assert extra >= graph  # level-0 links of every centroid (and the OPQ matrix) are counted
+
+
+def test_coarse_must_be_known():
+    with pytest.raises(ConfigError, match="coarse"):
+        ANNConfig(coarse="imi")
 
 
 def test_int8_refine(data, tmp_path):
@@ -239,3 +270,58 @@ def test_vector_index_disk_kind_trains_on_save(tmp_path):
     rows = np.array([7, 3, 10_000])
     assert np.allclose(loaded.scores(queries[0], rows), stored[rows] @ queries[0], atol=1e-5)
     assert "ivfpq-disk" in cfg.kind and "float16" in cfg.factory
+
+
+def test_save_after_a_small_add_reuses_the_sha256_of_linked_vectors(tmp_path, monkeypatch):
+    """Index.save after a small add to a loaded ``ivfpq-disk`` index hard-links the
+    unchanged float16 vector segment and reuses its recorded sha256 (vouched for by the
+    verification record) instead of reading it again; the manifest still lists the
+    true sha256 of every file, and a segment altered afterwards (size and mtime kept)
+    is caught by full verification, by a default load, and by the next save."""
+    import hashlib
+    import os
+
+    from medrag.index import Index, IndexConfig, persist
+    from medrag.ingest import iter_pubmed
+    from medrag.retrieve.dense import VectorConfig
+
+    docs = list({d.id: d for d in iter_pubmed(need_data("pubmed", "excerpts", "pubmed21n1298_feature_sample.xml"))}.values())
+    enc = HashEncoder()
+    cfg = IndexConfig(encoder=None, vectors=VectorConfig(kind="ivfpq-disk", pq_m=8))
+    ix = tmp_path / "ix"
+    Index.build(docs[:80], cfg, encoder=enc).save(ix)
+    big = ix / "dense" / "vectors.npy"
+    inode = big.stat().st_ino
+    loaded = Index.load(ix, encoder=enc)
+    hashed: list[str] = []
+    real = persist.sha256_file
+    monkeypatch.setattr(persist, "sha256_file", lambda p: hashed.append(Path(p).name) or real(p))
+    loaded.add(docs[80:85])
+    loaded.save(ix)
+    assert big.stat().st_ino == inode  # the old segment is linked into the new generation, not rewritten
+    assert "vectors.npy" not in hashed and any(n.startswith("vectors-") for n in hashed)  # only the new segment is read
+    assert "chunks.jsonl" in hashed  # what the save rewrote is hashed as before
+    files = json.loads((ix / "manifest.json").read_text())["files"]
+    for rel, meta in files.items():  # oracle: every recorded sha256 is the file's
+        assert meta["sha256"] == hashlib.sha256((ix / rel).read_bytes()).hexdigest(), rel
+    assert loaded.verify()["files"] == len(files)
+    assert len(Index.load(ix, encoder=enc)) == len(loaded)
+
+    st = big.stat()
+    with open(big, "r+b") as f:  # one byte of the linked segment altered in place
+        f.seek(st.st_size - 3)
+        b = f.read(1)
+        f.seek(st.st_size - 3)
+        f.write(bytes([b[0] ^ 0xFF]))
+    os.utime(big, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert big.stat().st_size == st.st_size and big.stat().st_mtime_ns == st.st_mtime_ns
+    with pytest.raises(IndexFormatError, match="dense/vectors.npy fails its sha256"):
+        Index.load(ix, encoder=enc, verify="full")
+    with pytest.raises(IndexFormatError, match="dense/vectors.npy fails its sha256"):
+        Index.load(ix, encoder=enc)  # the record no longer vouches for it (its ctime moved)
+    n = len(loaded)
+    loaded.add(docs[85:88])
+    with pytest.raises(IndexFormatError, match="altered or corrupt since it was saved"):
+        loaded.save(ix)  # the altered bytes are not recorded as good in a new generation
+    assert {p.name for p in tmp_path.iterdir()} <= {"ix", ".ix.lock"}  # no staging directory left behind
+    assert len(Index.load(ix, encoder=enc, verify=False)) == n  # the previous generation stays

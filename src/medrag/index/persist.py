@@ -38,12 +38,13 @@ from .config import FORMAT, FORMAT_VERSION, FusionConfig, IndexConfig
 from .config import MANIFEST as _MANIFEST
 from .lexical import StoreLexical, write_segments
 from .mutate import compact_locked
-from .verify import Verify, check_files, check_verify, clock_after, record_bytes, stats_of
+from .verify import Verify, check_files, check_verify, clock_after, record_bytes, stats_of, trusted
+from .verify import _stat_key as stat_key
 
 if TYPE_CHECKING:
     from .core import Index
 
-__all__ = ["save", "write_generation", "load", "load_pinned"]
+__all__ = ["save", "write_generation", "prior_hashes", "load", "load_pinned"]
 
 logger = logging.getLogger("medrag.index")
 
@@ -79,7 +80,10 @@ def save(ix: "Index", directory: str | os.PathLike[str], *, lock_timeout: float 
             _indexdir.make_staging(staging)
             with ix._rw.write():
                 compact_locked(ix)
-                write_generation(ix, staging, index_id)
+                # before anything is linked into the staging directory (a link changes
+                # the status-change time the loaded generation's record vouches by)
+                prior = prior_hashes(ix)
+                write_generation(ix, staging, index_id, prior=prior)
             _indexdir.fsync_tree(staging)
             old = _indexdir.commit(staging, where, index_id)
             committed = True
@@ -114,8 +118,69 @@ def save(ix: "Index", directory: str | os.PathLike[str], *, lock_timeout: float 
     return given
 
 
-def write_generation(ix: "Index", d: Path, index_id: str) -> None:
-    """Write every file of ``ix`` and its manifest into the (new, empty) directory ``d``."""
+def prior_hashes(ix: "Index") -> dict[tuple[int, int], tuple[str, str, list[int], bool]]:
+    """The files of the generation ``ix`` was loaded from (or last saved to), by
+    (device, inode): ``(name, recorded sha256, (size, mtime_ns, ctime_ns, inode),
+    vouched)``, where ``vouched`` says that the generation's verification record
+    vouches for the file as it is now (:func:`medrag.index.verify.trusted`). A save
+    hard-links the immutable segments of an ``ivfpq-disk`` vector index from there
+    instead of copying them; :func:`write_generation` reuses the sha256 of such a file
+    when it is vouched for and unchanged, instead of reading it again. Empty for an
+    index never saved, or when the directory holds another generation now."""
+    if ix._origin is None:
+        return {}
+    root = Path(ix._origin[0])
+    try:
+        mbytes = (root / _MANIFEST).read_bytes()
+        manifest = json.loads(mbytes.decode("utf-8"))
+        files = manifest["files"]
+        if manifest.get("index_id") != ix._origin[1] or not isinstance(files, dict):
+            return {}
+        try:
+            record: bytes | None = (root / _indexdir.RECORD).read_bytes()
+        except OSError:
+            record = None
+        out: dict[tuple[int, int], tuple[str, str, list[int], bool]] = {}
+        stats: dict[str, list[int]] = {}
+        devs: dict[str, int] = {}
+        for rel, meta in files.items():
+            if not (isinstance(meta, dict) and isinstance(meta.get("sha256"), str)):
+                continue
+            st = os.stat(root / str(rel), follow_symlinks=False)
+            stats[str(rel)], devs[str(rel)] = stat_key(st), int(st.st_dev)
+        vouched = trusted(record, mbytes, stats)
+        for rel, st in stats.items():
+            out[(devs[rel], st[3])] = (rel, str(files[rel]["sha256"]), st, rel in vouched)
+        return out
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError, KeyError, TypeError, AttributeError):
+        return {}  # no usable prior generation: every file is hashed
+
+
+def _sha256_of(p: Path, rel: str, prior: dict[tuple[int, int], tuple[str, str, list[int], bool]]) -> str:
+    """The sha256 of the new generation's file ``p``: the prior generation's recorded
+    value for the same (hard-linked) file when its record vouched for it and its size
+    and modification time are unchanged, else read from the file; a linked file whose
+    bytes no longer match its recorded sha256 was altered after it was saved, and the
+    save stops rather than record the altered bytes as good."""
+    st = os.stat(p)
+    old = prior.get((int(st.st_dev), int(st.st_ino)))
+    if old is not None and old[3] and stat_key(st)[:2] == old[2][:2]:
+        return old[1]
+    sha = sha256_file(p)
+    if old is not None and sha != old[1]:
+        raise IndexFormatError(
+            f"{rel}: the file {old[0]} of the loaded generation fails its sha256 check (altered or corrupt since "
+            "it was saved); nothing was saved"
+        )
+    return sha
+
+
+def write_generation(
+    ix: "Index", d: Path, index_id: str, *, prior: dict[tuple[int, int], tuple[str, str, list[int], bool]] | None = None
+) -> None:
+    """Write every file of ``ix`` and its manifest into the (new, empty) directory ``d``.
+    ``prior`` (:func:`prior_hashes`): files of the loaded generation that may be
+    hard-linked into ``d``, whose recorded sha256 is reused when still valid."""
     d.mkdir(parents=True, exist_ok=True)
     n = ix._bm25.n_rows
     doc_offsets = np.zeros(len(ix._docs) + 1, np.int64)
@@ -166,7 +231,7 @@ def write_generation(ix: "Index", d: Path, index_id: str) -> None:
     for p in sorted(d.rglob("*")):
         if p.is_file():
             rel = p.relative_to(d).as_posix()
-            files[rel] = {"sha256": sha256_file(p), "size": p.stat().st_size}
+            files[rel] = {"sha256": _sha256_of(p, rel, prior or {}), "size": p.stat().st_size}
     fingerprint = hashlib.sha256(
         "\n".join(f"{i} {h}" for i, h in zip(ix._docs.ids, ix._docs.shas)).encode("utf-8")
     ).hexdigest()
@@ -235,6 +300,11 @@ def load(
         if index is None:  # any failure, Ctrl-C included: the pin is let go
             pinned.release()
     pinned.close_dir()
+    disk = getattr(index._vectors, "_disk", None)
+    if disk is not None:
+        # it was opened through the pinned directory's descriptor (/proc/self/fd/N),
+        # closed now: a later save links its segment files by the directory's own path
+        disk._directory = pinned.display / "dense"
     index._adopt_pin(pinned, (str(root.resolve()), index.id))
     return index
 

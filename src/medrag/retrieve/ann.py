@@ -50,6 +50,9 @@ FORMAT = "medrag-ann"
 FORMAT_VERSION = 1
 MANIFEST = "ann.json"
 _REFINE = ("float16", "int8")
+_COARSE = ("flat", "hnsw")
+#: neighbours per node of the HNSW coarse quantizer (``coarse="hnsw"``)
+HNSW_M = 32
 #: allowed rows at or below which a masked search scans them exactly instead of probing cells
 EXACT_MASK_ROWS = 4096
 #: fewest rows :meth:`DiskIVFPQ.save` trains codes for; below it search scans the stored
@@ -77,6 +80,15 @@ class ANNConfig:
             ``n // 39`` (FAISS wants 39 training points per cell).
         pq_m: PQ sub-quantizers of 8 bits: bytes of code per vector (must divide the dimension).
         opq: rotate vectors by a learned OPQ matrix before IVF-PQ.
+        opq_iter: OPQ training iterations (each trains a PQ and solves a Procrustes
+            problem; FAISS's default is 50, which takes minutes at 384 dimensions).
+        coarse: the coarse quantizer that assigns a vector to its IVF cells: ``"flat"``
+            (exact, every centroid scored: ``nlist * dim`` multiply-adds per vector added
+            or searched) or ``"hnsw"`` (an HNSW graph over the centroids, Malkov &
+            Yashunin, "Efficient and robust approximate nearest neighbor search using
+            Hierarchical Navigable Small World graphs", IEEE TPAMI 2020: far fewer
+            distance computations, so adding 10M rows to 8,192+ cells stays affordable;
+            the k-means itself is still trained with exact assignment).
         nprobe: cells scanned per query.
         rerank: ``rerank * k`` PQ candidates are re-scored from the stored vectors.
         refine: how vectors are stored on disk: ``"float16"`` (2 bytes a dimension) or
@@ -89,6 +101,8 @@ class ANNConfig:
     nlist: int = 0
     pq_m: int = 48
     opq: bool = False
+    opq_iter: int = 20
+    coarse: str = "flat"
     nprobe: int = 32
     rerank: int = 20
     refine: str = "float16"
@@ -99,7 +113,9 @@ class ANNConfig:
     def __post_init__(self) -> None:
         if self.refine not in _REFINE:
             raise ConfigError(f"refine must be one of {_REFINE}, not {self.refine!r}")
-        for name in ("pq_m", "nprobe", "rerank", "kmeans_iter"):
+        if self.coarse not in _COARSE:
+            raise ConfigError(f"coarse must be one of {_COARSE}, not {self.coarse!r}")
+        for name in ("pq_m", "nprobe", "rerank", "kmeans_iter", "opq_iter"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"ANNConfig.{name} must be at least 1, not {getattr(self, name)!r}")
         if self.nlist < 0 or self.train_size < 0:
@@ -114,7 +130,7 @@ class ANNConfig:
         return max(1, min(auto, cap, 65536))
 
     def factory(self, nlist: int) -> str:
-        body = f"IVF{nlist},PQ{self.pq_m}"
+        body = f"IVF{nlist}{'_HNSW%d' % HNSW_M if self.coarse == 'hnsw' else ''},PQ{self.pq_m}"
         return f"OPQ{self.pq_m},{body}" if self.opq else body
 
 
@@ -214,6 +230,10 @@ class DiskIVFPQ:
         ivf = faiss.downcast_index(faiss.extract_index_ivf(self._index))
         codes = int(ivf.ntotal) * (int(ivf.code_size) + 8)
         extra = self._nlist * self.dim * 4 + ivf.pq.M * ivf.pq.ksub * ivf.pq.dsub * 4
+        quantizer = faiss.downcast_index(ivf.quantizer)
+        if hasattr(quantizer, "hnsw"):  # the graph: neighbour ids, levels, offsets
+            g = quantizer.hnsw
+            extra += g.neighbors.size() * 4 + g.levels.size() * 4 + g.offsets.size() * 8
         if self.config.opq:
             extra += self.dim * self.dim * 4
         return codes + extra + self._deleted.nbytes
@@ -245,9 +265,18 @@ class DiskIVFPQ:
         ivf.cp.seed = self.config.seed
         ivf.cp.max_points_per_centroid = max(39, len(x) // nlist + 1)
         ivf.pq.cp.seed = self.config.seed
+        if self.config.opq:
+            opq = faiss.downcast_VectorTransform(index.chain.at(0))
+            opq.niter = self.config.opq_iter
+        flat = None
+        if self.config.coarse == "hnsw":  # k-means with exact assignment; the graph is built on the centroids
+            flat = faiss.IndexFlatIP(self.dim)
+            ivf.clustering_index = flat  # a raw pointer in FAISS: ``flat`` keeps it alive
         ivf.do_polysemous_training = False  # slow, and only for Hamming filtering we never use
         logger.info("training %s on %d rows", self.config.factory(nlist), len(x))
         index.train(x)
+        if flat is not None:
+            ivf.clustering_index = None
         self._index, self._nlist = index, nlist
         if len(self):
             for start, block in self._blocks():
