@@ -282,7 +282,7 @@ def evaluate(fs, dev, test, iso=False, use_veto=False) -> dict:
         score, w = fit_score(d, fs, iso)
         ds, ts = veto_applied(d, [score(r) for r in d], use_veto), veto_applied(t, [score(r) for r in t], use_veto)
         thr, how = choose_threshold(d, ds)
-        t85 = threshold_for_support(d, ds)
+        t85 = max(0.0, threshold_for_support(d, ds))  # a vetoed pair (-1) is never accepted
         # the selection figure: dev in-sample (the fit and threshold of the dev rows themselves)
         dev_auc = aucs(d, ds)
         out["dev"] = {"auc": dev_auc, "aim": accept_rates(d, ds, thr), "at85": accept_rates(d, ds, t85)}
@@ -301,7 +301,7 @@ def evaluate(fs, dev, test, iso=False, use_veto=False) -> dict:
             score, _ = fit_score(train, fs, iso)
             trs = veto_applied(train, [score(r) for r in train], use_veto)
             thr, _ = choose_threshold(train, trs)
-            t85 = threshold_for_support(train, trs)
+            t85 = max(0.0, threshold_for_support(train, trs))
             for i in fold:
                 s = veto_applied([pool[i]], [score(pool[i])], use_veto)[0]
                 oof[i], acc_aim[i], acc85[i] = s, s >= thr, s >= t85

@@ -324,6 +324,13 @@ def test_cap_passage_window_keeps_the_best_sentence_and_neighbours():
     assert cap_passage("Aspirin lowers fever in children.", passage, 1000, window=0) == "Aspirin lowered fever in children."
 
 
+def test_negated_claim_keeps_acronyms_and_drops_the_period():
+    from medrag.answer.judge_prompts import negated_claim
+
+    assert negated_claim("Aspirin lowers fever.") == "It is not true that aspirin lowers fever."
+    assert negated_claim("ALDH1 expression predicts survival") == "It is not true that ALDH1 expression predicts survival."
+
+
 def test_default_prompt_ships_a_calibration_for_the_benchmark_model():
     from medrag.answer.judge import JUDGE_PROMPT_VERSION
 
