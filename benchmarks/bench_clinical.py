@@ -8,7 +8,7 @@ PDFs and the 103 real PubMed records of ../shared/data/pubmed/excerpts, plus, wi
 The index is lexical-only unless --dense (the offline MiniLM encoder; embeddings cached
 in .cache/embeddings).
 
-Run:  python benchmarks/bench_clinical.py [--distractors 5000] [--dense] [--show]
+Run:  python benchmarks/bench_clinical.py [--distractors 5000] [--dense [--dense-evidence]] [--show]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from medrag.answer import answer  # noqa: E402
+from medrag.answer import AnswerConfig, answer  # noqa: E402
 from medrag.index import Index, IndexConfig  # noqa: E402
 from medrag.ingest import iter_guideline_pdf, iter_pubmed  # noqa: E402
 
@@ -83,6 +83,8 @@ def main() -> int:
     ap.add_argument("--questions", default=str(REPO / "benchmarks" / "clinical_questions.json"))
     ap.add_argument("--distractors", type=int, default=0)
     ap.add_argument("--dense", action="store_true")
+    ap.add_argument("--dense-evidence", action="store_true",
+                    help="with --dense: AnswerConfig(dense_evidence=True, min_sentence_coverage=0) (the dense evidence scorer)")
     ap.add_argument("--show", action="store_true", help="print every answer")
     args = ap.parse_args()
     qs = json.loads(Path(args.questions).read_text())["questions"]
@@ -90,11 +92,12 @@ def main() -> int:
     index, files = build(Path(args.data), args.distractors, args.dense, Path(args.cache))
     print(f"{index.n_documents:,} documents ({len(files)} guidelines), {len(index):,} chunks, "
           f"{'hybrid' if args.dense else 'lexical-only'}; built in {time.perf_counter() - t0:.0f} s")
+    cfg = AnswerConfig(dense_evidence=True, min_sentence_coverage=0.0) if args.dense_evidence else AnswerConfig()
     quoted = n_ans = abstained_ok = n_abs = wrongly_abstained = parts_met = parts_total = 0
     lat = []
     for q in qs:
         t = time.perf_counter()
-        a = answer(q["question"], index)
+        a = answer(q["question"], index, config=cfg)
         lat.append(time.perf_counter() - t)
         if q["expect"] == "abstain":
             n_abs += 1

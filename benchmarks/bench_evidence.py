@@ -40,7 +40,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from medrag.answer import AnswerConfig  # noqa: E402
-from medrag.answer.scorer import DENSE_FEATURES, FEATURES, EvidenceScorer, dense_features, unit_features  # noqa: E402
+from medrag.answer.scorer import (  # noqa: E402
+    DENSE_CONTEXT_FEATURES, DENSE_FEATURES, FEATURES, EvidenceScorer, dense_context_features, dense_features,
+    unit_features,
+)
+from medrag.answer.sentvec import UnitVectors  # noqa: E402
 from medrag.answer.trees import BoostedTrees  # noqa: E402
 from medrag.answer.select import candidates, pick, question_weights, relevance  # noqa: E402
 from medrag.answer.text import content_tokens  # noqa: E402
@@ -106,16 +110,19 @@ def load_vectors(claims: list[dict], directory: Path) -> dict[str, np.ndarray]:
     return dict(zip(texts, vecs))
 
 
-def unit_sims(passages, qvec: np.ndarray, vecs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def unit_vectors_of(passages, qvec: np.ndarray, vecs: dict[str, np.ndarray]) -> UnitVectors:
+    """The question and unit vectors of ``passages`` (as medrag.answer.sentvec.unit_vectors
+    gives them, read from the benchmark's cache)."""
     out = {}
     for p in passages:
         units = quote_units(p.chunk.text)
         m = np.array([vecs[p.chunk.text[u.start : u.end]] for u in units]) if units else np.zeros((0, len(qvec)))
-        out[p.chunk.id] = m @ qvec
-    return out
+        out[p.chunk.id] = m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
+    return UnitVectors(qvec / np.linalg.norm(qvec), out)
 
 
-def build(claims: list[dict], k: int, min_cov: float, vecs: dict[str, np.ndarray] | None) -> list[dict]:
+def build(claims: list[dict], k: int, min_cov: float, vecs: dict[str, np.ndarray] | None,
+          context: bool = True) -> list[dict]:
     """Candidates, features and labels of every claim at k passages."""
     out = []
     for c in claims:
@@ -126,7 +133,9 @@ def build(claims: list[dict], k: int, min_cov: float, vecs: dict[str, np.ndarray
         key = max(c["q"], key=lambda t: (weight[t], t)) if c["q"] else None
         X = unit_features(pool, c["q"], weight, key, c["question"])
         if vecs is not None:
-            X = np.hstack([X, dense_features(pool, unit_sims(passages, vecs[c["question"]], vecs))])
+            uv = unit_vectors_of(passages, vecs[c["question"]], vecs)
+            X = np.hstack([X, dense_features(pool, uv.similarities())]
+                          + ([dense_context_features(pool, uv)] if context else []))
         sets = [gold_of(" ".join(x.text.split()), beir_id(x.passage.chunk.doc_id), c["gold_sents"]) for x in pool]
         y = np.array([1 if s & c["gold"] else 0 for s in sets])
         top = max((p.score for p in passages), default=1.0) or 1.0
@@ -179,7 +188,7 @@ def fit(claims, args, dense: bool) -> EvidenceScorer:
         trees = BoostedTrees.from_sklearn(m)
         # the exported arrays give sklearn's own probabilities
         assert np.allclose(trees.probabilities(X[:500]), m.predict_proba(X[:500])[:, 1], atol=1e-9)
-        scorer = EvidenceScorer(trees=trees, dense=dense, cut=args.cut)
+        scorer = EvidenceScorer(trees=trees, dense=dense, cut=args.cut, dense_context=dense and args.dense_context)
     else:
         from sklearn.linear_model import LogisticRegression
 
@@ -187,7 +196,8 @@ def fit(claims, args, dense: bool) -> EvidenceScorer:
         scale[scale == 0] = 1.0
         m = LogisticRegression(C=args.C, max_iter=3000, class_weight="balanced" if args.cut == "thr" else None)
         m.fit((X - mean) / scale, y)
-        scorer = EvidenceScorer(m.coef_[0], float(m.intercept_[0]), 0.5, mean, scale, dense=dense, cut=args.cut)
+        scorer = EvidenceScorer(m.coef_[0], float(m.intercept_[0]), 0.5, mean, scale, dense=dense, cut=args.cut,
+                                dense_context=dense and args.dense_context)
     if args.cut == "thr":
         probs = [scorer.probabilities(c["X"]) for c in claims]
 
@@ -260,6 +270,8 @@ def main() -> int:
     ap.add_argument("--min-coverage", type=float, default=0.0)
     ap.add_argument("--hybrid", action="store_true")
     ap.add_argument("--dense-feature", action="store_true")
+    ap.add_argument("--no-dense-context", dest="dense_context", action="store_false",
+                    help="with --dense-feature: without the dense context features (the 0.2 scorer)")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--C", type=float, default=1.0)
     ap.add_argument("--cut", choices=("ef1", "thr"), default="ef1")
@@ -275,7 +287,7 @@ def main() -> int:
     t0 = time.perf_counter()
     claims = load_claims(Path(args.data), args.k, args.hybrid, Path(args.cache))
     vecs = load_vectors(claims, Path(args.vectors)) if args.dense_feature else None
-    built = build(claims, args.k, args.min_coverage, vecs)
+    built = build(claims, args.k, args.min_coverage, vecs, context=args.dense_context)
     n_units = sum(len(c["y"]) for c in built)
     print(f"{len(built)} SciFact training claims with evidence; {n_units:,} candidate units "
           f"({sum(int(c['y'].sum()) for c in built):,} rationale) from k={args.k} "
@@ -292,12 +304,13 @@ def main() -> int:
     print(f"hand-set relevance + MMR (no fitting): P {p:.3f} R {r:.3f} F1 {f:.3f}")
     dense = vecs is not None
     p, r, f, info = cross_validate(built, args, dense)
-    feats = "lexical + dense similarity" if dense else "lexical"
+    feats = ("lexical + dense similarity" + (" + dense context" if args.dense_context else "")) if dense else "lexical"
     print(f"learned scorer ({args.model}, {feats} features, cut {args.cut}, at most {args.max_units}), "
           f"{args.folds}-fold CV by claim ({info}): P {p:.3f} R {r:.3f} F1 {f:.3f}")
     if args.write:
         scorer = fit(built, args, dense)
-        names = list(FEATURES) + (list(DENSE_FEATURES) if dense else [])
+        names = list(FEATURES) + (list(DENSE_FEATURES) if dense else []) + (
+            list(DENSE_CONTEXT_FEATURES) if dense and args.dense_context else [])
         out = DATA / ("evidence_dense.json" if dense else "evidence.json")
         meta = {
             "about": "evidence-sentence scorer; refit with python benchmarks/bench_evidence.py --write"

@@ -13,14 +13,18 @@ from conftest import HashEncoder, need_data
 from medrag.answer import AnswerConfig
 from medrag.answer.compose import compose_extractive
 from medrag.answer.scorer import (
+    DENSE_CONTEXT_FEATURES,
     DENSE_FEATURES,
     FEATURES,
     EvidenceScorer,
+    dense_context_features,
     evidence_scorer,
     pick_expected_f1,
+    score_candidates,
 )
 from medrag.answer.select import candidates
-from medrag.answer.sentvec import UnitVectorCache, unit_similarities
+from medrag.answer.select import question_weights
+from medrag.answer.sentvec import UnitVectorCache, unit_similarities, unit_vectors
 from medrag.answer.text import content_tokens
 from medrag.answer.units import quote_units
 from medrag.errors import ConfigError
@@ -70,7 +74,8 @@ def test_shipped_scorers_load_with_their_features():
     lex = evidence_scorer()
     assert lex is not None and not lex.dense and n_read(lex) == len(FEATURES)
     dense = evidence_scorer(dense=True)
-    assert dense is not None and dense.dense and n_read(dense) == len(FEATURES) + len(DENSE_FEATURES)
+    assert dense is not None and dense.dense and dense.dense_context
+    assert n_read(dense) == len(FEATURES) + len(DENSE_FEATURES) + len(DENSE_CONTEXT_FEATURES)
     rng = np.random.default_rng(0)
     for s in (lex, dense):
         p = s.probabilities(rng.random((50, n_read(s))))
@@ -196,3 +201,61 @@ def test_answer_passes_the_index_encoder_only_when_asked():
     assert enc.encoded == before  # lexical features: no unit is encoded
     a = answer(q, index, config=AnswerConfig(threshold=0.0, dense_evidence=True, min_sentence_coverage=0.0))
     assert enc.encoded > before and a.sentences  # the units of the retrieved passages were encoded
+
+
+def test_dense_context_features_equal_a_unit_by_unit_computation(scifact_index):
+    enc = HashEncoder(64)
+    q = "vitamin D deficiency and bone fractures"
+    passages = scifact_index.search(q, k=4)
+    pool = candidates(passages, sorted(set(content_tokens(q))))
+    uv = unit_vectors(q, passages, enc)
+    F = dense_context_features(pool, uv)
+    assert F.shape == (len(pool), len(DENSE_CONTEXT_FEATURES))
+    col = {name: i for i, name in enumerate(DENSE_CONTEXT_FEATURES)}
+    qv = enc.encode_queries([q])[0]
+    qv = qv / np.linalg.norm(qv)
+
+    def unit(v):
+        n = np.linalg.norm(v)
+        return v / n if n else v
+
+    w3_all = []
+    for row, c in zip(F, pool):
+        texts = [c.passage.chunk.text[u.start : u.end] for u in quote_units(c.passage.chunk.text)]
+        U = np.array([unit(v) for v in enc.encode_documents(texts)])
+        s = U @ qv
+        j = c.position
+        window = [U[i] for i in (j - 1, j, j + 1) if 0 <= i < len(U)]
+        w3 = [float(unit(sum(U[i] for i in (k - 1, k, k + 1) if 0 <= i < len(U))) @ qv) for k in range(len(U))]
+        w3_all.append(w3[j])
+        np.testing.assert_allclose(row[col["window3_sim"]], unit(sum(window)) @ qv, atol=1e-6)
+        # the document's units: those of every chunk of the same document among the passages
+        doc_chunks = list(dict.fromkeys(x.passage.chunk.id for x in pool if x.passage.chunk.doc_id == c.passage.chunk.doc_id))
+        assert doc_chunks == [c.passage.chunk.id]  # one chunk per abstract here
+        np.testing.assert_allclose(row[col["doc_mean_sim"]], unit(U.mean(axis=0)) @ qv, atol=1e-6)
+        np.testing.assert_allclose(row[col["centrality"]], U[j] @ unit(U.mean(axis=0)), atol=1e-6)
+        np.testing.assert_allclose(row[col["sim_to_best_in_doc"]], U[j] @ U[int(np.argmax(s))], atol=1e-6)
+        np.testing.assert_allclose(row[col["prev2_dense_sim"]], s[j - 2] if j >= 2 else 0.0, atol=1e-6)
+        np.testing.assert_allclose(row[col["next2_dense_sim"]], s[j + 2] if j + 2 < len(s) else 0.0, atol=1e-6)
+        with_next = unit(U[j] + U[j + 1]) @ qv if j + 1 < len(U) else s[j]
+        np.testing.assert_allclose(row[col["with_next_sim"]], with_next, atol=1e-6)
+        np.testing.assert_allclose(row[col["window3_minus_best_in_doc"]], w3[j] - max(w3), atol=1e-6)
+        above = round(1.0 / row[col["inv_window3_rank_in_doc"]]) - 1  # units ranked above this one
+        assert sum(x > w3[j] + 1e-6 for x in w3) <= above <= sum(x > w3[j] - 1e-6 for x in w3)
+        assert row[col["doc_units"]] == len(U)
+    np.testing.assert_allclose(F[:, col["window3_minus_best"]], np.array(w3_all) - max(w3_all), atol=1e-6)
+
+
+def test_a_dense_context_scorer_needs_the_unit_vectors(scifact_index):
+    q = "vitamin D deficiency"
+    passages = scifact_index.search(q, k=3)
+    toks = sorted(set(content_tokens(q)))
+    pool = candidates(passages, toks)
+    weight = question_weights(toks, pool, None)
+    scorer = evidence_scorer(dense=True)
+    enc = HashEncoder(64)
+    uv = unit_vectors(q, passages, enc)
+    p = score_candidates(pool, toks, weight, toks[0], q, scorer, uv)
+    assert p.shape == (len(pool),) and np.all((p >= 0) & (p <= 1))
+    with pytest.raises(ValueError, match="unit vectors"):
+        score_candidates(pool, toks, weight, toks[0], q, scorer, uv.similarities())

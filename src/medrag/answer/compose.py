@@ -32,7 +32,7 @@ from .evidence import evidence_level
 from .select import candidates, pick, question_weights, relevance, weighted_coverage
 from .parts import question_parts
 from .scorer import asks_for_number, evidence_scorer, number_subject, score_candidates, states_asked_number
-from .sentvec import unit_similarities
+from .sentvec import unit_vectors
 from .support import SupportModel, coverage, passage_features, support_of
 from .text import content_tokens
 
@@ -123,7 +123,7 @@ def compose_extractive(
         if config.dense_evidence and encoder is not None:
             scorer = evidence_scorer(dense=True)
             if scorer is not None:
-                sims = unit_similarities(question, passages, encoder)
+                sims = unit_vectors(question, passages, encoder)
         if scorer is None:
             scorer = evidence_scorer()
     if scorer is not None:

@@ -49,8 +49,10 @@ class AnswerConfig:
             idf-weighted overlap of 0.1.
         dense_evidence: with ``selection="learned"`` and an index that has an encoder,
             the evidence scorer also reads the cosine similarity of the question and
-            each candidate sentence under the index's encoder (sentence vectors cached
-            per chunk; see the README for its cost and gain). Off: lexical features only.
+            each candidate sentence under the index's encoder, and of the question and
+            the sentence joined with its neighbours, and how the sentence stands among
+            its document's (sentence vectors cached per chunk; see the README for its
+            cost and gain; fit at ``min_sentence_coverage=0``). Off: lexical features only.
         support: the calibrated support model.
     """
 

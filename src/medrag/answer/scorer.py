@@ -16,7 +16,10 @@ pointers to other documents). This model (logistic or boosted trees) weighs, for
 
 Optionally (``AnswerConfig.dense_evidence`` and an index with an encoder) it also
 reads the cosine similarity of the question and each unit under the index's encoder
-(:data:`DENSE_FEATURES`, :mod:`.sentvec`: unit vectors cached per chunk).
+(:data:`DENSE_FEATURES`, :mod:`.sentvec`: unit vectors cached per chunk) and the
+unit's dense context within its passage (:data:`DENSE_CONTEXT_FEATURES`: the question's
+similarity to the unit joined with its neighbours, how the unit stands among the
+passage's units, how central it is to the passage).
 
 The model is fit on the SciFact training claims' rationale sentences
 (``python benchmarks/bench_evidence.py --write [--dense-feature]``, cross-validated by
@@ -39,11 +42,12 @@ import numpy as np
 
 from .roles import ROLES, role_model
 from .select import Candidate, weighted_coverage
+from .sentvec import UnitVectors
 from .text import content_tokens, numbers
 from .trees import BoostedTrees
 from .units import quote_units
 
-__all__ = ["FEATURES", "DENSE_FEATURES", "EvidenceScorer", "dense_features", "pick_expected_f1", "evidence_scorer", "unit_features", "asks_for_number", "number_subject", "states_asked_number"]
+__all__ = ["FEATURES", "DENSE_FEATURES", "DENSE_CONTEXT_FEATURES", "EvidenceScorer", "dense_features", "dense_context_features", "score_candidates", "pick_expected_f1", "evidence_scorer", "unit_features", "asks_for_number", "number_subject", "states_asked_number"]
 
 _DATA = Path(__file__).resolve().parent / "data"
 
@@ -62,6 +66,19 @@ FEATURES = (
 DENSE_FEATURES = (
     "dense_sim", "dense_minus_best", "dense_minus_best_in_passage", "inv_dense_rank", "inv_dense_rank_in_passage",
     "passage_dense_max", "passage_dense_minus_best", "inv_passage_dense_rank", "prev_dense_sim", "next_dense_sim",
+)
+
+#: Features of a unit's dense context, appended to :data:`DENSE_FEATURES` by the dense
+#: scorer; computed from the unit vectors (:func:`dense_context_features`). "window3":
+#: the normalised sum of the vectors of the unit and its previous and next units (same
+#: chunk); "with_next" / "with_prev": of the unit and one neighbour; "doc": every unit
+#: of the document's retrieved chunks; "centrality": the unit's cosine with their mean
+#: vector.
+DENSE_CONTEXT_FEATURES = (
+    "doc_mean_sim", "centrality", "dense_z_in_doc", "sim_to_best_in_doc", "doc_dense_std",
+    "window3_sim", "dense_minus_neighbours", "with_next_sim", "with_prev_sim",
+    "prev2_dense_sim", "next2_dense_sim", "window3_minus_best_in_doc", "inv_window3_rank_in_doc",
+    "doc_units", "window3_minus_best",
 )
 
 _LABEL_ROLE = [
@@ -246,21 +263,96 @@ def dense_features(pool: Sequence[Candidate], unit_sims: Mapping[str, np.ndarray
     return np.asarray(rows, dtype=np.float64)
 
 
+def _unit_norm(m: np.ndarray) -> np.ndarray:
+    return m / (np.linalg.norm(m, axis=-1, keepdims=True) + 1e-9)
+
+
+def dense_context_features(pool: Sequence[Candidate], vectors: UnitVectors) -> np.ndarray:
+    """The :data:`DENSE_CONTEXT_FEATURES` of ``pool`` (one row per candidate), from the
+    question vector and the unit vectors of the candidates' chunks. Neighbours are the
+    previous and next units of the same chunk; the document-level features
+    (``doc_*``, ``centrality``, ``*_in_doc``) pool every unit of the document's chunks
+    among the passages (whether or not a unit is a candidate)."""
+    n_cols = len(DENSE_CONTEXT_FEATURES)
+    if not pool:
+        return np.zeros((0, n_cols))
+    qv = np.asarray(vectors.question, dtype=np.float64)
+    per: dict[str, np.ndarray] = {}
+    by_doc: dict[str, list[str]] = {}
+    for c in pool:
+        ids = by_doc.setdefault(c.passage.chunk.doc_id, [])
+        if c.passage.chunk.id not in ids:
+            ids.append(c.passage.chunk.id)
+    for chunk_ids in by_doc.values():
+        mats, offsets = [], []
+        for cid in chunk_ids:
+            U = np.asarray(vectors.units[cid], dtype=np.float64)
+            n = len(U)
+            f = np.zeros((n, n_cols))
+            per[cid] = f
+            offsets.append(sum(len(m) for m in mats))
+            mats.append(U)
+            if n == 0:
+                continue
+            s = U @ qv
+            w3 = U.copy()
+            w3[1:] += U[:-1]
+            w3[:-1] += U[1:]
+            wn, wp = s.copy(), s.copy()
+            if n > 1:
+                wn[:-1] = _unit_norm(U[:-1] + U[1:]) @ qv
+                wp[1:] = _unit_norm(U[1:] + U[:-1]) @ qv
+            prev = np.concatenate([[-1.0], s[:-1]])
+            nxt = np.concatenate([s[1:], [-1.0]])
+            f[:, 5] = _unit_norm(w3) @ qv
+            f[:, 6] = s - np.maximum(prev, nxt)
+            f[:, 7] = wn
+            f[:, 8] = wp
+            f[2:, 9] = s[:-2]
+            f[:-2, 10] = s[2:]
+        D = np.vstack(mats)
+        if len(D) == 0:
+            continue
+        s = D @ qv
+        mean = _unit_norm(D.mean(axis=0))
+        best = int(np.argmax(s))
+        w3s = np.concatenate([per[cid][:, 5] for cid in chunk_ids])
+        g = np.zeros((len(D), n_cols))
+        g[:, 0] = float(mean @ qv)
+        g[:, 1] = D @ mean
+        g[:, 2] = (s - s.mean()) / (s.std() + 1e-6)
+        g[:, 3] = D @ D[best]
+        g[:, 4] = s.std()
+        g[:, 11] = w3s - w3s.max()
+        g[:, 12] = 1.0 / (1.0 + np.sum(w3s[None, :] > w3s[:, None], axis=1))
+        g[:, 13] = len(D)
+        for cid, off in zip(chunk_ids, offsets):
+            f = per[cid]
+            for j in (0, 1, 2, 3, 4, 11, 12, 13):
+                f[:, j] = g[off : off + len(f), j]
+    rows = np.array([per[c.passage.chunk.id][c.position] for c in pool])
+    rows[:, 14] = rows[:, 5] - rows[:, 5].max()
+    return rows
+
+
 class EvidenceScorer:
     """P(evidence) of each candidate from its features: a logistic model
     (sigmoid(standardised features . coef + intercept)) or boosted trees
     (:class:`~medrag.answer.trees.BoostedTrees`, ``trees``).
 
     ``dense``: the model also reads :data:`DENSE_FEATURES` (question-sentence
-    similarity). ``cut``: ``"ef1"`` quotes as many units as maximise the expected F1
+    similarity); ``dense_context``: and :data:`DENSE_CONTEXT_FEATURES`. ``cut``: ``"ef1"`` quotes as many units as maximise the expected F1
     (:func:`pick_expected_f1`); ``"thr"`` quotes a unit after the first only above
     ``threshold`` (:func:`pick_by_probability`)."""
 
     def __init__(
         self, coef: Sequence[float] | None = None, intercept: float = 0.0, threshold: float = 0.5, mean=None,
         scale=None, *, dense: bool = False, cut: str = "thr", trees: BoostedTrees | None = None,
+        dense_context: bool = False,
     ) -> None:
-        n = len(FEATURES) + (len(DENSE_FEATURES) if dense else 0)
+        if dense_context and not dense:
+            raise ValueError("dense context features need the dense features too")
+        n = len(FEATURES) + (len(DENSE_FEATURES) if dense else 0) + (len(DENSE_CONTEXT_FEATURES) if dense_context else 0)
         if trees is None and coef is None:
             raise ValueError("an evidence scorer needs logistic weights or boosted trees")
         if trees is not None and trees.n_features != n:
@@ -270,6 +362,7 @@ class EvidenceScorer:
         if cut not in ("ef1", "thr"):
             raise ValueError(f"evidence scorer cut must be 'ef1' or 'thr', not {cut!r}")
         self.dense = bool(dense)
+        self.dense_context = bool(dense_context)
         self.cut = cut
         self.trees = trees
         self.coef = None if coef is None else np.asarray(coef, dtype=np.float64)
@@ -282,11 +375,12 @@ class EvidenceScorer:
     def load(cls, path: Path = _DATA / "evidence.json") -> "EvidenceScorer":
         meta = json.loads(path.read_text(encoding="utf-8"))
         names = tuple(meta["features"])
-        if names not in (FEATURES, FEATURES + DENSE_FEATURES):
+        if names not in (FEATURES, FEATURES + DENSE_FEATURES, FEATURES + DENSE_FEATURES + DENSE_CONTEXT_FEATURES):
             raise ValueError(f"{path}: the features differ from this library's; refit the scorer")
         trees = BoostedTrees.from_json(meta["trees"]) if "trees" in meta else None
         return cls(meta.get("coef"), meta.get("intercept", 0.0), meta.get("threshold", 0.5), meta.get("mean"),
-                   meta.get("scale"), dense=names != FEATURES, cut=meta.get("cut", "thr"), trees=trees)
+                   meta.get("scale"), dense=names != FEATURES, cut=meta.get("cut", "thr"), trees=trees,
+                   dense_context=len(names) == len(FEATURES) + len(DENSE_FEATURES) + len(DENSE_CONTEXT_FEATURES))
 
     def probabilities(self, X: np.ndarray) -> np.ndarray:
         if X.shape[0] == 0:
@@ -367,14 +461,22 @@ def score_candidates(
     key_term: str | None,
     question: str,
     scorer: EvidenceScorer,
-    unit_sims: Mapping[str, np.ndarray] | None = None,
+    unit_sims: Mapping[str, np.ndarray] | UnitVectors | None = None,
 ) -> np.ndarray:
     """The scorer's probabilities for ``pool`` (the composer and the benchmark that
     fits the scorer both call this, so they see the same features). A dense scorer
-    needs ``unit_sims`` (:func:`medrag.answer.sentvec.unit_similarities`)."""
+    needs ``unit_sims``: the question and unit vectors
+    (:func:`medrag.answer.sentvec.unit_vectors`), or for a scorer without dense
+    context features the similarities alone (:func:`~medrag.answer.sentvec.unit_similarities`)."""
     X = unit_features(pool, q, weight, key_term, question)
     if scorer.dense:
         if unit_sims is None:
             raise ValueError("a dense evidence scorer needs the question-unit similarities")
-        X = np.hstack([X, dense_features(pool, unit_sims)])
+        vectors = unit_sims if isinstance(unit_sims, UnitVectors) else None
+        sims = vectors.similarities() if vectors is not None else unit_sims
+        X = np.hstack([X, dense_features(pool, sims)])
+        if scorer.dense_context:
+            if vectors is None:
+                raise ValueError("this dense evidence scorer needs the unit vectors (medrag.answer.sentvec.unit_vectors)")
+            X = np.hstack([X, dense_context_features(pool, vectors)])
     return scorer.probabilities(X)

@@ -17,14 +17,15 @@ import logging
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..types import Passage
 from .units import quote_units
 
-__all__ = ["UnitVectorCache", "unit_similarities"]
+__all__ = ["UnitVectorCache", "UnitVectors", "unit_similarities", "unit_vectors"]
 
 logger = logging.getLogger(__name__)
 
@@ -121,9 +122,28 @@ def cache_for(encoder) -> UnitVectorCache:
         return cache
 
 
+@dataclass(frozen=True)
+class UnitVectors:
+    """The question's vector (``question``, shape (dim,), L2-normalised) and, per chunk
+    id, the L2-normalised vectors of the chunk's quotable units (``units``, shape
+    (units, dim), :func:`~medrag.answer.units.quote_units` order)."""
+
+    question: np.ndarray
+    units: Mapping[str, np.ndarray]
+
+    def similarities(self) -> dict[str, np.ndarray]:
+        """chunk id -> cosine similarity of the question with each unit."""
+        return {cid: (v @ self.question if len(v) else np.zeros(0, np.float32)) for cid, v in self.units.items()}
+
+
+def unit_vectors(question: str, passages: Sequence[Passage], encoder) -> UnitVectors:
+    """The question's vector (query side of ``encoder``) and the unit vectors of every
+    passage's chunk (documents side, cached per chunk by :func:`cache_for`)."""
+    qv = _normalise(encoder.encode_queries([question]))[0]
+    return UnitVectors(qv, cache_for(encoder).vectors(passages))
+
+
 def unit_similarities(question: str, passages: Sequence[Passage], encoder) -> dict[str, np.ndarray]:
     """chunk id -> cosine similarity of ``question`` with each quotable unit of the
     chunk (in :func:`~medrag.answer.units.quote_units` order)."""
-    qv = _normalise(encoder.encode_queries([question]))[0]
-    vecs = cache_for(encoder).vectors(passages)
-    return {cid: (v @ qv if len(v) else np.zeros(0, np.float32)) for cid, v in vecs.items()}
+    return unit_vectors(question, passages, encoder).similarities()
