@@ -33,7 +33,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from medrag.answer import AnswerConfig, answer  # noqa: E402
 from medrag.answer import LexicalVerifier  # noqa: E402
-from medrag.answer.compose import passage_features  # noqa: E402
+from medrag.answer.support import support_features  # noqa: E402
 from medrag.eval import abstention_curve, citation_precision_recall  # noqa: E402
 from medrag.answer.text import content_tokens  # noqa: E402
 from medrag.index import Index, IndexConfig  # noqa: E402
@@ -82,23 +82,19 @@ def cached_only(docs: list[Document], encoder, config: IndexConfig) -> list[Docu
     return [d for d in docs if all(encoder._key(c.index_text) in have for c in chunk_document(d, config.chunking))]
 
 
-def run_protocol(index: Index, docs: dict[str, Document], questions, config: AnswerConfig):
+def run_protocol(index: Index, docs: dict[str, Document], questions, config: AnswerConfig, dump=None):
     """For each question: support and cites-own when answerable, support when
-    unanswerable, and the top passage's support features in both cases."""
+    unanswerable, and every retrieved passage's support features in both cases.
+    ``dump`` (an open text file) receives one JSON line per question: the retrieved
+    passages and the question's term weights in both cases (``--from-dump`` refits from
+    it without retrieving again)."""
     cfg0 = dataclasses.replace(config, threshold=0.0)
-    zero = (0.0, 0.0, 0.0, 0.0)
-
-    def top_features(q: str, passages) -> tuple[float, ...]:
-        if not passages:
-            return zero
-        weights = index.term_weights(sorted(set(content_tokens(q))))
-        return passage_features(q, passages[0], weights)
-
     rows = []
     for pmid, q in questions:
         own = f"pmid:{pmid}"
+        qt = sorted(set(content_tokens(q)))
         a = answer(q, index, config=cfg0)
-        feats_a = top_features(q, a.passages)
+        a_weights = index.term_weights(qt)
         cites = a.answered and any(c.doc_id == own for s in a.sentences for c in s.citations)
         chunk_text = {p.chunk.id: p.chunk.text for p in a.passages}
         alce = citation_precision_recall(
@@ -107,15 +103,51 @@ def run_protocol(index: Index, docs: dict[str, Document], questions, config: Ans
         ) if a.answered else None
         index.delete([own])
         u = answer(q, index, config=cfg0)
-        feats_u = top_features(q, u.passages)
+        u_weights = index.term_weights(qt)
         index.add([docs[own]])
-        rows.append({
-            "pmid": pmid, "a_support": a.support if a.answered else 0.0, "a_cites_own": cites,
-            "a_status": a.status, "u_support": u.support if u.answered else 0.0,
-            "a_feats": feats_a, "u_feats": feats_u,
-            "top_is_own": bool(a.passages) and a.passages[0].chunk.doc_id == own,
-            "alce": alce,
-        })
+        if dump is not None:
+            dump.write(json.dumps({
+                "pmid": pmid, "question": q, "a_status": a.status, "a_cites_own": cites,
+                "a_support": a.support if a.answered else 0.0, "u_support": u.support if u.answered else 0.0,
+                "a_passages": [p.to_dict() for p in a.passages], "u_passages": [p.to_dict() for p in u.passages],
+                "a_weights": a_weights, "u_weights": u_weights,
+            }) + "\n")
+        rows.append(protocol_row(pmid, q, a.status, cites, a.support if a.answered else 0.0,
+                                 u.support if u.answered else 0.0, a.passages, u.passages, a_weights, u_weights,
+                                 alce))
+    return rows
+
+
+def protocol_row(pmid, q, a_status, cites, a_support, u_support, a_passages, u_passages, a_weights, u_weights,
+                 alce=None):
+    own = f"pmid:{pmid}"
+    return {
+        "pmid": pmid, "a_support": a_support, "a_cites_own": cites, "a_status": a_status, "u_support": u_support,
+        "a_all": [support_features(q, p, a_passages, a_weights) for p in a_passages],
+        "u_all": [support_features(q, p, u_passages, u_weights) for p in u_passages],
+        "a_dense": [("dense" in p.scores) for p in a_passages], "u_dense": [("dense" in p.scores) for p in u_passages],
+        "top_is_own": bool(a_passages) and a_passages[0].chunk.doc_id == own,
+        "alce": alce,
+    }
+
+
+def rows_from_dump(path: Path, config: AnswerConfig):
+    """The protocol rows of a ``--dump`` file, the default model's supports recomputed
+    with ``config`` from the stored passages (what the composer computes; an answer the
+    composer abstained on for another reason stays abstained)."""
+    from medrag.answer.support import support_of
+    from medrag.types import Passage
+
+    rows = []
+    for line in open(path):
+        r = json.loads(line)
+        ap = [Passage.from_dict(p) for p in r["a_passages"]]
+        up = [Passage.from_dict(p) for p in r["u_passages"]]
+        sa = support_of(r["question"], ap, config, r["a_weights"])[0] if ap else 0.0
+        su = support_of(r["question"], up, config, r["u_weights"])[0] if up else 0.0
+        rows.append(protocol_row(r["pmid"], r["question"], r["a_status"], r["a_cites_own"],
+                                 sa if r["a_status"] != "abstained" else 0.0, su, ap, up, r["a_weights"],
+                                 r["u_weights"]))
     return rows
 
 
@@ -143,27 +175,62 @@ def print_curve(title, c):
         print(f"| {r['threshold']:.2f} | {r['answered']:.1%} | {r['answered_citing_own']:.1%} | {r['abstained_unanswerable']:.1%} |")
 
 
-def fit(rows, seed=0):
-    """Logistic regression of answerable (1) vs unanswerable (0) on top-passage features;
-    2-fold cross-validation; returns (weights fit on all, cross-validated supports)."""
+#: the support features each calibration reads (indices into support_features)
+HYBRID_FEATURES = (0, 1, 2, 3, 4)  # dense, coverage, sentence, idf coverage, fused gap
+LEXICAL_FEATURES = (1, 2, 3, 5, 6)  # coverage, sentence, idf coverage, BM25 ratios
+HYBRID_NAMES = ("w_dense", "w_coverage", "w_sentence", "w_idf_coverage", "w_fused_gap")
+LEXICAL_NAMES = ("lex_w_coverage", "lex_w_sentence", "lex_w_idf_coverage", "lex_w_bm25_ratio_top",
+                 "lex_w_bm25_ratio_mean")
+
+
+def _logistic(X, y):
+    """Logistic regression (C=1) on standardised features, folded back into plain
+    weights on the raw features: (weights, bias)."""
     from sklearn.linear_model import LogisticRegression
 
-    X = np.array([r["a_feats"] for r in rows] + [r["u_feats"] for r in rows])
-    y = np.array([1] * len(rows) + [0] * len(rows))
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(len(rows))
-    folds = [perm[: len(rows) // 2], perm[len(rows) // 2 :]]
-    cv_a = np.zeros(len(rows))
-    cv_u = np.zeros(len(rows))
-    for i in range(2):
-        test = folds[i]
-        train = folds[1 - i]
-        tr = np.concatenate([train, train + len(rows)])
-        m = LogisticRegression(C=10.0, max_iter=1000).fit(X[tr], y[tr])
-        cv_a[test] = m.predict_proba(X[test])[:, 1]
-        cv_u[test] = m.predict_proba(X[test + len(rows)])[:, 1]
-    m = LogisticRegression(C=10.0, max_iter=1000).fit(X, y)
-    return m.coef_[0], float(m.intercept_[0]), cv_a, cv_u
+    mu, sd = X.mean(axis=0), X.std(axis=0)
+    sd[sd == 0] = 1.0
+    m = LogisticRegression(C=1.0, max_iter=2000).fit((X - mu) / sd, y)
+    w = m.coef_[0] / sd
+    return w, float(m.intercept_[0] - np.sum(w * mu))
+
+
+def _support(w, b, feats, cols):
+    """Support of a question as the composer computes it: the best passage's probability."""
+    if not feats:
+        return 0.0
+    z = np.asarray(feats)[:, cols] @ w + b
+    return float(np.max(1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))))
+
+
+def fit(rows, lexical: bool, folds: int = 5, seed: int = 0):
+    """Logistic regression of answerable (1) vs unanswerable (0) on the top passage's
+    features; cross-validated by question (``folds`` folds); the cross-validated
+    support of a question is the best passage's, as in :func:`support_of`. Returns
+    (weights fit on all, bias, cross-validated supports answerable, unanswerable)."""
+    cols = list(LEXICAL_FEATURES if lexical else HYBRID_FEATURES)
+    n = len(rows)
+
+    def xy(idx):
+        X, y = [], []
+        for i in idx:
+            for key, label in (("a_all", 1), ("u_all", 0)):
+                if rows[i][key]:
+                    X.append(np.asarray(rows[i][key][0])[cols])
+                    y.append(label)
+        return np.array(X), np.array(y)
+
+    fold_of = np.empty(n, int)
+    for k, idx in enumerate(np.array_split(np.random.default_rng(seed).permutation(n), folds)):
+        fold_of[idx] = k
+    cv_a, cv_u = np.zeros(n), np.zeros(n)
+    for k in range(folds):
+        w, b = _logistic(*xy(np.where(fold_of != k)[0]))
+        for i in np.where(fold_of == k)[0]:
+            cv_a[i] = _support(w, b, rows[i]["a_all"], cols)
+            cv_u[i] = _support(w, b, rows[i]["u_all"], cols)
+    w, b = _logistic(*xy(range(n)))
+    return w, b, cv_a, cv_u
 
 
 def operating_points(c):
@@ -188,6 +255,12 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (1 on a shared machine)")
     ap.add_argument("--cached-only", action="store_true",
                     help="only the distractors whose chunk vectors are already cached (a partial run on a cold cache)")
+    ap.add_argument("--folds", type=int, default=5, help="cross-validation folds of --fit (by question)")
+    ap.add_argument("--from-dump", default=None,
+                    help="read the retrieved passages from a --dump file instead of building an index "
+                         "(refits and curves in seconds)")
+    ap.add_argument("--dump", default=None,
+                    help="write the retrieved passages of every question (JSON lines) to this file")
     args = ap.parse_args()
     if args.threads:
         import torch
@@ -200,6 +273,11 @@ def main() -> int:
         scifact_rationales(data, enc_cfg, encoder, config)
         return 0
 
+    if args.from_dump:
+        rows = rows_from_dump(Path(args.from_dump), config)
+        label = f"{args.from_dump} ({len(rows)} questions)"
+        report(rows, label, config, args)
+        return 0
     docs, questions = pubmedqa_docs(data / "pubmedqa" / "pqal_dev.json")
     questions = questions[: args.limit] if args.limit else questions
     by_id = {d.id: d for d in docs}
@@ -226,9 +304,22 @@ def main() -> int:
     if args.build_only:
         return 0
     t0 = time.perf_counter()
-    rows = run_protocol(index, by_id, questions, config)
+    dump = open(args.dump, "w") if args.dump else None
+    try:
+        rows = run_protocol(index, by_id, questions, config, dump)
+    finally:
+        if dump is not None:
+            dump.close()
     dt = time.perf_counter() - t0
     print(f"{len(rows)} questions x 2 protocols in {dt:.0f} s ({dt / len(rows) / 2 * 1000:.0f} ms per answer)")
+    report(rows, label, config, args)
+    if args.scifact:
+        scifact_rationales(data, enc_cfg, encoder, config)
+    return 0
+
+
+def report(rows, label, config, args) -> None:
+    """Print the trade-off of the default model, and with ``args.fit`` the refit."""
     print(f"own abstract ranked first: {sum(r['top_is_own'] for r in rows) / len(rows):.1%}")
     scored = [r["alce"] for r in rows if r["alce"] and r["alce"]["recall"] is not None]
     if scored:
@@ -242,13 +333,15 @@ def main() -> int:
             print(f"best at {name}: threshold {r['threshold']:.2f}: answered citing own {r['answered_citing_own']:.1%}, "
                   f"abstained on unanswerable {r['abstained_unanswerable']:.1%}")
     if args.fit:
-        coef, intercept, cv_a, cv_u = fit(rows)
-        print(f"\nfit on all: w_dense={coef[0]:.3f} w_coverage={coef[1]:.3f} w_sentence={coef[2]:.3f} "
-              f"w_idf_coverage={coef[3]:.3f} bias={intercept:.3f}")
+        lexical = not any(d for r in rows for d in r["a_dense"][:1])
+        coef, intercept, cv_a, cv_u = fit(rows, lexical, folds=args.folds)
+        names = LEXICAL_NAMES if lexical else HYBRID_NAMES
+        print("\nfit on all (SupportModel fields): " + " ".join(f"{n}={c:.3f}" for n, c in zip(names, coef))
+              + f" {'lex_bias' if lexical else 'bias'}={intercept:.3f}")
         cv_rows = [dict(r, a_support=float(a) if r["a_status"] != "abstained" else 0.0, u_support=float(u))
                    for r, a, u in zip(rows, cv_a, cv_u)]
         cc = curve(cv_rows)
-        print_curve(f"{label}: 2-fold cross-validated refit", cc)
+        print_curve(f"{label}: {args.folds}-fold cross-validated refit (by question)", cc)
         for name, r in zip(("abstain >= 80%", "abstain >= 95%"), operating_points(cc)):
             if r:
                 print(f"CV best at {name}: threshold {r['threshold']:.2f}: answered citing own "
@@ -270,9 +363,6 @@ def main() -> int:
             fig.tight_layout()
             fig.savefig(args.plot, dpi=120)
             print(f"plot written to {args.plot}")
-    if args.scifact:
-        scifact_rationales(data, enc_cfg, encoder, config)
-    return 0
 
 
 def scifact_rationales(data: Path, enc_cfg, encoder, config: AnswerConfig) -> None:

@@ -282,3 +282,53 @@ def test_audit_redaction(index, tmp_path):
     text = (tmp_path / "a.jsonl").read_text()
     assert Q_DOPAMINE not in text and "question_sha256" in text
     assert verify_audit_log(tmp_path / "a.jsonl").ok
+
+
+def test_support_standout_features_on_real_passages(index, docs):
+    """The standout features (issue 12) computed by hand from the retrieved passages'
+    scores; the own abstract stands out, and support drops once it is deleted."""
+    from medrag.answer.support import FEATURES, passage_features, standout, support_features, support_of
+    from medrag.answer.text import content_tokens
+
+    passages = index.search(Q_DOPAMINE, k=AnswerConfig().k)
+    top = passages[0]
+    assert top.chunk.doc_id == "pmid:10704411"
+    others = [p for p in passages if p.chunk.doc_id != top.chunk.doc_id]
+    assert others
+    gap, r_top, r_mean = standout(top, passages)
+    assert gap == pytest.approx(top.score - sum(p.score for p in others) / len(others))
+    assert r_top == pytest.approx(max(p.scores["bm25"] for p in others) / top.scores["bm25"])
+    assert r_mean == pytest.approx(sum(p.scores["bm25"] for p in others) / len(others) / top.scores["bm25"])
+    assert 0 < r_mean <= r_top < 1  # ahead of every other document
+    # a lower-ranked passage does not stand out: a ratio above 1, a negative gap
+    low = standout(passages[-1], passages)
+    assert low[0] < 0 and low[1] > 1
+    # alone, the others count as 0
+    assert standout(top, [top]) == (top.score, 0.0, 0.0)
+    weights = index.term_weights(sorted(set(content_tokens(Q_DOPAMINE))))
+    f = support_features(Q_DOPAMINE, top, passages, weights)
+    assert len(f) == len(FEATURES) and f[:4] == passage_features(Q_DOPAMINE, top, weights)
+    config = AnswerConfig()
+    s_own, best = support_of(Q_DOPAMINE, passages, config, weights)
+    assert best is top
+    try:
+        index.delete(["pmid:10704411"])
+        without = index.search(Q_DOPAMINE, k=config.k)
+        s_without, _ = support_of(Q_DOPAMINE, without, config, index.term_weights(sorted(set(content_tokens(Q_DOPAMINE)))))
+    finally:
+        index.add([docs["pmid:10704411"]])
+    assert s_without < s_own
+
+
+def test_support_model_reads_short_feature_vectors():
+    """Four passage features (the 0.1 vector) score as a full vector with the standout
+    features at 0, and the standout weights change the score of a full one."""
+    from medrag.answer import SupportModel
+
+    m = SupportModel()
+    four = (0.6, 0.5, 0.4, 0.5)
+    assert m.logit(four) == pytest.approx(m.logit(four + (0.0, 0.0, 0.0)))
+    assert m.logit(four, has_dense=False) == pytest.approx(m.logit(four + (0.0, 0.0, 0.0), has_dense=False))
+    assert m.logit(four + (0.3, 0.0, 0.0)) == pytest.approx(m.logit(four) + 0.3 * m.w_fused_gap)
+    assert m.logit(four + (0.0, 0.8, 0.5), has_dense=False) == pytest.approx(
+        m.logit(four, has_dense=False) + 0.8 * m.lex_w_bm25_ratio_top + 0.5 * m.lex_w_bm25_ratio_mean)

@@ -1,9 +1,13 @@
 """Support: a calibrated probability that retrieved passages answer a question.
 
 :class:`SupportModel` is a logistic model over a few features of each passage
-(:func:`passage_features`); :func:`support_of` takes the best passage. The weights were
-fit on PubMedQA (``python benchmarks/bench_answer.py --fit``), separately for hybrid
-indexes (passages carry a dense score) and lexical-only ones.
+(:func:`support_features`): how well it matches the question (dense cosine, shares of
+the question's words) and how far it stands out from the passages of the *other*
+retrieved documents (a passage that answers a question is usually far ahead of the
+rest; a topical neighbour is one of several near-equals). :func:`support_of` takes the
+best passage. The weights were fit on PubMedQA (``python benchmarks/bench_answer.py
+--fit``), separately for hybrid indexes (passages carry a dense score) and
+lexical-only ones.
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ from .units import sentence_tokens
 if TYPE_CHECKING:  # pragma: no cover
     from .config import AnswerConfig
 
-__all__ = ["SupportModel", "passage_features", "support_of", "coverage"]
+__all__ = ["SupportModel", "passage_features", "support_features", "support_of", "coverage"]
+
+#: names of the :func:`support_features` vector, in order
+FEATURES = ("dense", "coverage", "sentence", "idf_coverage", "fused_gap", "bm25_ratio_top", "bm25_ratio_mean")
 
 
 def coverage(q: Sequence[str], toks: frozenset[str] | set[str]) -> float:
@@ -33,28 +40,35 @@ def coverage(q: Sequence[str], toks: frozenset[str] | set[str]) -> float:
 class SupportModel:
     """P(the passages answer the question) = sigmoid(w . features + bias).
 
-    Features of a passage (see :func:`passage_features`): its dense cosine with the
+    Features of a passage (see :func:`support_features`): its dense cosine with the
     question; the share of the question's content words it contains; that share
-    within its best sentence; and the share weighted by each word's corpus idf (rare
-    words such as a drug's name count for more than "patients"). Passages without a
-    dense score (a lexical-only index) use the ``lex_*`` weights. Weights were fit by
+    within its best sentence; the share weighted by each word's corpus idf (rare
+    words such as a drug's name count for more than "patients"); and how far it stands
+    out from the other documents' passages (:func:`standout`: the fused-score gap for
+    hybrid indexes, the BM25 ratios for lexical-only ones). Passages without a dense
+    score (a lexical-only index) use the ``lex_*`` weights. Weights were fit by
     logistic regression on PubMedQA PQA-L dev questions asked with and without their
     own abstract in the index (``python benchmarks/bench_answer.py --fit``).
     """
 
-    # dense: fit with 18,445 distractor abstracts in the index (--distractors --fit);
+    # dense: fit with 18,444 distractor abstracts in the index (--distractors --fit);
     # lexical: fit the same way on a lexical-only index (--lexical --distractors --fit);
-    # the 0.1 lexical weights, fit on the 500 abstracts alone, were over-confident on
-    # large indexes (56.8% abstained on unanswerable questions at 0.50 with distractors)
-    w_dense: float = 11.241
-    w_coverage: float = 2.946
-    w_sentence: float = 2.503
-    w_idf_coverage: float = 2.643
-    bias: float = -11.629
-    lex_w_coverage: float = 4.711
-    lex_w_sentence: float = 3.531
-    lex_w_idf_coverage: float = 3.030
-    lex_bias: float = -6.544
+    # both by logistic regression on standardised features, folded back into plain
+    # weights. The 0.1 lexical weights, fit on the 500 abstracts alone, were
+    # over-confident on large indexes (56.8% abstained on unanswerable questions at 0.50
+    # with distractors).
+    w_dense: float = 8.445
+    w_coverage: float = 3.522
+    w_sentence: float = 1.882
+    w_idf_coverage: float = 0.348
+    w_fused_gap: float = 8.880
+    bias: float = -10.828
+    lex_w_coverage: float = 5.236
+    lex_w_sentence: float = 2.847
+    lex_w_idf_coverage: float = 0.495
+    lex_w_bm25_ratio_top: float = -0.101
+    lex_w_bm25_ratio_mean: float = -6.398
+    lex_bias: float = -0.474
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -63,12 +77,17 @@ class SupportModel:
                 raise ConfigError(f"SupportModel.{f.name} must be a finite number, not {v!r}")
 
     def logit(self, features: Sequence[float], has_dense: bool = True) -> float:
+        """The log-odds for a :func:`support_features` vector. A shorter vector (the
+        four :func:`passage_features`) leaves out the features it lacks, which is only
+        right for a model whose weights on them are 0."""
         dense, cov, sent = features[:3]
         wcov = features[3] if len(features) > 3 else cov
+        gap, r_top, r_mean = (tuple(features[4:7]) + (0.0, 0.0, 0.0))[:3]
         if has_dense:
             return (self.w_dense * dense + self.w_coverage * cov + self.w_sentence * sent
-                    + self.w_idf_coverage * wcov + self.bias)
-        return self.lex_w_coverage * cov + self.lex_w_sentence * sent + self.lex_w_idf_coverage * wcov + self.lex_bias
+                    + self.w_idf_coverage * wcov + self.w_fused_gap * gap + self.bias)
+        return (self.lex_w_coverage * cov + self.lex_w_sentence * sent + self.lex_w_idf_coverage * wcov
+                + self.lex_w_bm25_ratio_top * r_top + self.lex_w_bm25_ratio_mean * r_mean + self.lex_bias)
 
     def probability(self, features: Sequence[float], has_dense: bool = True) -> float:
         z = self.logit(features, has_dense)
@@ -95,6 +114,40 @@ def passage_features(
     return (float(dense), cov, best_sent, wcov)
 
 
+def standout(passage: Passage, passages: Sequence[Passage]) -> tuple[float, float, float]:
+    """How far ``passage`` stands out from the passages of the other documents among
+    ``passages`` (chunks of its own document are not its competitors):
+
+    * fused gap: its final (fused) score minus the mean final score of the others (a
+      hybrid index fuses min-max normalised runs, so this is scale-free);
+    * BM25 ratio (top): the best other BM25 score over its own, and (mean) the mean
+      other BM25 score over its own (0.0 when it has no positive BM25 score).
+
+    Without other documents the others count as 0. The features depend on how many
+    passages were retrieved (the weights were fit at ``AnswerConfig.k`` = 8).
+    """
+    others = [o for o in passages if o.chunk.doc_id != passage.chunk.doc_id]
+    gap = passage.score - (sum(o.score for o in others) / len(others) if others else 0.0)
+    own = passage.scores.get("bm25", 0.0)
+    if others and own > 0:
+        ob = [o.scores.get("bm25", 0.0) for o in others]
+        r_top, r_mean = max(ob) / own, sum(ob) / len(ob) / own
+    else:
+        r_top = r_mean = 0.0
+    return float(gap), float(r_top), float(r_mean)
+
+
+def support_features(
+    question: str,
+    passage: Passage,
+    passages: Sequence[Passage],
+    term_weights: Mapping[str, float] | None = None,
+) -> tuple[float, ...]:
+    """The support model's features of ``passage`` among the retrieved ``passages``
+    (:data:`FEATURES` order): :func:`passage_features` then :func:`standout`."""
+    return passage_features(question, passage, term_weights) + standout(passage, passages)
+
+
 def support_of(
     question: str,
     passages: Sequence[Passage],
@@ -104,7 +157,7 @@ def support_of(
     """The best support probability over the passages, and the passage that gives it."""
     best, best_p = 0.0, None
     for p in passages:
-        prob = config.support.probability(passage_features(question, p, term_weights), "dense" in p.scores)
+        prob = config.support.probability(support_features(question, p, passages, term_weights), "dense" in p.scores)
         if prob > best:
             best, best_p = prob, p
     return best, best_p
