@@ -259,3 +259,40 @@ def test_a_dense_context_scorer_needs_the_unit_vectors(scifact_index):
     assert p.shape == (len(pool),) and np.all((p >= 0) & (p <= 1))
     with pytest.raises(ValueError, match="unit vectors"):
         score_candidates(pool, toks, weight, toks[0], q, scorer, uv.similarities())
+
+
+def test_dense_context_pools_the_units_of_every_chunk_of_a_document():
+    from medrag.chunking import ChunkConfig
+
+    docs = list(iter_beir_corpus(need_data("scifact")))[:60]
+    index = Index.build(docs, IndexConfig(encoder=None, chunking=ChunkConfig(max_tokens=96)))
+    q = "cells protein expression increased patients"
+    passages = index.search(q, k=40)
+    by_doc: dict[str, list] = {}
+    for p in passages:
+        by_doc.setdefault(p.chunk.doc_id, []).append(p)
+    doc, parts = max(by_doc.items(), key=lambda kv: len(kv[1]))
+    assert len(parts) >= 2, "the short chunks should split an abstract"
+    enc = HashEncoder(64)
+    pool = candidates(passages, sorted(set(content_tokens(q))))
+    F = dense_context_features(pool, unit_vectors(q, passages, enc))
+    col = {name: i for i, name in enumerate(DENSE_CONTEXT_FEATURES)}
+    qv = enc.encode_queries([q])[0]
+    qv = qv / np.linalg.norm(qv)
+    order = list(dict.fromkeys(c.passage.chunk.id for c in pool if c.passage.chunk.doc_id == doc))
+    chunk_of = {p.chunk.id: p.chunk for p in parts}
+    U = []
+    for cid in order:
+        text = chunk_of[cid].text
+        for v in enc.encode_documents([text[u.start : u.end] for u in quote_units(text)]):
+            n = np.linalg.norm(v)
+            U.append(v / n if n else v)
+    U = np.array(U)
+    mean = U.mean(axis=0) / np.linalg.norm(U.mean(axis=0))
+    rows = [i for i, c in enumerate(pool) if c.passage.chunk.doc_id == doc]
+    assert len(rows) == len(U)
+    np.testing.assert_allclose(F[rows, col["doc_units"]], len(U))
+    np.testing.assert_allclose(F[rows, col["doc_mean_sim"]], mean @ qv, atol=1e-6)
+    np.testing.assert_allclose(F[rows, col["centrality"]], U @ mean, atol=1e-6)
+    s = U @ qv
+    np.testing.assert_allclose(F[rows, col["dense_z_in_doc"]], (s - s.mean()) / (s.std() + 1e-6), atol=1e-5)
