@@ -92,15 +92,21 @@ def build(n: int, out: Path, batch: int) -> dict:
     }
 
 
-def merge(out: Path, segments_per_tier: int) -> dict:
-    """Merge the store's segments (all into one when ``segments_per_tier`` is 0, else
-    what a TieredMergePolicy plans) and report time and peak RSS of the process."""
+def merge(out: Path, segments_per_tier: int, into: int = 0) -> dict:
+    """Merge the store's segments (all into one when ``segments_per_tier`` and ``into``
+    are 0; into ``into`` runs of adjacent segments of near-equal count; else what a
+    TieredMergePolicy plans) and report time and peak RSS of the process."""
     from medrag.store import StoreSearcher, StoreWriter, TieredMergePolicy
 
     before = StoreSearcher.open(out).n_segments
     t0, c0 = time.perf_counter(), _cpu()
     with StoreWriter(out) as w:
-        if segments_per_tier:
+        if into:
+            cuts = np.linspace(0, before, into + 1).round().astype(int).tolist()
+            for a, b in reversed(list(zip(cuts, cuts[1:]))):  # from the end: earlier indices stay valid
+                w.merge(a, b)
+                print(f"merged {a}..{b - 1} {time.perf_counter() - t0:.0f}s rss {_rss_gib():.2f}", file=sys.stderr, flush=True)
+        elif segments_per_tier:
             w.maybe_merge(TieredMergePolicy(segments_per_tier=segments_per_tier))
         else:
             w.merge()
@@ -177,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, required=True, help="synthetic documents")
     ap.add_argument("--phase", choices=["build", "query", "merge"], required=True)
     ap.add_argument("--tier", type=int, default=0, help="merge: segments per tier (0: merge all into one)")
+    ap.add_argument("--into", type=int, default=0, help="merge: into this many segments (adjacent runs)")
     ap.add_argument("--batch", type=int, default=320_000, help="documents per segment")
     ap.add_argument("--modes", default="numpy-exact,exact,maxscore",
                     help="comma-separated; numpy-<mode> for the numpy path, <mode>@N for N threads over segment groups "
@@ -191,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{out} exists; remove it to rebuild")
         res = build(args.n, out, args.batch)
     elif args.phase == "merge":
-        res = merge(out, args.tier)
+        res = merge(out, args.tier, args.into)
     else:
         res = query(out, args.modes.split(","), args.queries)
     res["cmd"] = " ".join(sys.argv)

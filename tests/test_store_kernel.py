@@ -158,3 +158,23 @@ def test_compiled_global_df_histogram_equals_the_python_merge(pubmed, tmp_path):
     assert int(want2[1].sum()) == len(words)
     for chunk in (1 << 20, 3, 1):
         assert np.array_equal(segments_df_histogram(segs2, dfs2, chunk_terms=chunk), want2)
+
+
+@needs_numba
+def test_compiled_term_lookup_equals_segment_find(pubmed, tmp_path):  # noqa: F811
+    """kernel.find_terms (one compiled call per query) finds what Segment.find does in
+    every segment: present, absent, first/last terms, non-ASCII and prefix-of terms."""
+    ids, toks, queries = pubmed
+    st = _store(tmp_path / "st", ids, toks)
+    terms = sorted({t for q in queries[:40] for t in q})
+    for s in st._segs[:2]:
+        terms += [s.seg.term(0), s.seg.term(s.seg.n_terms - 1), s.seg.term(0)[:-1] or "zz"]
+    terms += ["", "\u00e9t\u00e9", "zzzzzzzzzzzzzzzzzzzzzz", "a"]
+    got = st._find(terms)
+    for t, row in zip(terms, got):
+        want = []
+        for i, s in enumerate(st._segs):
+            g = s.seg.find(t)
+            if g >= 0:
+                want.append((i, g, int(s.seg.post_ptr[g]), int(s.seg.post_ptr[g + 1])))
+        assert row == want, t

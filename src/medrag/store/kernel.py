@@ -45,7 +45,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["HAVE_NUMBA", "ensure_compiled", "exact_segment", "kway_df", "scratch", "window_segment"]
+__all__ = ["HAVE_NUMBA", "ensure_compiled", "exact_segment", "find_terms", "kway_df", "scratch", "window_segment"]
 
 try:  # the optional extra medrag[fast]
     import numba
@@ -100,6 +100,16 @@ def ensure_compiled() -> None:
 
 
 _local = threading.local()
+
+
+def readonly(a: np.ndarray) -> np.ndarray:
+    """``a`` as a read-only, C-contiguous view (memory-mapped arrays are read-only, and
+    a numba typed list needs one array type for every segment)."""
+    a = np.ascontiguousarray(a)
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
 
 
 def scratch(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -221,33 +231,6 @@ def _seek(docs, p, e, d):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def _window_bound(docs, starts, ends, bm, bm_base, block, bcur, j, ws, we):  # type: ignore[no-untyped-def]
-    """The largest stored bound of term j's blocks that hold a row in [ws, we); moves
-    the block cursor ``bcur[j]`` past blocks that end before ``ws``."""
-    s, e = starts[j], ends[j]
-    b = bcur[j]
-    while True:
-        lo = s + b * block
-        if lo >= e:
-            bcur[j] = b
-            return 0.0
-        hi = min(lo + block, e)
-        if docs[hi - 1] >= ws:
-            break
-        b += 1
-    bcur[j] = b
-    best = 0.0
-    while True:
-        lo = s + b * block
-        if lo >= e or docs[lo] >= we:
-            return best
-        v = bm[bm_base[j] + b]
-        if v > best:
-            best = v
-        b += 1
-
-
-@_jit
 def window_segment(  # type: ignore[no-untyped-def]
     docs, tf, starts, ends, idf, cnt, ub, bscale, bm, bm_base, block, canon,
     norm, k1p1, live, use_live, mask, use_mask, heap_s, heap_r, heap_n, k, base, slack, width,
@@ -259,7 +242,7 @@ def window_segment(  # type: ignore[no-untyped-def]
     covering its postings ``starts[j] + b * block ...``. Returns the heap's new size.
 
     The galloping searches and the window bounds are written out in the loops instead
-    of calling :func:`_seek` / :func:`_window_bound`: numba passes an array to a called
+    of calling :func:`_seek` (or a window-bound helper): numba passes an array to a called
     function with an atomic reference count increment and decrement, which cost more
     than the search itself (measured: 1.5-2x the whole kernel at 10M)."""
     nt = starts.shape[0]
@@ -632,3 +615,35 @@ def kway_df(blob, off, df, run_end, out):  # type: ignore[no-untyped-def]
 def _full_cmp(blob, off, t, u):  # type: ignore[no-untyped-def]
     """Order (-1, 0, 1) of terms t and u of one blob, byte by byte (the rare case)."""
     return _term_cmp(blob, off[t], off[t + 1], blob, off[u], off[u + 1])
+
+
+@_jit
+def find_terms(blobs, offs, ptrs, qblob, qoff, out):  # type: ignore[no-untyped-def]
+    """Look the query terms (``qblob[qoff[q]:qoff[q + 1]]``, UTF-8) up in every segment
+    (``blobs[i]``, ``offs[i]``: its sorted term blob and offsets; ``ptrs[i]``: its
+    post_ptr) by binary search: ``out[i, q]`` = (term id, first posting, end), term id
+    -1 where segment i lacks the term. One call per query instead of one Python lookup
+    per segment and term."""
+    nq = qoff.shape[0] - 1
+    for i in range(len(blobs)):
+        blob = blobs[i]
+        off = offs[i]
+        ptr = ptrs[i]
+        nt = off.shape[0] - 1
+        for q in range(nq):
+            q0 = qoff[q]
+            q1 = qoff[q + 1]
+            lo = 0
+            hi = nt
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if _term_cmp(blob, off[mid], off[mid + 1], qblob, q0, q1) < 0:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if lo < nt and _term_cmp(blob, off[lo], off[lo + 1], qblob, q0, q1) == 0:
+                out[i, q, 0] = lo
+                out[i, q, 1] = ptr[lo]
+                out[i, q, 2] = ptr[lo + 1]
+            else:
+                out[i, q, 0] = -1

@@ -126,6 +126,7 @@ class StoreSearcher:
         end = (segs[-1].base + segs[-1].seg.n_docs) if segs else 0
         self._bases = np.asarray([s.base for s in segs] + [end], np.int64)
         self._n_rows = sum(int(r["n_docs"]) for r in manifest.segments)
+        self._term_lists: Any = None  # numba typed lists of the segments' term arrays (_find)
 
     @classmethod
     def open(
@@ -231,13 +232,11 @@ class StoreSearcher:
         df_override = df
         out = []
         n = self.n_docs
-        for t in sorted(counts):  # canonical order: sorted terms
+        found = self._find(sorted(counts))
+        for qi, t in enumerate(sorted(counts)):  # canonical order: sorted terms
             where, df = [], 0
-            for i, s in enumerate(self._segs):
-                g = s.seg.find(t)
-                if g < 0:
-                    continue
-                a, e = int(s.seg.post_ptr[g]), int(s.seg.post_ptr[g + 1])
+            for i, g, a, e in found[qi]:
+                s = self._segs[i]
                 d = e - a
                 if s.del_terms is not None and s.del_terms.size:
                     j = int(np.searchsorted(s.del_terms, g))
@@ -260,6 +259,46 @@ class StoreSearcher:
                 idf = self._floor
             out.append(_Term(t, counts[t], idf, where, local_df=local))
         return out
+
+    def _find(self, terms: list[str]) -> list[list[tuple[int, int, int, int]]]:
+        """Per term: (segment index, local term id, first posting, end) of every opened
+        segment that has it. Compiled (kernel.find_terms, one call) with numba; else
+        ``Segment.find`` per segment."""
+        if not kernel.HAVE_NUMBA or not self._segs:
+            res: list[list[tuple[int, int, int, int]]] = []
+            for t in terms:
+                row = []
+                for i, s in enumerate(self._segs):
+                    g = s.seg.find(t)
+                    if g >= 0:
+                        row.append((i, g, int(s.seg.post_ptr[g]), int(s.seg.post_ptr[g + 1])))
+                res.append(row)
+            return res
+        lists = self._term_lists
+        if lists is None:
+            kernel.ensure_compiled()
+            from numba.typed import List
+
+            lists = (List(), List(), List())
+            for s in self._segs:
+                lists[0].append(kernel.readonly(np.asarray(s.seg._terms_blob, np.uint8)))
+                lists[1].append(kernel.readonly(np.asarray(s.seg.term_off, np.uint64)))
+                lists[2].append(kernel.readonly(np.asarray(s.seg.post_ptr, np.uint64)))
+            self._term_lists = lists  # idempotent: a racing thread builds the same
+        enc = [t.encode("utf-8") for t in terms]
+        qoff = np.zeros(len(enc) + 1, np.int64)
+        np.cumsum([len(b) for b in enc], out=qoff[1:])
+        qblob = np.frombuffer(b"".join(enc) or b"\0", np.uint8)
+        out = np.zeros((len(self._segs), len(enc), 3), np.int64)
+        kernel.find_terms(lists[0], lists[1], lists[2], qblob, qoff, out)
+        hit = out[:, :, 0] >= 0
+        res: list[list[tuple[int, int, int, int]]] = [[] for _ in enc]
+        for q in range(len(enc)):
+            idx = np.flatnonzero(hit[:, q])
+            if idx.size:
+                o = out[idx, q].tolist()
+                res[q] = [(int(i), g, a, e) for i, (g, a, e) in zip(idx.tolist(), o)]
+        return res
 
     def idf(self, term: str) -> float:
         """The idf BM25 uses for ``term`` (0.0 for a term no live document has)."""
