@@ -167,3 +167,17 @@ def test_rows_rebuild_the_same_records_from_plain_values():
         assert back == rec and back == type(rec).from_dict(rec.to_dict())
     with pytest.raises(ValueError, match="expected 11"):
         from_row(Document, to_row(records[0])[:-1])
+
+
+def test_a_reader_that_fails_in_a_worker_raises_its_error_in_order():
+    """A reader that raises something other than IngestError (here: a function that does
+    not take the reader's arguments) fails the iteration with that error, after the
+    events of the files before it, and leaves no worker waiting."""
+    excerpts = need_data("pubmed", "excerpts") / "pubmed21n1298_feature_sample.xml"
+    want, _ = _serial(excerpts)
+    got = []
+    with pytest.raises(TypeError):
+        for ev in iter_parallel([(excerpts, "pubmed"), (excerpts, "boom")], workers=2,
+                                readers={"boom": "json:loads"}):
+            got.append(ev)
+    assert got == want

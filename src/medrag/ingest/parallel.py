@@ -13,14 +13,17 @@ would have yielded before the bad record, then raises the same
 How it works, and what it costs:
 
 - One task per file (the PubMed baseline is about 1,300 files of 30,000 records): a
-  worker reads its whole file and returns the events as compact rows of plain values
-  (:func:`medrag._record.to_row`: field values in order, no keys; no class instances
-  cross the process boundary), rebuilt in the parent with
-  :func:`~medrag._record.from_row` (the constructors run, so every record's checks
-  hold). That rebuild is the parent's cost and caps the speed-up. With dicts
-  (``to_dict`` / ``from_dict``, the earlier form) it took 15 CPU s for the two real PubMed
-  files (50,788 articles) against 41 CPU s for the serial read; see the README for the
-  figures with rows (``benchmarks/bench_ingest.py --workers 1,2``).
+  worker reads its file and sends the events, 500 at a time as they are read, through
+  a queue, as compact rows of plain values (:func:`medrag._record.to_row`: field
+  values in order, no keys; no class instances cross the process boundary); the
+  parent rebuilds them with :func:`~medrag._record.from_row` (the constructors run, so
+  every record's checks hold) while the workers go on reading, instead of waiting
+  for whole files. That rebuild is the parent's cost and caps the speed-up: with
+  dicts (``to_dict`` / ``from_dict``, the earlier form) it was about 0.3 CPU ms per
+  PubMed article, with rows about 0.12 (the serial read: 0.6-0.9); figures in the
+  README (``benchmarks/bench_ingest.py --workers 1,2``).
+- An iteration abandoned early (the consumer stops) tells the running tasks to stop
+  at their next batch; the pool is shut down before the generator returns.
 - At most ``2 * workers`` files are in flight or waiting to be yielded, so memory
   follows ``workers`` files, not the corpus. A file much larger than the others
   bounds the speed-up (the run takes at least as long as its largest file).
@@ -40,6 +43,7 @@ import importlib
 import logging
 import multiprocessing
 import os
+import queue as queue_module
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -106,29 +110,59 @@ def _call_reader(
     return reader(path, **kwargs)
 
 
+#: Events a worker sends per message: the parent rebuilds a file's first records while
+#: the worker still reads the rest.
+_BATCH = 500
+
+#: In a worker process: the queue its tasks send their messages to, and the event that
+#: tells them the iteration was abandoned (set by _init_worker).
+_queue: Any = None
+_stop: Any = None
+
+
+def _init_worker(queue: Any, stop: Any) -> None:
+    global _queue, _stop
+    # A worker never waits at exit for unread messages to be flushed: after an abandoned
+    # iteration nobody reads them, and the pool's shutdown must not hang on that.
+    queue.cancel_join_thread()
+    _queue, _stop = queue, stop
+
+
 def _read_task(
-    spec: str, path: str, fmt: str, on_error: str, limits: dict[str, int] | None
-) -> dict[str, Any]:
-    """Worker: read one file with its serial reader; the events as plain data, the
-    file's report, the IngestError that stopped it (``on_error="raise"``), CPU seconds."""
+    task: int, spec: str, path: str, fmt: str, on_error: str, limits: dict[str, int] | None
+) -> None:
+    """Worker: read one file with its serial reader and send ``(task, message)`` to the
+    queue: lists of events as rows, as they are read; then the file's summary (its
+    report, the IngestError that stopped it with ``on_error="raise"``, CPU seconds), or
+    None before any other exception is raised (the parent then raises it from the
+    task's future)."""
     c0 = time.process_time()
     report = IngestReport()
-    items: list[tuple[str, tuple[Any, ...]]] = []
+    batch: list[tuple[str, tuple[Any, ...]]] = []
     error = None
     try:
         for ev in _call_reader(spec, path, fmt, on_error, report, limits):
-            items.append(("d", to_row(ev)) if isinstance(ev, Document) else ("x", to_row(ev)))
+            batch.append(("d", to_row(ev)) if isinstance(ev, Document) else ("x", to_row(ev)))
+            if len(batch) >= _BATCH:
+                if _stop.is_set():  # the parent stopped iterating: nobody reads the rest
+                    return
+                _queue.put((task, batch))
+                batch = []
     except IngestError as err:
         error = {"reason": err.reason, "source": err.source, "record_id": err.record_id, "position": err.position}
-    return {
+    except BaseException:
+        _queue.put((task, None))
+        raise
+    if batch:
+        _queue.put((task, batch))
+    _queue.put((task, {
         "path": path,
         "format": fmt,
-        "items": items,
         "files": report.files,
         "skipped": [asdict(s) for s in report.skipped],
         "error": error,
         "cpu_s": time.process_time() - c0,
-    }
+    }))
 
 
 #: One entry of the work list: a file to read, or a path refused while expanding the
@@ -173,9 +207,31 @@ def _tasks(
     return pairs
 
 
-def _events_of(result: dict[str, Any]) -> Iterator[Document | Deletion]:
-    for kind, data in result["items"]:
-        yield from_row(Document, data) if kind == "d" else from_row(Deletion, data)
+def _messages(task: int, future: Future, queue: Any, inbox: dict[int, deque]) -> Iterator[Any]:
+    """The messages of ``task`` in the order its worker sent them, up to and including
+    its summary; messages of other tasks read meanwhile wait in ``inbox``. A worker that
+    died (or raised) surfaces as its future's exception."""
+    while True:
+        box = inbox.get(task)
+        if box:
+            msg = box.popleft()
+        else:
+            try:
+                t, m = queue.get(timeout=0.2)
+            except queue_module.Empty:
+                if future.done() and future.exception() is not None:
+                    future.result()  # raises the worker's exception (or BrokenProcessPool)
+                continue
+            inbox.setdefault(t, deque()).append(m)
+            continue
+        if msg is None:
+            future.result()  # the worker raised: re-raise it here
+            raise RuntimeError(f"a worker failed reading task {task}")  # pragma: no cover
+        if isinstance(msg, dict):
+            inbox.pop(task, None)
+            yield msg
+            return
+        yield msg
 
 
 def iter_parallel(
@@ -276,19 +332,22 @@ def _run(
         raise ConfigError(f"unknown start method {start_method!r}: {exc}") from exc
     n = min(workers, n_files)
     logger.info("reading %d file(s) with %d worker process(es)", n_files, n)
-    pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx)
-    pending: deque[Future | IngestError] = deque()
-    todo = iter(tasks)
+    queue, stop = ctx.Queue(), ctx.Event()
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=(queue, stop))
+    pending: deque[tuple[int, Future] | IngestError] = deque()
+    inbox: dict[int, deque] = {}
+    todo = iter(enumerate(tasks))
     try:
         def submit() -> bool:
             nxt = next(todo, None)
             if nxt is None:
                 return False
-            if isinstance(nxt, IngestError):
-                pending.append(nxt)
+            i, entry = nxt
+            if isinstance(entry, IngestError):
+                pending.append(entry)
             else:
-                path, fmt = nxt
-                pending.append(pool.submit(_read_task, table[fmt], path, fmt, on_error, limits))
+                path, fmt = entry
+                pending.append((i, pool.submit(_read_task, i, table[fmt], path, fmt, on_error, limits)))
             return True
 
         for _ in range(2 * n):
@@ -300,18 +359,23 @@ def _run(
             if isinstance(head, IngestError):
                 handle(head, on_error, report)  # a refused path, where the serial read has it
                 continue
-            result = head.result()
             n_docs, n_skipped = report.documents, len(report.skipped)
+            for msg in _messages(*head, queue, inbox):
+                if isinstance(msg, dict):
+                    result = msg
+                    break
+                for kind, data in msg:
+                    if kind == "d":
+                        ev: Document | Deletion = from_row(Document, data)
+                        report.documents += 1
+                        if docs_st is not None:
+                            docs_st.update(1)
+                    else:
+                        ev = from_row(Deletion, data)
+                        report.deletions.append(ev)
+                    yield ev
             report.files += result["files"]
             report.skipped.extend(Skipped(**s) for s in result["skipped"])
-            for ev in _events_of(result):
-                if isinstance(ev, Document):
-                    report.documents += 1
-                    if docs_st is not None:
-                        docs_st.update(1)
-                else:
-                    report.deletions.append(ev)
-                yield ev
             if files_st is not None:
                 files_st.update(1)
             if result["error"] is not None:
@@ -319,8 +383,10 @@ def _run(
             if on_file is not None:
                 on_file(result["path"], result["format"], report.documents - n_docs, len(report.skipped) - n_skipped)
     finally:
+        stop.set()  # running tasks stop at their next batch
         for f in pending:
-            if isinstance(f, Future):
-                f.cancel()
+            if isinstance(f, tuple):
+                f[1].cancel()
         pool.shutdown(wait=True, cancel_futures=True)
+        queue.close()
 
