@@ -14,6 +14,7 @@ import pytest
 from conftest import need_data
 
 from medrag.cli import main
+from medrag.errors import ConfigError
 
 SUBCOMMANDS = ("ingest", "build", "search", "ask", "inspect", "fetch", "evaluate")
 
@@ -447,7 +448,7 @@ def test_help_defaults_come_from_the_config_dataclasses(capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert f"chunk size in tokens (default: {ChunkConfig().max_tokens})" in out and ChunkConfig().max_tokens == 512
     assert f"method (default: {FusionConfig().method})" in out
-    for opt in ("--ann {flat,hnsw,ivfpq}", "--fusion {convex,rrf}", "--overlap-sentences", "--nprobe"):
+    for opt in ("--ann {flat,hnsw,ivfpq,ivfpq-disk}", "--fusion {convex,rrf}", "--overlap-sentences", "--nprobe", "--rerank R"):
         assert opt in out
     assert main(["ask", "--help"]) == 0
     out = " ".join(capsys.readouterr().out.split())
@@ -639,3 +640,86 @@ def test_an_index_naming_a_folder_model_needs_trust_encoder(sample, tmp_path):
     proc = medrag("search", "--index", idx, "covid", "--trust-encoder", "--json", timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["mode"] == "hybrid"
+
+
+# --------------------------------------------------------------------------- grade boost, ivfpq-disk
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory):
+    """A saved lexical index of guideline documents: six with conditional
+    recommendations on topics 0-5 and one with a strong recommendation on topic 0."""
+    from test_filters import _guideline
+
+    from medrag.index import Index, IndexConfig
+
+    docs = [_guideline(i, [("conditional", "low", "GRADE")] * 2, f"topic{i}") for i in range(6)]
+    docs.append(_guideline(99, [("strong", "high", "GRADE")], "topic0"))
+    ix = Index.build(docs, IndexConfig(encoder=None))
+    where = tmp_path_factory.mktemp("graded") / "idx"
+    ix.save(where)
+    return where, ix
+
+
+def test_search_and_ask_boost_reach_the_library(graded, run):
+    where, ix = graded
+    q = "topic0 programme trained staff"
+    top = lambda proc: json.loads(proc.stdout)["passages"][0]
+    plain = top(run("search", "--index", where, q, "-k", "1", "--json"))
+    assert plain["chunk"]["recommendation"]["strength"] != "strong" and "boost" not in plain["scores"]
+    res = json.loads(run("search", "--index", where, q, "-k", "3", "--json", "--boost", "strong=50").stdout)
+    want = ix.search(q, k=3, mode="bm25", boost={"strong": 50.0})  # the oracle: the library itself
+    assert [p["chunk"]["id"] for p in res["passages"]] == [p.chunk.id for p in want]
+    assert res["boost"] == {"strong": 50.0}
+    first = res["passages"][0]
+    assert first["chunk"]["recommendation"]["strength"] == "strong" and first["scores"]["boost"] == pytest.approx(50.0)
+    both = top(run("search", "--index", where, q, "-k", "1", "--json", "--boost", "strong=5", "--boost", "high=10"))
+    assert both["scores"]["boost"] == pytest.approx(50.0)  # factors that match one chunk multiply
+    text = run("search", "--index", where, q, "-k", "1", "--boost", "recommendation=2").stdout
+    assert " boost 2.0000" in text  # the text output lists the factor with the other scores
+    asked = json.loads(run("ask", "--index", where, q, "--json", "--boost", "strong=50", "-k", "3").stdout)
+    assert asked["passages"][0]["chunk"]["id"] == want[0].chunk.id and asked["passages"][0]["scores"]["boost"] == 50.0
+    unboosted = json.loads(run("ask", "--index", where, q, "--json", "-k", "3").stdout)
+    assert unboosted["passages"][0]["chunk"]["id"] != want[0].chunk.id
+    # bad boosts: usage errors for the shape, one-line errors for keys and factors, before any loading
+    for bad in ("strong", "=2", "strong=x"):
+        proc = run("search", "--index", where, q, "--boost", bad)
+        assert proc.returncode == 2 and "KEY=FACTOR" in proc.stderr, bad
+    assert_one_line_error(run("search", "--index", where, q, "--boost", "stronk=2"), "unknown key 'stronk'")
+    assert_one_line_error(run("search", "--index", where, q, "--boost", "strong=0"), "positive number")
+    assert_one_line_error(run("ask", "--index", where, q, "--boost", "strong=2", "--boost", "strong=3"), "given twice")
+    assert_one_line_error(run("search", "--index", where / "nope", q, "--boost", "bogus=1"), "unknown key 'bogus'")
+
+
+def test_build_options_for_ivfpq_disk(tmp_path, run):
+    from medrag.cli.app import build_parser
+    from medrag.cli.corpus import index_config_from
+
+    parse = lambda *a: index_config_from(build_parser().parse_args(["build", "x.xml", "--index", str(tmp_path / "i"), *a]))
+    v = parse("--ann", "ivfpq-disk", "--nlist", "64", "--rerank", "3", "--refine", "int8", "--opq").vectors
+    assert (v.kind, v.nlist, v.rerank, v.refine, v.opq) == ("ivfpq-disk", 64, 3, "int8", True)
+    assert v.ann_config(384).opq and "int8 vectors on disk" in v.factory
+    d = parse("--ann", "ivfpq-disk").vectors
+    from medrag.retrieve.dense import VectorConfig
+
+    assert (d.rerank, d.refine, d.opq) == (VectorConfig().rerank, VectorConfig().refine, False)
+    for opts in (("--rerank", "3"), ("--ann", "hnsw", "--refine", "int8"), ("--ann", "ivfpq", "--opq")):
+        with pytest.raises(ConfigError, match="apply to --ann ivfpq-disk only"):
+            parse(*opts)
+    assert run("build", "x.xml", "--index", tmp_path / "i", "--ann", "ivfpq-disc").returncode == 2
+
+
+@pytest.mark.slow
+def test_build_and_search_an_ivfpq_disk_index(sample, tmp_path):
+    """``medrag build --ann ivfpq-disk`` with the packaged MiniLM: the float16 vectors
+    on disk, and dense search equal to an exact (flat) build's top 5."""
+    idx, ref = tmp_path / "disk", tmp_path / "flat"
+    proc = medrag("build", sample, "--index", idx, "--ann", "ivfpq-disk", timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    assert medrag("build", sample, "--index", ref, timeout=900).returncode == 0
+    ann = json.loads((idx / "dense" / "ann.json").read_text())
+    assert ann["format"] == "medrag-ann" and ann["files"]["segments"][0]["dtype"] == "float16"
+    for q in ("microRNA lung cancer proliferation", "SARS-CoV-2 lung epithelium"):
+        got = [json.loads(medrag("search", "--index", d, q, "--mode", "dense", "-k", "5", "--json").stdout)["passages"]
+               for d in (idx, ref)]
+        assert [p["chunk"]["id"] for p in got[0]] == [p["chunk"]["id"] for p in got[1]]

@@ -185,6 +185,47 @@ def add_filter_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--recommendations-only", action="store_true", help="only guideline recommendations (any grade)")
 
 
+def boost_pair(text: str) -> tuple[str, float]:
+    """``KEY=FACTOR`` (``strong=1.2``) as ``(key, factor)``; the key and factor are
+    checked against the grade vocabularies by :func:`boost_from`."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=FACTOR, e.g. strong=1.2, not {text!r}")
+    try:
+        factor = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"the factor of {text!r} is not a number") from None
+    return key, factor
+
+
+def add_boost_option(p: argparse.ArgumentParser) -> None:
+    from ..index.grades import CERTAINTIES, STRENGTHS, SYSTEMS
+
+    keys = ", ".join(("recommendation", *STRENGTHS, *CERTAINTIES, *SYSTEMS))
+    p.add_argument("--boost", action="append", type=boost_pair, metavar="KEY=FACTOR",
+                   help="raise guideline recommendation chunks by grade: multiply the final score of the chunks "
+                   f"that match KEY by FACTOR, e.g. strong=1.2 (repeatable; factors that match one chunk multiply; "
+                   f"KEY: {keys})")
+
+
+def boost_from(args: argparse.Namespace) -> dict[str, float] | None:
+    """The ``--boost`` pairs as the mapping :meth:`medrag.Index.search` takes (checked
+    there); None without any. A key given twice is an error, not a silent overwrite."""
+    pairs = getattr(args, "boost", None)
+    if not pairs:
+        return None
+    out: dict[str, float] = {}
+    for key, factor in pairs:
+        if key in out:
+            raise ConfigError(f"--boost {key} is given twice")
+        out[key] = factor
+    from ..index.grades import check_boost
+
+    check_boost(out)  # unknown keys and non-positive factors fail before the index loads
+    return out
+
+
 def add_index_option(p: argparse.ArgumentParser, *, verify: bool = True, required: bool = True) -> None:
     p.add_argument("--index", required=required, metavar="DIR", help="the index directory")
     if verify:

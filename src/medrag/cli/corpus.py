@@ -102,8 +102,13 @@ def index_config_from(args: argparse.Namespace) -> Any:
     if args.no_title_prefix:
         chunking = replace(chunking, title_prefix=False)
     encoder = None if args.lexical_only else EncoderConfig(**given(model=args.model, batch_size=args.batch_size))
+    disk_only = [name for name, v in (("--rerank", args.rerank), ("--refine", args.refine), ("--opq", args.opq or None))
+                 if v is not None]
+    if disk_only and args.ann != "ivfpq-disk":
+        raise ConfigError(f"{', '.join(disk_only)} apply to --ann ivfpq-disk only")
     vectors = VectorConfig(**given(kind=args.ann, m=args.hnsw_m, ef_search=args.ef_search, nlist=args.nlist,
-                                   pq_m=args.pq_m, nprobe=args.nprobe))
+                                   pq_m=args.pq_m, nprobe=args.nprobe, rerank=args.rerank, refine=args.refine,
+                                   opq=args.opq or None))
     fusion = FusionConfig(**given(method=args.fusion, bm25_weight=args.bm25_weight, dense_weight=args.dense_weight,
                                   rrf_k=args.rrf_k, candidates=args.candidates))
     return IndexConfig(chunking=chunking, encoder=encoder, vectors=vectors, fusion=fusion)
@@ -195,8 +200,9 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
                    help=f"merge shorter sections (default: {dflt(ChunkConfig, 'min_section_tokens')})")
     g.add_argument("--no-title-prefix", action="store_true", help="do not prepend the title to each chunk's indexed text")
     g = p.add_argument_group("approximate vector search (FAISS)")
-    g.add_argument("--ann", choices=("flat", "hnsw", "ivfpq"),
-                   help=f"vector index (default: {dflt(VectorConfig, 'kind')}, exact)")
+    g.add_argument("--ann", choices=("flat", "hnsw", "ivfpq", "ivfpq-disk"),
+                   help=f"vector index (default: {dflt(VectorConfig, 'kind')}, exact); ivfpq-disk keeps only the "
+                   "IVF-PQ codes in RAM and the vectors on disk (float16 or int8, memory-mapped) for the re-rank")
     g.add_argument("--hnsw-m", type=positive_int, metavar="M", help=f"HNSW links per node (default: {dflt(VectorConfig, 'm')})")
     g.add_argument("--ef-search", type=positive_int, metavar="N",
                    help=f"HNSW search beam (default: {dflt(VectorConfig, 'ef_search')})")
@@ -204,6 +210,11 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pq-m", type=positive_int, metavar="N",
                    help=f"PQ sub-quantizers (default: {dflt(VectorConfig, 'pq_m')})")
     g.add_argument("--nprobe", type=positive_int, metavar="N", help=f"IVF cells searched (default: {dflt(VectorConfig, 'nprobe')})")
+    g.add_argument("--rerank", type=positive_int, metavar="R",
+                   help=f"ivfpq-disk: re-score R*k PQ candidates from the stored vectors (default: {dflt(VectorConfig, 'rerank')})")
+    g.add_argument("--refine", choices=("float16", "int8"),
+                   help=f"ivfpq-disk: how vectors are stored on disk (default: {dflt(VectorConfig, 'refine')})")
+    g.add_argument("--opq", action="store_true", help="ivfpq-disk: rotate vectors by a learned OPQ matrix before PQ")
     g = p.add_argument_group("fusion of BM25 and dense scores")
     g.add_argument("--fusion", choices=("convex", "rrf"), help=f"method (default: {dflt(FusionConfig, 'method')})")
     g.add_argument("--bm25-weight", type=float, metavar="W",

@@ -12,11 +12,13 @@ from typing import Any
 from ..errors import ConfigError
 from ._common import (
     CommandError,
+    add_boost_option,
     add_filter_options,
     add_index_option,
     add_key_options,
     add_mode_option,
     audit_key,
+    boost_from,
     check_text,
     default_arg,
     default_of,
@@ -42,12 +44,16 @@ def _snippet(text: str, width: int = 300) -> str:
 
 def cmd_search(args: argparse.Namespace) -> int:
     check_text("query", args.query)
+    boost = boost_from(args)
     index = load_index(args)
     filters = filters_from(args)
     mode = effective_mode(index, args.mode)
-    passages = index.search(args.query, k=args.k, filters=filters, mode=mode)
+    passages = index.search(args.query, k=args.k, filters=filters, mode=mode, boost=boost)
     if args.json:
-        dump_json({"query": args.query, "mode": mode, "index_id": index.id, "passages": [p.to_dict() for p in passages]})
+        out = {"query": args.query, "mode": mode, "index_id": index.id, "passages": [p.to_dict() for p in passages]}
+        if boost:
+            out["boost"] = boost
+        dump_json(out)
         return 0
     if not passages:
         write_text("no passages found\n")
@@ -80,6 +86,7 @@ def add_search(sub: Any, add: Any) -> None:
     p.add_argument("-k", type=positive_int, default=k, help=f"how many passages (default: {k})")
     add_mode_option(p)
     add_filter_options(p)
+    add_boost_option(p)
     p.add_argument("--json", action="store_true", help="print the passages as JSON")
 
 
@@ -87,15 +94,16 @@ def add_search(sub: Any, add: Any) -> None:
 
 
 class _InMode:
-    """The index as :func:`medrag.answer` sees it, searching in one mode (``answer``
-    itself has no mode parameter)."""
+    """The index as :func:`medrag.answer` sees it, searching in one mode and with one
+    grade boost (``answer`` itself has neither parameter)."""
 
-    def __init__(self, index: Any, mode: str) -> None:
+    def __init__(self, index: Any, mode: str, boost: dict[str, float] | None = None) -> None:
         self._index = index
         self._mode = mode
+        self._boost = boost
 
     def search(self, query: str, k: int = 10, *, filters: Any = None, mode: str | None = None) -> Any:
-        return self._index.search(query, k=k, filters=filters, mode=mode or self._mode)
+        return self._index.search(query, k=k, filters=filters, mode=mode or self._mode, boost=self._boost)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._index, name)
@@ -159,6 +167,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     check_text("question", args.question)
     if bool(args.index) == bool(args.docs):
         raise ConfigError("give either --index DIR or --docs FOLDER")
+    boost = boost_from(args)
     cached = None
     if args.docs:
         index, where, cached = _docs_index(args)
@@ -173,7 +182,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         audit = AuditLog(args.audit_log, redact_question=args.redact, key=audit_key(args))
     generator = make_generator(args)
     try:
-        result = answer(args.question, _InMode(index, mode), config=config, filters=filters_from(args),
+        result = answer(args.question, _InMode(index, mode, boost), config=config, filters=filters_from(args),
                         generator=generator, audit=audit)
     finally:
         close = getattr(generator, "close", None)
@@ -210,6 +219,7 @@ def add_ask(sub: Any, add: Any) -> None:
                    help=f"quotes in an extractive answer (default: {default_of(AnswerConfig, 'max_sentences')})")
     add_mode_option(p)
     add_filter_options(p)
+    add_boost_option(p)
     add_generator_options(p)
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     g = p.add_argument_group("audit trail")
