@@ -178,10 +178,35 @@ def query(out: Path, modes: list[str], n_queries: int | None) -> dict:
     return res
 
 
+def project(sizes: list[int], tag: str, target: int, modes: list[str]) -> dict:
+    """Fit ``p50 = a * n ** e`` (least squares in log-log) to the saved query runs
+    ``scale_<n>_query<tag>.json`` and extrapolate to ``target`` documents; resident
+    memory after load and disk are extrapolated linearly from the two largest runs."""
+    runs = {n: json.loads((WORK / f"scale_{n}_query{tag}.json").read_text()) for n in sizes}
+    out: dict = {"sizes": sizes, "target": target}
+    x = np.log(np.asarray(sizes, float))
+    for mode in modes:
+        for key in ("p50_ms_cpu", "p50_ms_wall", "p99_ms_cpu", "p99_ms_wall"):
+            y = np.log([runs[n][mode][key] for n in sizes])
+            e, a = np.polyfit(x, y, 1)
+            out[f"{mode}.{key}"] = {
+                "measured": [runs[n][mode][key] for n in sizes],
+                "exponent": round(float(e), 3),
+                "projected": round(float(np.exp(a) * target**e), 1),
+            }
+    n1, n2 = sizes[-2], sizes[-1]
+    for key in ("rss_after_load_gib", "rss_after_queries_gib"):
+        r1, r2 = runs[n1][key], runs[n2][key]
+        out[key] = {"measured": [runs[n][key] for n in sizes],
+                    "projected": round(r2 + (r2 - r1) * (target - n2) / (n2 - n1), 2)}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, required=True, help="synthetic documents")
-    ap.add_argument("--phase", choices=["build", "query", "merge"], required=True)
+    ap.add_argument("--phase", choices=["build", "query", "merge", "project"], required=True)
+    ap.add_argument("--sizes", default="1000000,3000000,10000000", help="project: the runs to fit (their --tag)")
     ap.add_argument("--tier", type=int, default=0, help="merge: segments per tier (0: merge all into one)")
     ap.add_argument("--into", type=int, default=0, help="merge: into this many segments (adjacent runs)")
     ap.add_argument("--batch", type=int, default=320_000, help="documents per segment")
@@ -193,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tag", default="", help="suffix of the result file name")
     args = ap.parse_args(argv)
     out = args.store or WORK / f"synth_{args.n}"
-    if args.phase == "build":
+    if args.phase == "project":
+        res = project([int(v) for v in args.sizes.split(",")], args.tag, args.n, args.modes.split(","))
+    elif args.phase == "build":
         if (out / "CURRENT").exists():
             raise SystemExit(f"{out} exists; remove it to rebuild")
         res = build(args.n, out, args.batch)
