@@ -148,7 +148,17 @@ def check_files(
     todo = [rel for rel in paths if rel not in skip]
     if todo:
         t0 = time.perf_counter()
-        clock = pinned.fs_clock()  # before hashing: a change from now on moves a time stamp past it
+        # before hashing: a change from now on moves a time stamp past it. A file stamped
+        # in the clock's current tick (a copy made just now) would stay "racy" and be hashed
+        # again by every load, so wait (at most ~0.2 s: one tick of a coarse clock) until
+        # the clock has moved past every listed file's time stamps, as clock_after does.
+        newest = max((max(s[1], s[2]) for s in stats.values()), default=0)
+        clock = pinned.fs_clock()
+        for _ in range(100):
+            if clock is None or clock > newest:
+                break
+            time.sleep(0.002)
+            clock = pinned.fs_clock()
         for rel in todo:
             if sha256_file(paths[rel]) != files[rel].get("sha256"):
                 raise IndexFormatError(f"{root}: {rel} fails its sha256 check (altered or corrupt)")
