@@ -140,19 +140,23 @@ def _read_task(
     report = IngestReport()
     batch: list[tuple[str, tuple[Any, ...]]] = []
     error = None
+    finished = False  # False when any other exception propagates: the parent is told first
     try:
         for ev in _call_reader(spec, path, fmt, on_error, report, limits):
             batch.append(("d", to_row(ev)) if isinstance(ev, Document) else ("x", to_row(ev)))
             if len(batch) >= _BATCH:
                 if _stop.is_set():  # the parent stopped iterating: nobody reads the rest
+                    finished = True
                     return
                 _queue.put((task, batch))
                 batch = []
+        finished = True
     except IngestError as err:
         error = {"reason": err.reason, "source": err.source, "record_id": err.record_id, "position": err.position}
-    except BaseException:
-        _queue.put((task, None))
-        raise
+        finished = True
+    finally:
+        if not finished:
+            _queue.put((task, None))
     if batch:
         _queue.put((task, batch))
     _queue.put((task, {
