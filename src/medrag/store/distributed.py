@@ -46,6 +46,8 @@ import numpy as np
 from ..errors import ConfigError, MissingDependencyError
 from ..retrieve.analyzer import Analyzer
 from ..retrieve.bm25 import BM25Params
+from .build import index_file as _index_file
+from .build import pubmed_text
 from .search import Hit, StoreSearcher, _top_k
 from .writer import DEFAULT_SEGMENT_TOKENS, SegmentBuffer, StoreWriter
 
@@ -64,38 +66,6 @@ def _ray(address: str | None = None) -> Any:
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False)
     return ray
-
-
-def pubmed_text(doc: Any) -> str:
-    """The text indexed for a PubMed document: its title, a newline, its text."""
-    return doc.title + "\n" + doc.text
-
-
-def _index_file(
-    path: str,
-    root: str,
-    generation: int,
-    analyzer: dict[str, Any],
-    params: dict[str, Any],
-    segment_tokens: int,
-    on_error: str,
-) -> tuple[list[dict[str, Any]], Any]:
-    """Ray task body: one PubMed file -> segments in ``root`` (uncommitted), and the
-    file's IngestReport (skipped records, ``<DeleteCitation>`` PMIDs)."""
-    from ..ingest import IngestReport, iter_pubmed
-
-    an = Analyzer.from_dict(analyzer)
-    bp = BM25Params.from_dict(params)
-    buf = SegmentBuffer()
-    out = []
-    report = IngestReport()  # skipped records and <DeleteCitation>s, for the caller
-    for doc in iter_pubmed(path, on_error=on_error, report=report):  # type: ignore[arg-type]
-        buf.add(doc.id, an.tokenize(pubmed_text(doc)))
-        if buf.n_tokens >= segment_tokens:
-            out.append(buf.write(Path(root), f"seg-{generation:06d}-{secrets.token_hex(4)}", bp))
-    if buf.n_docs:
-        out.append(buf.write(Path(root), f"seg-{generation:06d}-{secrets.token_hex(4)}", bp))
-    return out, report
 
 
 def build_pubmed(
