@@ -14,12 +14,19 @@ per batch. Two child processes:
            exhaustive kernel where ``--modes`` leaves numpy out).
 
 Modes: ``numpy-exact`` (the numpy exhaustive path), ``exact`` (the compiled exhaustive
-kernel), ``maxscore`` (the compiled block-max MaxScore kernel, kernel.py).
+kernel), ``maxscore`` (the compiled block-max MaxScore kernel, kernel.py); ``<mode>@N``
+on N threads over segment groups sharing one threshold, ``<mode>@Nu`` with one
+threshold per group (as before the shared one; for paired runs). ``--interleave`` runs
+every mode on each query in turn (rotating which goes first) instead of one mode after
+the other, and reports per mode the median over queries of its CPU time divided by the
+first mode's (paired under a changing load).
 
 Run (niced, one core):
   OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_scale.py --n 10000000 --phase build
   OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_scale.py --n 10000000 --phase query
-  (``--phase merge --store DIR``: a streaming merge of a store's segments, peak RSS)
+  (``--phase merge --store DIR``: a streaming merge of a store's segments, peak RSS;
+  ``--group 8``: every run of 8 adjacent segments into one, as the 10M store's 32 into 4)
+  (``--phase project --tags A,B,C``: fit the runs of ``--sizes`` saved with those tags)
 """
 
 from __future__ import annotations
@@ -92,17 +99,21 @@ def build(n: int, out: Path, batch: int) -> dict:
     }
 
 
-def merge(out: Path, segments_per_tier: int, into: int = 0) -> dict:
-    """Merge the store's segments (all into one when ``segments_per_tier`` and ``into``
-    are 0; into ``into`` runs of adjacent segments of near-equal count; else what a
+def merge(out: Path, segments_per_tier: int, into: int = 0, group: int = 0) -> dict:
+    """Merge the store's segments (all into one when ``segments_per_tier``, ``into`` and
+    ``group`` are 0; into ``into`` runs of adjacent segments of near-equal count; every
+    run of ``group`` adjacent segments from the first, the last run shorter; else what a
     TieredMergePolicy plans) and report time and peak RSS of the process."""
     from medrag.store import StoreSearcher, StoreWriter, TieredMergePolicy
 
     before = StoreSearcher.open(out).n_segments
     t0, c0 = time.perf_counter(), _cpu()
     with StoreWriter(out) as w:
-        if into:
-            cuts = np.linspace(0, before, into + 1).round().astype(int).tolist()
+        if into or group:
+            if group:
+                cuts = list(range(0, before, group)) + [before]
+            else:
+                cuts = np.linspace(0, before, into + 1).round().astype(int).tolist()
             for a, b in reversed(list(zip(cuts, cuts[1:]))):  # from the end: earlier indices stay valid
                 w.merge(a, b)
                 print(f"merged {a}..{b - 1} {time.perf_counter() - t0:.0f}s rss {_rss_gib():.2f}", file=sys.stderr, flush=True)
@@ -123,7 +134,28 @@ def merge(out: Path, segments_per_tier: int, into: int = 0) -> dict:
     return res
 
 
-def query(out: Path, modes: list[str], n_queries: int | None) -> dict:
+def _mode(mode: str) -> tuple[str, str, int, bool]:
+    """(search mode, engine, threads, share the threshold) of a ``--modes`` entry."""
+    engine = "numpy" if mode.startswith("numpy-") else "auto"
+    m, _, th = mode.removeprefix("numpy-").partition("@")  # "maxscore@2": 2 threads over segment groups
+    share = not th.endswith("u")  # "maxscore@2u": one threshold per group
+    return m, engine, int(th.removesuffix("u") or 1), share
+
+
+def _run(st, q: list[str], mode: str) -> tuple[float, float, tuple]:  # type: ignore[no-untyped-def]
+    """One query: (wall s, process CPU s, (rows, scores))."""
+    from medrag.store import search_compiled
+
+    m, engine, threads, share = _mode(mode)
+    search_compiled.SHARE_THRESHOLD = share
+    c = time.process_time()
+    t = time.perf_counter()
+    rows, scores = st.search_rows(q, 10, mode=m, engine=engine, threads=threads)
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    return wall, cpu, (rows.tolist(), scores.tolist())
+
+
+def query(out: Path, modes: list[str], n_queries: int | None, interleave: bool = False, ref: str = "") -> dict:
     from medrag.retrieve import Analyzer
     from medrag.store import StoreSearcher, kernel
 
@@ -142,23 +174,29 @@ def query(out: Path, modes: list[str], n_queries: int | None) -> dict:
         "n_docs": st.n_docs,
         "segments": st.n_segments,
     }
-    tops: dict[str, list] = {}
+    tops: dict[str, list] = {m: [] for m in modes}
+    lats: dict[str, list] = {m: [] for m in modes}
+    cpus: dict[str, list] = {m: [] for m in modes}
+    if interleave:
+        for mode in modes:
+            for q in queries[:50]:
+                _run(st, q, mode)
+        for i, q in enumerate(queries):
+            for mode in modes[i % len(modes) :] + modes[: i % len(modes)]:  # rotate who goes first
+                wall, cpu, top = _run(st, q, mode)
+                lats[mode].append(wall)
+                cpus[mode].append(cpu)
+                tops[mode].append(top)
     for mode in modes:
-        engine = "numpy" if mode.startswith("numpy-") else "auto"
-        m, _, th = mode.removeprefix("numpy-").partition("@")  # "maxscore@2": 2 threads over segment groups
-        threads = int(th or 1)
-        for q in queries[:50]:
-            st.search_rows(q, 10, mode=m, engine=engine, threads=threads)
-        lat, cpu, top = [], [], []
-        for q in queries:
-            c = time.process_time()
-            t = time.perf_counter()
-            rows, scores = st.search_rows(q, 10, mode=m, engine=engine, threads=threads)
-            lat.append(time.perf_counter() - t)
-            cpu.append(time.process_time() - c)
-            top.append((rows.tolist(), scores.tolist()))
-        lat_ms, cpu_ms = np.asarray(lat) * 1000, np.asarray(cpu) * 1000
-        tops[mode] = top
+        if not interleave:
+            for q in queries[:50]:
+                _run(st, q, mode)
+            for q in queries:
+                wall, cpu, top = _run(st, q, mode)
+                lats[mode].append(wall)
+                cpus[mode].append(cpu)
+                tops[mode].append(top)
+        lat_ms, cpu_ms = np.asarray(lats[mode]) * 1000, np.asarray(cpus[mode]) * 1000
         res[mode] = {
             "p50_ms_cpu": round(float(np.percentile(cpu_ms, 50)), 2),
             "p99_ms_cpu": round(float(np.percentile(cpu_ms, 99)), 2),
@@ -168,22 +206,41 @@ def query(out: Path, modes: list[str], n_queries: int | None) -> dict:
             "rss_after_gib": round(_rss_gib(), 3),
         }
         print(mode, res[mode], file=sys.stderr, flush=True)
-    ref = modes[0]
-    for mode in modes[1:]:
+    if ref:  # the reference top-10, untimed, after the timed modes
+        tops[ref] = [_run(st, q, ref)[2] for q in queries]
+    else:
+        ref = modes[0]
+    for mode in modes:
+        if mode == ref:
+            continue
         same_rows = sum(a[0] == b[0] for a, b in zip(tops[ref], tops[mode]))
         same_all = sum(a == b for a, b in zip(tops[ref], tops[mode]))
         res[mode]["top10_rows_identical_to_" + ref] = f"{same_rows}/{len(queries)}"
         res[mode]["top10_rows_and_scores_identical"] = f"{same_all}/{len(queries)}"
+    if interleave:  # paired per query: median of the per-query CPU ratio, ratio of the sums
+        res["paired_cpu"] = {}
+        for i, a_m in enumerate(modes):
+            for b_m in modes[i + 1 :]:
+                a, b = np.asarray(cpus[a_m]), np.asarray(cpus[b_m])
+                ok = (a > 0) & (b > 0)  # CPU clock resolution: a very short query may read 0
+                res["paired_cpu"][f"{b_m}/{a_m}"] = {
+                    "median_ratio": round(float(np.median(b[ok] / a[ok])), 3),
+                    "sum_ratio": round(float(b.sum() / a.sum()), 3),
+                }
+    res["_per_query_cpu_ms"] = {m: (np.asarray(cpus[m]) * 1000).round(3).tolist() for m in modes}
     res["rss_after_queries_gib"] = round(_rss_gib(), 3)
     return res
 
 
-def project(sizes: list[int], tag: str, target: int, modes: list[str]) -> dict:
+def project(sizes: list[int], tags: list[str], target: int, modes: list[str]) -> dict:
     """Fit ``p50 = a * n ** e`` (least squares in log-log) to the saved query runs
-    ``scale_<n>_query<tag>.json`` and extrapolate to ``target`` documents; resident
-    memory after load and disk are extrapolated linearly from the two largest runs."""
-    runs = {n: json.loads((WORK / f"scale_{n}_query{tag}.json").read_text()) for n in sizes}
-    out: dict = {"sizes": sizes, "target": target}
+    ``scale_<n>_query<tag>.json`` (``tags[i]`` for ``sizes[i]``) and extrapolate to
+    ``target`` documents; resident memory after load and disk are extrapolated linearly
+    from the two largest runs."""
+    if len(tags) != len(sizes):
+        raise SystemExit(f"--tags: {len(tags)} tags for {len(sizes)} sizes")
+    runs = {n: json.loads((WORK / f"scale_{n}_query{tag}.json").read_text()) for n, tag in zip(sizes, tags)}
+    out: dict = {"sizes": sizes, "tags": tags, "segments": [runs[n]["segments"] for n in sizes], "target": target}
     x = np.log(np.asarray(sizes, float))
     for mode in modes:
         for key in ("p50_ms_cpu", "p50_ms_wall", "p99_ms_cpu", "p99_ms_wall"):
@@ -209,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="1000000,3000000,10000000", help="project: the runs to fit (their --tag)")
     ap.add_argument("--tier", type=int, default=0, help="merge: segments per tier (0: merge all into one)")
     ap.add_argument("--into", type=int, default=0, help="merge: into this many segments (adjacent runs)")
+    ap.add_argument("--group", type=int, default=0, help="merge: every run of this many adjacent segments into one")
+    ap.add_argument("--tags", default=None, help="project: one tag per size (default: --tag for each)")
+    ap.add_argument("--interleave", action="store_true", help="query: every mode on each query in turn (paired)")
+    ap.add_argument("--ref", default="", help="query: compare every mode's top-10 with this mode's, run untimed after")
     ap.add_argument("--batch", type=int, default=320_000, help="documents per segment")
     ap.add_argument("--modes", default="numpy-exact,exact,maxscore",
                     help="comma-separated; numpy-<mode> for the numpy path, <mode>@N for N threads over segment groups "
@@ -219,17 +280,22 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     out = args.store or WORK / f"synth_{args.n}"
     if args.phase == "project":
-        res = project([int(v) for v in args.sizes.split(",")], args.tag, args.n, args.modes.split(","))
+        sizes = [int(v) for v in args.sizes.split(",")]
+        tags = args.tags.split(",") if args.tags is not None else [args.tag] * len(sizes)
+        res = project(sizes, tags, args.n, args.modes.split(","))
     elif args.phase == "build":
         if (out / "CURRENT").exists():
             raise SystemExit(f"{out} exists; remove it to rebuild")
         res = build(args.n, out, args.batch)
     elif args.phase == "merge":
-        res = merge(out, args.tier, args.into)
+        res = merge(out, args.tier, args.into, args.group)
     else:
-        res = query(out, args.modes.split(","), args.queries)
+        res = query(out, args.modes.split(","), args.queries, args.interleave, args.ref)
     res["cmd"] = " ".join(sys.argv)
     res["loadavg"] = os.getloadavg()
+    per_query = res.pop("_per_query_cpu_ms", None)
+    if per_query is not None:  # beside the summary: CPU ms per query and mode, in query order
+        (WORK / f"scale_{args.n}_{args.phase}{args.tag}_cpu_ms.json").write_text(json.dumps(per_query))
     (WORK / f"scale_{args.n}_{args.phase}{args.tag}.json").write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))
     return 0

@@ -178,3 +178,46 @@ def test_compiled_term_lookup_equals_segment_find(pubmed, tmp_path):  # noqa: F8
             if g >= 0:
                 want.append((i, g, int(s.seg.post_ptr[g]), int(s.seg.post_ptr[g + 1])))
         assert row == want, t
+
+
+@needs_numba
+def test_thread_groups_share_one_exact_threshold(pubmed, tmp_path):  # noqa: F811
+    """Threaded MaxScore: the groups prune with one shared threshold (kernel.py). A
+    group started at the global k-th best score keeps every row of the global top k in
+    its segments, with its score, and never lowers the shared value; one started above
+    every score keeps nothing. With 2 and 4 threads, shared threshold or one per group,
+    the rows and scores equal one thread's."""
+    from medrag.store import search_compiled
+
+    ids, toks, queries = pubmed
+    st = _store(tmp_path / "st", ids, toks, segment_tokens=15_000)
+    assert st.n_segments >= 8
+    kernel.ensure_compiled()
+    checked = 0
+    for q in queries[1::2]:  # 150 real queries (half titles, half claims)
+        r0, s0 = st.search_rows(q, 10, mode="maxscore", threads=1)
+        for threads in (2, 4):
+            for share in (True, False):
+                search_compiled.SHARE_THRESHOLD = share
+                try:
+                    r1, s1 = st.search_rows(q, 10, mode="maxscore", threads=threads)
+                finally:
+                    search_compiled.SHARE_THRESHOLD = True
+                assert np.array_equal(r0, r1) and np.array_equal(s0, s1), (threads, share, q)
+        terms = st._terms(q)
+        if len(r0) < 10 or not all(t.idf > 0 for t in terms):
+            continue
+        by_seg = search_compiled._by_segment(terms)
+        part = sorted(by_seg)[1::2]
+        seg_of = np.searchsorted(st._bases, r0, side="right") - 1
+        want = {int(r): float(s) for r, s, i in zip(r0, s0, seg_of) if int(i) in part}
+        shared = np.full(1, float(s0[-1]))
+        rows, sc = search_compiled._group(st, part, by_seg, 10, None, True, shared)
+        got = dict(zip(rows.tolist(), sc.tolist()))
+        assert all(r in got and got[r] == s for r, s in want.items()), q
+        assert shared[0] >= s0[-1]
+        high = np.full(1, float(s0[0]) * 2 + 1)
+        rows, _ = search_compiled._group(st, part, by_seg, 10, None, True, high)
+        assert rows.size == 0 and high[0] == float(s0[0]) * 2 + 1
+        checked += bool(want)
+    assert checked >= 50

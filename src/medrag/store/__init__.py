@@ -11,7 +11,12 @@ statistics (N, avgdl, df), so scores equal one index built over all live documen
     writer.py       StoreWriter: streaming, bounded memory per segment, deletes, commit
     merge.py        streaming merge of adjacent segments (row numbers stay put), tiered policy
     search.py       StoreSearcher: exact and MaxScore top-k across segments
+    views.py        the searcher's per-segment and per-query-term records
+    search_numpy.py the numpy scoring paths (exact, term-at-a-time MaxScore)
+    search_compiled.py  the compiled path: kernels per segment, thread groups, one threshold
     kernel.py       compiled (numba) exhaustive and block-max MaxScore kernels
+    kernel_terms.py compiled term lookup and the k-way df merge of a commit
+    _jit.py         the numba registry: kernels compiled on first use, not at import
     build.py        parallel build on one machine: a worker process per input file
     distributed.py  Ray: parallel build over input files, search by actors holding
                     segments, global top-k merge (optional extra ``medrag[ray]``)

@@ -48,7 +48,8 @@ from ..retrieve.analyzer import Analyzer
 from ..retrieve.bm25 import BM25Params
 from .build import index_file as _index_file
 from .build import pubmed_text
-from .search import Hit, StoreSearcher, _top_k
+from .search import Hit, StoreSearcher
+from .search_numpy import top_k as _top_k
 from .writer import DEFAULT_SEGMENT_TOKENS, SegmentBuffer, StoreWriter
 
 __all__ = ["build_pubmed", "RayStore", "pubmed_text"]

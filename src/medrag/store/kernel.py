@@ -32,84 +32,53 @@ segments of a query (segments are visited in row order, so the heap's threshold
     safe by construction, every pruning test comparing an upper bound (float32
     bounds rounded up, a relative slack of 1e-9 for summation order) with ``theta``.
 
-Without numba, :data:`HAVE_NUMBA` is False and ``StoreSearcher`` uses its numpy paths,
-which return the same rows and scores (tests/test_store_kernel.py checks both).
-Compiled with ``cache=True`` (the machine code is cached beside this file, or in
-numba's user cache directory when this one is not writable); ``nogil=True``, so
-queries in several threads run in parallel.
+Thread groups (search_compiled.py, ``threads > 1``: segments dealt round-robin to
+groups, one heap per group, the heaps merged) share one threshold, ``shared[0]``, as
+parallel Lucene searches share their minimum competitive score (``MaxScoreAccumulator``):
+the k documents in any group's full heap score at least that heap's k-th best, so it
+is a lower bound of the global k-th best, and every group may prune with the largest
+of them; a document of the global top k is never pruned (its bound is at least its
+score, at least the global k-th best) and stays in its own group's heap, so the union
+of the heaps still holds the exact top k. A group raises ``shared[0]`` whenever its
+heap's k-th best passes it and reads it at every window. Reads and writes are plain,
+not atomic (aligned float64 accesses, which do not tear): two groups racing may lose
+the larger value, which leaves a lower, still valid bound; the pruning then depends
+on timing, the result does not.
+
+The term-dictionary kernels (term lookup, the k-way df merge of a commit) are in
+kernel_terms.py; this module's ``find_terms``, ``kway_df`` and ``lower_bound`` are
+theirs. Without numba, :data:`HAVE_NUMBA` is False and ``StoreSearcher`` uses its
+numpy paths, which return the same rows and scores (tests/test_store_kernel.py checks
+both). Kernels are compiled on first use (_jit.py).
 """
 
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import numpy as np
 
-__all__ = ["HAVE_NUMBA", "ensure_compiled", "exact_segment", "find_terms", "kway_df", "scratch", "window_segment"]
+from . import kernel_terms
+from ._jit import HAVE_NUMBA, ensure_compiled, jit, readonly
 
-try:  # the optional extra medrag[fast]
-    import numba
+__all__ = [
+    "HAVE_NUMBA", "ensure_compiled", "exact_segment", "find_terms", "kway_df", "lower_bound", "readonly", "scratch",
+    "window_segment",
+]  # fmt: skip
 
-    HAVE_NUMBA = True
-except ImportError:  # pragma: no cover - exercised where numba is absent
-    numba = None
-    HAVE_NUMBA = False
-
-
-_PLAIN: dict[str, object] = {}
-_INLINE: set[str] = set()  # helpers inlined into their callers (numba inline="always")
-_READY = False
-_READY_LOCK = threading.Lock()
+_TERM_KERNELS = ("find_terms", "kway_df", "lower_bound")
 
 
-def _jit(f):  # type: ignore[no-untyped-def]
-    """Register a kernel; :func:`ensure_compiled` wraps it with numba on first use.
-
-    Not at import: numba's on-disk cache setup creates ``__pycache__`` and probes it with
-    a temporary file when a function is decorated, and importing medrag writes nothing.
-    """
-    _PLAIN[f.__name__] = f
-    return f
-
-
-def _jit_inline(f):  # type: ignore[no-untyped-def]
-    """:func:`_jit` for a small helper that numba inlines into its callers: a call to a
-    separately compiled function passes every array argument with an atomic reference
-    count increment and decrement (NRT), which cost more than the helper itself in the
-    hot loops here."""
-    _INLINE.add(f.__name__)
-    return _jit(f)
-
-
-def ensure_compiled() -> None:
-    """Replace every registered kernel in this module by its numba dispatcher (once,
-    thread-safe; compilation itself happens at each kernel's first call, which then
-    resolves the other kernels it calls to their dispatchers). No-op without numba."""
-    global _READY
-    if _READY or not HAVE_NUMBA:
-        return
-    with _READY_LOCK:
-        if not _READY:
-            g = globals()
-            for name, f in _PLAIN.items():
-                if name in _INLINE:
-                    g[name] = numba.njit(cache=True, nogil=True, inline="always")(f)
-                else:
-                    g[name] = numba.njit(cache=True, nogil=True)(f)
-            _READY = True
+def __getattr__(name: str) -> Any:
+    """The term-dictionary kernels, looked up in kernel_terms.py at each access (the
+    numba dispatcher once :func:`ensure_compiled` ran, the plain function before)."""
+    if name in _TERM_KERNELS:
+        return getattr(kernel_terms, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _local = threading.local()
-
-
-def readonly(a: np.ndarray) -> np.ndarray:
-    """``a`` as a read-only, C-contiguous view (memory-mapped arrays are read-only, and
-    a numba typed list needs one array type for every segment)."""
-    a = np.ascontiguousarray(a)
-    if a.flags.writeable:
-        a = a.view()
-        a.flags.writeable = False
-    return a
 
 
 def scratch(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -123,13 +92,13 @@ def scratch(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return _local.acc, _local.flag, _local.touched
 
 
-@_jit
+@jit
 def _better(s, r, hs, hr):  # type: ignore[no-untyped-def]
     # (s, r) ranks above (hs, hr): higher score, ties to the lower row
     return s > hs or (s == hs and r < hr)
 
 
-@_jit
+@jit
 def _push(heap_s, heap_r, n, k, s, r):  # type: ignore[no-untyped-def]
     """Offer (score s, row r) to a min-heap of the k best (root: the worst kept).
     Returns the new size."""
@@ -170,7 +139,7 @@ def _push(heap_s, heap_r, n, k, s, r):  # type: ignore[no-untyped-def]
     return n
 
 
-@_jit
+@jit
 def exact_segment(  # type: ignore[no-untyped-def]
     docs, tf, starts, ends, idf, cnt, norm, k1p1, live, use_live, mask, use_mask,
     acc, flag, touched, heap_s, heap_r, heap_n, k, base,
@@ -209,7 +178,7 @@ def exact_segment(  # type: ignore[no-untyped-def]
     return n
 
 
-@_jit
+@jit
 def _seek(docs, p, e, d):  # type: ignore[no-untyped-def]
     """First position in [p, e) whose row is >= d (galloping, then binary search)."""
     if p >= e or docs[p] >= d:
@@ -230,16 +199,19 @@ def _seek(docs, p, e, d):  # type: ignore[no-untyped-def]
     return lo
 
 
-@_jit
+@jit
 def window_segment(  # type: ignore[no-untyped-def]
     docs, tf, starts, ends, idf, cnt, ub, bscale, bm, bm_base, block, canon,
-    norm, k1p1, live, use_live, mask, use_mask, heap_s, heap_r, heap_n, k, base, slack, width,
+    norm, k1p1, live, use_live, mask, use_mask, heap_s, heap_r, heap_n, k, base, slack, width, shared,
 ):  # fmt: skip
     """Block-max MaxScore over windows of ``width`` rows (module docstring). Terms come
     sorted by ``ub`` (their bound over the segment) ascending; ``canon[j]`` is term j's
     position in canonical order; ``bscale[j]`` turns a stored bound into a score bound
     (idf, count, avgdl scaling, slack); term j's block b is ``bm[bm_base[j] + b]``,
-    covering its postings ``starts[j] + b * block ...``. Returns the heap's new size.
+    covering its postings ``starts[j] + b * block ...``. ``shared[0]`` is the threshold
+    shared with the other thread groups of the query (module docstring; ``-inf`` when
+    alone): read at every window, raised whenever this heap's k-th best passes it.
+    Returns the heap's new size.
 
     The galloping searches and the window bounds are written out in the loops instead
     of calling :func:`_seek` (or a window-bound helper): numba passes an array to a called
@@ -258,7 +230,12 @@ def window_segment(  # type: ignore[no-untyped-def]
     contrib = np.zeros(nt)
     n = heap_n
     theta = heap_s[0] if n == k else -np.inf
+    if theta > shared[0]:
+        shared[0] = theta
     while True:
+        sh = shared[0]  # another group's k-th best: a lower bound of the global k-th best
+        if sh > theta:
+            theta = sh
         m = 0
         while m < nt and pre[m + 1] < theta:
             m += 1
@@ -274,7 +251,7 @@ def window_segment(  # type: ignore[no-untyped-def]
             break
         we = ws + width
         mw = 0  # non-essential in this window, by the window's block-max bounds
-        if n == k:
+        if theta > -np.inf:
             for j in range(nt):
                 # the largest stored bound of term j's blocks holding a row in [ws, we)
                 s0 = starts[j]
@@ -352,11 +329,11 @@ def window_segment(  # type: ignore[no-untyped-def]
             d = ws + x
             if use_mask and not mask[d]:
                 continue
-            if n == k and (s + wpre[mw]) * (1.0 + slack) < theta:
+            if (s + wpre[mw]) * (1.0 + slack) < theta:
                 continue
             ok = True
             for j in range(mw - 1, -1, -1):  # non-essential: look up while they can matter
-                if n == k and (s + wpre[j + 1]) * (1.0 + slack) < theta:
+                if (s + wpre[j + 1]) * (1.0 + slack) < theta:
                     ok = False
                     break
                 p = pos[j]
@@ -387,7 +364,7 @@ def window_segment(  # type: ignore[no-untyped-def]
                     s += w
             if not ok:
                 continue
-            if n == k and s * (1.0 + slack) < theta:
+            if s * (1.0 + slack) < theta:
                 continue
             # the exact score, summed in canonical term order (rare: a plain call is fine)
             for j in range(nt):
@@ -406,8 +383,10 @@ def window_segment(  # type: ignore[no-untyped-def]
             if n == k and exact <= heap_s[0] and not (exact == heap_s[0] and d + base < heap_r[0]):
                 continue
             n = _push(heap_s, heap_r, n, k, exact, d + base)
-            if n == k:
+            if n == k and heap_s[0] > theta:
                 theta = heap_s[0]
+                if theta > shared[0]:
+                    shared[0] = theta
         for j in range(mw):  # the window is done: every cursor moves past it
             p = pos[j]
             e = ends[j]
@@ -430,220 +409,3 @@ def window_segment(  # type: ignore[no-untyped-def]
                 p = lo
             pos[j] = p
     return n
-
-
-# ---------------------------------------------------------------------- global df
-
-
-@_jit
-def _term_cmp(ba, a0, a1, bb, b0, b1):  # type: ignore[no-untyped-def]
-    """-1, 0, 1 as bytes ``ba[a0:a1]`` sorts before, equal to, after ``bb[b0:b1]``."""
-    la = a1 - a0
-    lb = b1 - b0
-    n = la if la < lb else lb
-    for i in range(n):
-        x = ba[a0 + i]
-        y = bb[b0 + i]
-        if x != y:
-            return -1 if x < y else 1
-    if la == lb:
-        return 0
-    return -1 if la < lb else 1
-
-
-@_jit
-def lower_bound(blob, off, key):  # type: ignore[no-untyped-def]
-    """The first term index t of a sorted term list (``blob[off[t]:off[t + 1]]``) that
-    is not before ``key`` (uint8 array) in bytes order."""
-    lo = 0
-    hi = off.shape[0] - 1
-    n = key.shape[0]
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if _term_cmp(blob, off[mid], off[mid + 1], key, 0, n) < 0:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@_jit
-def _prefix(blob, a0, n, lo):  # type: ignore[no-untyped-def]
-    """Bytes ``lo .. lo + 7`` of the term ``blob[a0:a0 + n]`` as a big-endian uint64,
-    zero padded."""
-    x = np.uint64(0)
-    for q in range(lo, lo + 8):
-        x = x << np.uint64(8)
-        if q < n:
-            x = x | np.uint64(blob[a0 + q])
-    return x
-
-
-@_jit
-def _key_order(a1, b1, l1, a2, b2, l2):  # type: ignore[no-untyped-def]
-    """Order of two terms from their 16-byte prefixes and lengths: -1, 0, 1, or 2 when
-    only a full comparison can tell (both longer than 16 bytes, prefixes equal). Scalars
-    only: numba passes arrays to a called function with atomic reference counting,
-    which would dominate this loop."""
-    if a1 != a2:
-        return -1 if a1 < a2 else 1
-    if b1 != b2:
-        return -1 if b1 < b2 else 1
-    if l1 <= 16 or l2 <= 16:  # the shorter term is whole in its prefix
-        if l1 == l2:
-            return 0
-        return -1 if l1 < l2 else 1
-    return 2
-
-
-@_jit
-def kway_df(blob, off, df, run_end, out):  # type: ignore[no-untyped-def]
-    """k-way merge of sorted runs of terms: term t is ``blob[off[t]:off[t + 1]]`` with
-    document frequency ``df[t]``; run r holds terms ``run_end[r - 1] .. run_end[r] - 1``
-    (``run_end[-1]`` = 0), each run sorted and unique. Writes the summed df of every
-    distinct term whose sum is > 0 into ``out`` (in term order); returns how many. A
-    binary heap holds one cursor per run, keyed by 16-byte term prefixes; slot k holds
-    the current group's term. No array is passed to a helper in the loop (see
-    :func:`_key_order`)."""
-    k = run_end.shape[0]
-    cur = np.zeros(k + 1, np.int64)
-    ka = np.zeros(k + 1, np.uint64)
-    kb = np.zeros(k + 1, np.uint64)
-    kl = np.zeros(k + 1, np.int64)
-    heap = np.zeros(k + 1, np.int64)
-    hn = 0
-    m = 0
-    have = False
-    acc = 0
-    # phase 0 pushes every run (sift up); then each step pops the root run's term
-    r = 0
-    while True:
-        if r < k:  # heapify: load run r's first term and sift it up
-            c = run_end[r - 1] if r > 0 else 0
-            if c >= run_end[r]:
-                r += 1
-                continue
-            cur[r] = c
-            a0 = off[c]
-            n = off[c + 1] - a0
-            ka[r] = _prefix(blob, a0, n, 0)
-            kb[r] = _prefix(blob, a0, n, 8)
-            kl[r] = n
-            heap[hn] = r
-            i = hn
-            hn += 1
-            while i > 0:
-                pa = (i - 1) // 2
-                x = heap[i]
-                y = heap[pa]
-                o = _key_order(ka[x], kb[x], kl[x], ka[y], kb[y], kl[y])
-                if o == 2:
-                    o = _full_cmp(blob, off, cur[x], cur[y])
-                if o < 0:
-                    heap[i] = y
-                    heap[pa] = x
-                    i = pa
-                else:
-                    break
-            r += 1
-            continue
-        if hn == 0:
-            break
-        x = heap[0]
-        c = cur[x]
-        same = False
-        if have:
-            o = _key_order(ka[x], kb[x], kl[x], ka[k], kb[k], kl[k])
-            if o == 2:
-                o = _full_cmp(blob, off, c, cur[k])
-            same = o == 0
-        if same:
-            acc += df[c]
-        else:
-            if have and acc > 0:
-                out[m] = acc
-                m += 1
-            have = True
-            cur[k] = c
-            ka[k] = ka[x]
-            kb[k] = kb[x]
-            kl[k] = kl[x]
-            acc = df[c]
-        c += 1
-        cur[x] = c
-        if c >= run_end[x]:  # run x is exhausted: the last cursor takes the root
-            hn -= 1
-            heap[0] = heap[hn]
-        else:
-            a0 = off[c]
-            n = off[c + 1] - a0
-            ka[x] = _prefix(blob, a0, n, 0)
-            kb[x] = _prefix(blob, a0, n, 8)
-            kl[x] = n
-        i = 0  # sift the root down
-        while True:
-            a = 2 * i + 1
-            if a >= hn:
-                break
-            ch = a
-            if a + 1 < hn:
-                u = heap[a + 1]
-                v = heap[a]
-                o = _key_order(ka[u], kb[u], kl[u], ka[v], kb[v], kl[v])
-                if o == 2:
-                    o = _full_cmp(blob, off, cur[u], cur[v])
-                if o < 0:
-                    ch = a + 1
-            u = heap[ch]
-            v = heap[i]
-            o = _key_order(ka[u], kb[u], kl[u], ka[v], kb[v], kl[v])
-            if o == 2:
-                o = _full_cmp(blob, off, cur[u], cur[v])
-            if o < 0:
-                heap[ch] = v
-                heap[i] = u
-                i = ch
-            else:
-                break
-    if have and acc > 0:
-        out[m] = acc
-        m += 1
-    return m
-
-
-@_jit
-def _full_cmp(blob, off, t, u):  # type: ignore[no-untyped-def]
-    """Order (-1, 0, 1) of terms t and u of one blob, byte by byte (the rare case)."""
-    return _term_cmp(blob, off[t], off[t + 1], blob, off[u], off[u + 1])
-
-
-@_jit
-def find_terms(blobs, offs, ptrs, qblob, qoff, out):  # type: ignore[no-untyped-def]
-    """Look the query terms (``qblob[qoff[q]:qoff[q + 1]]``, UTF-8) up in every segment
-    (``blobs[i]``, ``offs[i]``: its sorted term blob and offsets; ``ptrs[i]``: its
-    post_ptr) by binary search: ``out[i, q]`` = (term id, first posting, end), term id
-    -1 where segment i lacks the term. One call per query instead of one Python lookup
-    per segment and term."""
-    nq = qoff.shape[0] - 1
-    for i in range(len(blobs)):
-        blob = blobs[i]
-        off = offs[i]
-        ptr = ptrs[i]
-        nt = off.shape[0] - 1
-        for q in range(nq):
-            q0 = qoff[q]
-            q1 = qoff[q + 1]
-            lo = 0
-            hi = nt
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if _term_cmp(blob, off[mid], off[mid + 1], qblob, q0, q1) < 0:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            if lo < nt and _term_cmp(blob, off[lo], off[lo + 1], qblob, q0, q1) == 0:
-                out[i, q, 0] = lo
-                out[i, q, 1] = ptr[lo]
-                out[i, q, 2] = ptr[lo + 1]
-            else:
-                out[i, q, 0] = -1

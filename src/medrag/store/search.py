@@ -10,27 +10,17 @@ scores:
 
 ``maxscore``
     MaxScore (H. Turtle and J. Flood, "Query evaluation: strategies and optimizations",
-    IP&M 31(6), 1995) in term-at-a-time form with Moffat and Zobel's "continue"
-    strategy (ACM TOIS 14(4), 1996), vectorized. Each query term gets an upper bound on
-    what it can add to any document (from its largest tf and shortest document, per
-    segment). Terms are taken by decreasing bound; their postings are merged in full
-    into a candidate set until the k-th best partial score ``theta`` exceeds the sum of
-    the remaining terms' bounds: no document outside the candidates can then reach the
-    top k. The remaining terms (the common, low-idf ones with the long postings lists)
-    are only looked up for the candidates, by binary search in their memory-mapped
-    postings, and candidates whose partial score plus the remaining bound falls below
-    ``theta`` are dropped term by term. The survivors' scores are recomputed in the
-    canonical term order, so they are bit-identical to ``exact``. Safe (exact top-k)
-    by construction. Measured on real query texts (SciFact claims, PubMed titles: ~9
-    distinct terms each), it reads only 20-30% of the postings but is not faster than
-    ``exact`` in this vectorized form: the sum of the remaining bounds stays above
-    ``theta`` until most terms are read, and the per-term work costs more than one
-    dense ``bincount`` (benchmarks/bench_engines.py; README "Scale").
+    IP&M 31(6), 1995): each query term gets an upper bound on what it can add to any
+    document, and documents whose bounds cannot reach the k-th best score found so far
+    are skipped. Safe (the exact top-k, scores bit-identical to ``exact``) by
+    construction.
 
 Engines: with numba installed (``medrag[fast]``) both modes run compiled kernels
-(kernel.py: an exhaustive accumulator for ``exact``, document-at-a-time block-max
-MaxScore for ``maxscore``) with one top-k heap across segments; the rows and scores
-are those of the numpy paths above (``engine="numpy"`` forces them).
+(search_compiled.py, kernel.py: an exhaustive accumulator for ``exact``,
+document-at-a-time block-max MaxScore for ``maxscore``) with one top-k heap across
+segments; else, or with ``engine="numpy"``, the numpy paths (search_numpy.py:
+``np.bincount`` sums and a vectorized term-at-a-time MaxScore). Both give the same
+rows and scores.
 
 Summation order: a document's score is summed over the query's distinct terms in
 sorted order (``BM25Index`` sums in its term-id order), so scores equal ``BM25Index``'s
@@ -41,8 +31,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,21 +41,17 @@ import numpy as np
 from ..errors import ConfigError, IndexFormatError, MissingDependencyError
 from ..retrieve.analyzer import Analyzer
 from ..retrieve.bm25 import BM25Params
-from . import kernel
-from .format import BLOCK, Segment, verify_segment
+from . import kernel, search_compiled, search_numpy
+from .format import Segment, verify_segment
 from .manifest import Manifest, check_file, read_current
 from .stats import idf_floor
+from .views import _Seg, _Term
 
 __all__ = ["Hit", "StoreSearcher"]
 
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, "os.PathLike[str]"]
-_SPARSE_FACTOR = 8  # sparse (unique) path when postings * 8 < segment rows
-_SLACK = 1e-9  # relative slack on upper bounds against float rounding
-_NO_BOOL = np.zeros(1, bool)  # stands for "no tombstones" / "no mask" in the kernels
-_ONE_BLOCK = 1 << 62  # block size that puts every posting of a term in block 0
-_WINDOW = 4096  # rows per window of the block-max MaxScore kernel
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,26 +62,6 @@ class Hit:
     doc_id: str
     score: float
 
-
-@dataclass
-class _Seg:
-    seg: Segment
-    base: int  # global row of local row 0
-    alive: np.ndarray | None  # bool (n_docs,) when the segment has tombstones
-    del_terms: np.ndarray | None  # sorted local term ids with deleted docs
-    del_counts: np.ndarray | None
-    norm: np.ndarray | None = None  # length normalization per document (search._norm)
-
-
-@dataclass
-class _Term:
-    term: str
-    count: int
-    idf: float
-    # per segment index: (local term id, start, end)
-    where: list[tuple[int, int, int, int]]
-    ub: float = 0.0
-    local_df: int = 0
 
 
 class StoreSearcher:
@@ -316,14 +280,6 @@ class StoreSearcher:
             s.norm = norm  # idempotent: a racing thread computes the same array
         return norm
 
-    def _weights(self, s: _Seg, term: _Term, docs: np.ndarray, tf: np.ndarray) -> np.ndarray:
-        k1 = self.params.k1
-        norm = self._norm(s)[docs]
-        tff = tf.astype(np.float64)
-        w = term.idf * (tff * (k1 + 1) / (tff + norm))
-        return w * term.count if term.count > 1 else w
-
-    # ------------------------------------------------------------------ search
 
     def search(
         self,
@@ -385,288 +341,7 @@ class StoreSearcher:
             return np.empty(0, np.int64), np.empty(0, np.float64)
         prune = mode == "maxscore" and all(t.idf > 0 for t in terms)
         if engine != "numpy" and kernel.HAVE_NUMBA:
-            return self._compiled(terms, int(k), mask, prune, int(threads))
+            return search_compiled.compiled(self, terms, int(k), mask, prune, int(threads))
         if prune:
-            return self._maxscore(terms, int(k), mask)
-        return self._exact(terms, int(k), mask)
-
-    def _compiled(
-        self, terms: list[_Term], k: int, mask: np.ndarray | None, prune: bool, threads: int = 1
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Both modes through the compiled kernels, segment by segment in row order with
-        one heap (kernel.py); with ``threads > 1``, groups of segments (round-robin, so
-        each group spans the corpus) on a thread pool, one heap per group, merged."""
-        kernel.ensure_compiled()
-        by_seg: dict[int, list[tuple[_Term, int, int, int]]] = {}
-        for t in terms:  # canonical order
-            for i, g, a, e in t.where:
-                by_seg.setdefault(i, []).append((t, g, a, e))
-        seg_ids = sorted(by_seg)
-        groups = [seg_ids[j::threads] for j in range(min(threads, len(seg_ids)))]
-        if len(groups) <= 1:
-            rows, sc = self._compiled_group(seg_ids, by_seg, k, mask, prune)
-        else:
-            parts = list(_pool(len(groups)).map(lambda g: self._compiled_group(g, by_seg, k, mask, prune), groups))
-            rows = np.concatenate([p[0] for p in parts])
-            sc = np.concatenate([p[1] for p in parts])
-        order = np.lexsort((rows, -sc))[:k]
-        return rows[order].copy(), sc[order].copy()
-
-    def _compiled_group(
-        self,
-        seg_ids: list[int],
-        by_seg: dict[int, list[tuple[_Term, int, int, int]]],
-        k: int,
-        mask: np.ndarray | None,
-        prune: bool,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The exact top-k (unsorted) of the segments ``seg_ids``, in row order, one heap."""
-        heap_s = np.zeros(k, np.float64)
-        heap_r = np.zeros(k, np.int64)
-        n = 0
-        k1, b = self.params.k1, self.params.b
-        for i in seg_ids:
-            lst = by_seg[i]
-            s = self._segs[i]
-            seg = s.seg
-            norm = self._norm(s)
-            live = s.alive if s.alive is not None else _NO_BOOL
-            m = mask[s.base : s.base + seg.n_docs] if mask is not None else _NO_BOOL
-            starts = np.fromiter((a for _t, _g, a, _e in lst), np.int64, len(lst))
-            ends = np.fromiter((e for _t, _g, _a, e in lst), np.int64, len(lst))
-            idf = np.fromiter((t.idf for t, _g, _a, _e in lst), np.float64, len(lst))
-            cnt = np.fromiter((t.count for t, _g, _a, _e in lst), np.int64, len(lst))
-            if not prune:
-                acc, flag, touched = kernel.scratch(seg.n_docs)
-                n = kernel.exact_segment(
-                    seg.docs, seg.tf, starts, ends, idf, cnt, norm, k1 + 1, live, s.alive is not None,
-                    m, mask is not None, acc, flag, touched, heap_s, heap_r, n, k, s.base,
-                )  # fmt: skip
-                continue
-            bp = seg.bound
-            gs = np.fromiter((g for _t, g, _a, _e in lst), np.int64, len(lst))
-            if bp["k1"] == k1 and bp["b"] == b and bp["avgdl"] > 0:
-                scale = max(1.0, self.avgdl / bp["avgdl"])
-                if seg.block_max is not None:
-                    bm, bm_base, block = seg.block_max, seg.post_ptr[gs].astype(np.int64) // BLOCK + gs, BLOCK
-                else:
-                    bm, bm_base, block = seg.max_w, gs, _ONE_BLOCK
-                tmax = seg.max_w[gs].astype(np.float64)
-            else:  # bounds computed with other parameters: the supremum k1 + 1
-                scale, block = 1.0, _ONE_BLOCK
-                bm, bm_base = np.full(1, k1 + 1, np.float32), np.zeros(len(lst), np.int64)
-                tmax = np.full(len(lst), k1 + 1)
-            bscale = idf * cnt * scale * (1 + _SLACK)
-            ub = bscale * tmax  # this segment's bound per term
-            order = np.argsort(ub, kind="stable")  # order[j]: canonical position of the j-th
-            n = kernel.window_segment(
-                seg.docs, seg.tf, starts[order], ends[order], idf[order], cnt[order], ub[order],
-                bscale[order], bm, bm_base[order], block, order, norm, k1 + 1,
-                live, s.alive is not None, m, mask is not None, heap_s, heap_r, n, k, s.base, _SLACK, _WINDOW,
-            )  # fmt: skip
-        return heap_r[:n].copy(), heap_s[:n].copy()
-
-    def _gather(self, s: _Seg, t: _Term, a: int, e: int) -> tuple[np.ndarray, np.ndarray]:
-        """Local rows and weights of the live postings ``a:e`` of term ``t`` in ``s``."""
-        docs, tf = s.seg.docs[a:e], s.seg.tf[a:e]
-        if s.alive is not None:
-            keep = s.alive[docs]
-            docs, tf = docs[keep], tf[keep]
-        return docs, self._weights(s, t, docs, tf)
-
-    def _sum_segment(
-        self, s: _Seg, pieces: list[tuple[np.ndarray, np.ndarray]], mask: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Global rows (ascending) and summed weights over ``pieces`` (local rows and
-        weights of one segment, summed in the order given)."""
-        r = np.concatenate([p[0] for p in pieces]) if len(pieces) > 1 else np.asarray(pieces[0][0])
-        v = np.concatenate([p[1] for p in pieces]) if len(pieces) > 1 else pieces[0][1]
-        if r.size == 0:
-            return np.empty(0, np.int64), np.empty(0, np.float64)
-        if r.size * _SPARSE_FACTOR < s.seg.n_docs:
-            cand, inv = np.unique(r, return_inverse=True)
-            sc = np.bincount(inv.ravel(), weights=v)
-        else:
-            dense = np.bincount(r, weights=v, minlength=s.seg.n_docs)
-            hit = np.zeros(s.seg.n_docs, bool)
-            hit[r] = True
-            cand = np.flatnonzero(hit)
-            sc = dense[cand]
-        g = cand.astype(np.int64) + s.base
-        if mask is not None:
-            keep = mask[g]
-            g, sc = g[keep], sc[keep]
-        return g, sc
-
-    def _exact(self, terms: list[_Term], k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        all_rows, all_sc = [], []
-        by_seg: dict[int, list[tuple[_Term, int, int]]] = {}
-        for t in terms:
-            for i, _g, a, e in t.where:
-                by_seg.setdefault(i, []).append((t, a, e))
-        for i, lst in by_seg.items():
-            seg = self._segs[i]
-            g, sc = self._sum_segment(seg, [self._gather(seg, t, a, e) for t, a, e in lst], mask)
-            g, sc = _top_k(g, sc, k)
-            all_rows.append(g)
-            all_sc.append(sc)
-        if not all_rows:
-            return np.empty(0, np.int64), np.empty(0, np.float64)
-        return _top_k(np.concatenate(all_rows), np.concatenate(all_sc), k)
-
-    def _score_rows(self, terms: list[_Term], rows: np.ndarray) -> np.ndarray:
-        """Exact scores of the given (sorted, live) global rows, summed in canonical
-        term order: bit-identical to :meth:`_exact`."""
-        score = np.zeros(rows.size, np.float64)
-        if rows.size == 0:
-            return score
-        cuts = np.searchsorted(rows, self._bases).tolist()  # rows of segment i: cuts[i]:cuts[i+1]
-        for t in terms:
-            for i, _g, a, e in t.where:
-                lo, hi = cuts[i], cuts[i + 1]
-                if lo == hi:
-                    continue
-                s = self._segs[i]
-                local = rows[lo:hi] - s.base
-                w, found = self._lookup(s, t, a, e, local)
-                if found.size:
-                    score[lo + found] += w
-        return score
-
-    def _lookup(self, s: _Seg, t: _Term, a: int, e: int, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Weights of term ``t`` for the local rows that have it, and their positions."""
-        docs = s.seg.docs[a:e]
-        pos = np.searchsorted(docs, local)
-        ok = pos < docs.shape[0]
-        ok[ok] = docs[pos[ok]] == local[ok]
-        found = np.flatnonzero(ok)
-        if found.size == 0:
-            return np.empty(0), found
-        p = pos[found]
-        return self._weights(s, t, docs[p], s.seg.tf[a:e][p]), found
-
-    def _bound(self, t: _Term) -> float:
-        """An upper bound on what ``t`` adds to any document's score. Per segment, the
-        stored ``max_w`` (the largest tf part at the segment's avgdl A_s) scales by at
-        most max(1, avgdl / A_s): the tf part grows with avgdl, and by no more than
-        that factor. A segment built with other (k1, b) gets the supremum k1 + 1."""
-        k1, b = self.params.k1, self.params.b
-        best = 0.0
-        for i, g, _a, _e in t.where:
-            s = self._segs[i].seg
-            bp = s.bound
-            if bp["k1"] == k1 and bp["b"] == b and bp["avgdl"] > 0:
-                v = float(s.max_w[g]) * max(1.0, self.avgdl / bp["avgdl"])
-            else:
-                v = k1 + 1
-            best = max(best, v)
-        return t.idf * best * t.count * (1 + _SLACK)
-
-    def _maxscore(self, terms: list[_Term], k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """MaxScore in two phases (module docstring).
-
-        OR phase: terms by decreasing upper bound are read in full. After each, the
-        partial scores (over the terms read so far) of a few probe documents (the
-        current best k and the term's 2k highest-weighted postings) give ``theta``, a
-        lower bound of the final k-th score (partial scores only grow). Once the
-        remaining terms' bounds sum below ``theta``, no document outside the postings
-        read can reach the top k. AND phase: the remaining terms are looked up for those
-        candidates only, dropping the ones whose partial score plus the remaining bound
-        is below ``theta``.
-        """
-        for t in terms:
-            t.ub = self._bound(t)
-        by_ub = sorted(terms, key=lambda t: -t.ub)
-        ubs = np.asarray([t.ub for t in by_ub])
-        rest = np.concatenate([np.cumsum(ubs[::-1])[::-1], [0.0]])  # rest[j] = sum ub[j:]
-        or_rows: list[np.ndarray] = []  # per term read: global rows (ascending), weights
-        or_vals: list[np.ndarray] = []
-        pieces: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
-        top = np.empty(0, np.int64)
-        theta = -np.inf
-        j = 0
-        while j < len(by_ub):
-            t = by_ub[j]
-            j += 1
-            gr, gv = [], []
-            for i, _g, a, e in t.where:
-                s = self._segs[i]
-                docs, w = self._gather(s, t, a, e)
-                pieces.setdefault(i, []).append((docs, w))
-                gr.append(docs.astype(np.int64) + s.base)
-                gv.append(w)
-            r = np.concatenate(gr) if len(gr) > 1 else gr[0]
-            v = np.concatenate(gv) if len(gv) > 1 else gv[0]
-            if mask is not None:
-                keep = mask[r]
-                r, v = r[keep], v[keep]
-            if r.size == 0:
-                continue
-            or_rows.append(r)
-            or_vals.append(v)
-            probe = r[np.argpartition(-v, 2 * k - 1)[: 2 * k]] if r.size > 2 * k else r
-            probe = np.union1d(probe, top)
-            ps = np.zeros(probe.size)
-            for rr, vv in zip(or_rows, or_vals):
-                pos = np.minimum(np.searchsorted(rr, probe), rr.size - 1)
-                ps += np.where(rr[pos] == probe, vv[pos], 0.0)
-            if probe.size >= k:
-                best = np.argpartition(-ps, k - 1)[:k]
-                top = probe[best]
-                theta = max(theta, float(ps[best].min()))
-                if rest[j] < theta * (1 - _SLACK):
-                    break
-        del or_rows, or_vals
-        # the candidates: every document in the postings read, with its partial score
-        parts = [self._sum_segment(self._segs[i], pc, mask) for i, pc in sorted(pieces.items())]
-        del pieces
-        if not parts:
-            return np.empty(0, np.int64), np.empty(0)
-        cand = np.concatenate([p[0] for p in parts])
-        part = np.concatenate([p[1] for p in parts])
-        # AND phase: the remaining terms, for the surviving candidates only
-        for jj in range(j, len(by_ub)):
-            keep = part + rest[jj] >= theta * (1 - _SLACK)
-            cand, part = cand[keep], part[keep]
-            if cand.size == 0:
-                break
-            t = by_ub[jj]
-            cuts = np.searchsorted(cand, self._bases).tolist()
-            add = np.zeros(cand.size)
-            for i, _g, a, e in t.where:
-                lo, hi = cuts[i], cuts[i + 1]
-                if lo == hi:
-                    continue
-                s = self._segs[i]
-                w, found = self._lookup(s, t, a, e, cand[lo:hi] - s.base)
-                add[lo + found] = w
-            part = part + add
-        if cand.size > k:
-            theta = max(theta, float(np.partition(part, cand.size - k)[cand.size - k]))
-        cand = cand[part >= theta * (1 - _SLACK)]
-        # recompute in canonical term order: bit-identical to the exact mode
-        return _top_k(cand, self._score_rows(terms, cand), k)
-
-
-_POOLS: dict[int, ThreadPoolExecutor] = {}
-_POOLS_LOCK = threading.Lock()
-
-
-def _pool(n: int) -> ThreadPoolExecutor:
-    """A process-wide pool of ``n`` threads for segment groups (created once per size)."""
-    with _POOLS_LOCK:
-        p = _POOLS.get(n)
-        if p is None:
-            p = _POOLS[n] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="medrag-store")
-        return p
-
-
-def _top_k(cand: np.ndarray, sc: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Best ``k`` by score, ties to the lower row (``cand`` need not be sorted)."""
-    if cand.size > k:
-        part = np.argpartition(-sc, k - 1)[:k]
-        threshold = sc[part].min()
-        sel = np.flatnonzero(sc >= threshold)
-        cand, sc = cand[sel], sc[sel]
-    order = np.lexsort((cand, -sc))[:k]
-    return cand[order], sc[order]
+            return search_numpy.maxscore(self, terms, int(k), mask)
+        return search_numpy.exact(self, terms, int(k), mask)

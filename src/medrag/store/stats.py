@@ -90,14 +90,14 @@ def segments_df_histogram(segments: Sequence[Any], dfs: Sequence[np.ndarray], ch
     offsets) with live df ``dfs[i]`` (int64, one per term of segment ``i``; 0 = every
     document with the term deleted).
 
-    With numba, a compiled k-way merge (kernel.kway_df) over ranges of the term space:
+    With numba, a compiled k-way merge (kernel_terms.kway_df) over ranges of the term space:
     split points are taken from the largest segment's terms about every
     ``chunk_terms / len(segments)`` terms, each segment's slice of a range is found by
     binary search and copied into one flat buffer, and the runs are merged there (no
     per-segment array lookups in the hot loop). Memory: the global df values of one
     range plus its copied terms (about ``chunk_terms`` terms), besides the memory-mapped
     inputs. Without numba, the Python ``heapq`` merge."""
-    from . import kernel
+    from . import _jit, kernel_terms
 
     if len(segments) != len(dfs):
         raise ValueError("one df array per segment")
@@ -105,9 +105,9 @@ def segments_df_histogram(segments: Sequence[Any], dfs: Sequence[np.ndarray], ch
     for s, d in zip(segments, dfs):
         if d.shape != (s.n_terms,):
             raise ValueError(f"{s.path}: {d.shape[0]} df values for {s.n_terms} terms")
-    if not kernel.HAVE_NUMBA:
+    if not _jit.HAVE_NUMBA:
         return global_df_histogram([(s.iter_terms(), d) for s, d in zip(segments, dfs)])
-    kernel.ensure_compiled()
+    _jit.ensure_compiled()
     segs = [(s, d) for s, d in zip(segments, dfs) if s.n_terms]
     if not segs:
         return np.zeros((2, 0), np.int64)
@@ -120,7 +120,7 @@ def segments_df_histogram(segments: Sequence[Any], dfs: Sequence[np.ndarray], ch
     values = []
     for j in range(len(splits) + 1):
         hi = [
-            int(kernel.lower_bound(blobs[i], offs[i], splits[j])) if j < len(splits) else segs[i][0].n_terms
+            int(kernel_terms.lower_bound(blobs[i], offs[i], splits[j])) if j < len(splits) else segs[i][0].n_terms
             for i in range(len(segs))
         ]
         parts_b, parts_o, parts_d, ends = [], [], [], []
@@ -143,7 +143,7 @@ def segments_df_histogram(segments: Sequence[Any], dfs: Sequence[np.ndarray], ch
         blob = np.concatenate(parts_b) if parts_b else np.zeros(0, np.uint8)
         off = np.concatenate(parts_o + [np.asarray([pos], np.int64)])
         out = np.empty(n, np.int64)
-        m = kernel.kway_df(blob, off, np.concatenate(parts_d), np.asarray(ends, np.int64), out)
+        m = kernel_terms.kway_df(blob, off, np.concatenate(parts_d), np.asarray(ends, np.int64), out)
         values.append(out[:m])
     if not values:
         return np.zeros((2, 0), np.int64)
