@@ -57,16 +57,22 @@ def key(model: str, version: str, q: int, p) -> str:
     return f"{model}|{version}|q{q}|{p.claim_id}|{p.doc_id}|{h}"
 
 
-def load_cache(model: str, pairs=()) -> dict:
-    """The judged calls; with ``pairs``, also the medrag-judge-v1 judgements of the
-    earlier bench_verifier runs (same prompt, same sentence pairs, cached there as P(yes))."""
-    path = CACHE / f"{model}.jsonl"
+def read_records(path: Path) -> dict:
+    """The records of a JSON-lines cache by their ``key`` (the last one wins); empty
+    when the file does not exist."""
     out = {}
     if path.exists():
         for line in path.read_text().splitlines():
             if line.strip():
                 rec = json.loads(line)
                 out[rec["key"]] = rec
+    return out
+
+
+def load_cache(model: str, pairs=()) -> dict:
+    """The judged calls; with ``pairs``, also the medrag-judge-v1 judgements of the
+    earlier bench_verifier runs (same prompt, same sentence pairs, cached there as P(yes))."""
+    out = read_records(CACHE / f"{model}.jsonl")
     old = REPO / ".cache" / "bench_verifier" / f"{model}-sentence.jsonl"
     if pairs and old.exists():
         olds = {}

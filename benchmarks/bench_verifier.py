@@ -3,12 +3,14 @@ from no evidence (NEI)? Lexical verifier vs an LLM yes/no judge (first-token log
 vs the combined policy (lexical hard constraints veto, the judge decides the rest).
 
     nice -n 10 .venv/bin/python benchmarks/bench_verifier.py \
-        --model qwen2.5-coder-1.5b-instruct-q4_k_m --per-label 30 --abstract-per-label 20
+        --model qwen2.5-coder-1.5b-instruct-q4_k_m --judge-prompt medrag-judge-v1 \
+        --per-label 30 --abstract-per-label 20
 
 The LLM is slow on this shared 2-core machine, so the judge runs on a stratified sample
 (one pair per claim, seeded) at each level; the lexical verifier also runs on every
-pair. Judge outputs are cached under .cache/bench_verifier/ (keyed by model, prompt
-version, claim, document and passage), so a rerun resumes. Accept rates are given
+pair. Judge outputs are cached under .cache/bench_verifier/ (keyed by model, the version
+of the prompt that judged them (``--judge-prompt``), claim, document and passage), so a
+rerun resumes and a call is never read back under another prompt's name. Accept rates are given
 with Wilson 95% intervals, AUCs with bootstrap 95% intervals.
 
 Operating points: ``@0.5`` is the judge's own probability at 0.5 (no fitting);
@@ -31,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from medrag.answer.judge import JUDGE_PROMPT_VERSION, LLMJudgeVerifier  # noqa: E402
+from medrag.answer.judge_prompts import JUDGE_PROMPTS  # noqa: E402
 from medrag.answer.local_llm import LlamaServer, packaged_model  # noqa: E402
 from medrag.answer.verify import LexicalVerifier, Verdict, hard_constraints  # noqa: E402
 from medrag.eval import evaluate_verifier, load_scifact_pairs, roc_auc, stratified_sample, wilson_interval  # noqa: E402
@@ -40,32 +43,36 @@ LABELS = ("SUPPORT", "CONTRADICT", "NEI")
 log = logging.getLogger("bench_verifier")
 
 
-def _key(model: str, p) -> str:
+def _key(model: str, prompt: str, p) -> str:
+    """The cache key of one judged pair: ``prompt`` is the version that judged it (not
+    the library's current default, which may change under a cached file)."""
     h = hashlib.sha256(p.passage.encode()).hexdigest()[:12]
-    return f"{model}|{JUDGE_PROMPT_VERSION}|{p.claim_id}|{p.doc_id}|{h}"
+    return f"{model}|{prompt}|{p.claim_id}|{p.doc_id}|{h}"
 
 
-def judge_scores(model: str, pairs, cache_path: Path, max_chars: int, cached_only: bool = False) -> dict:
+def judge_scores(model: str, prompt: str, pairs, cache_path: Path, max_chars: int, cached_only: bool = False) -> dict:
     cache: dict[str, float | None] = {}
     if cache_path.exists():
         for line in cache_path.read_text().splitlines():
             rec = json.loads(line)
             cache[rec["key"]] = rec["p"]
-    todo = [] if cached_only else [p for p in pairs if _key(model, p) not in cache]
+    todo = [] if cached_only else [p for p in pairs if _key(model, prompt, p) not in cache]
     if todo:
         gguf = packaged_model(model, REPO / ".cache" / "models")
         with LlamaServer(gguf, n_ctx=2048, n_threads=1) as srv, open(cache_path, "a") as out:
-            judge = LLMJudgeVerifier(srv, model_name=model, max_passage_chars=max_chars)
+            judge = LLMJudgeVerifier(srv, model_name=model, max_passage_chars=max_chars, prompt=prompt)
             t0 = time.monotonic()
             for i, p in enumerate(todo, 1):
                 prob = judge.raw_probability(p.claim, p.passage)
-                cache[_key(model, p)] = prob
-                out.write(json.dumps({"key": _key(model, p), "p": prob, "label": p.label}) + "\n")
+                k = _key(model, judge.prompt_version, p)
+                cache[k] = prob
+                out.write(json.dumps({"key": k, "p": prob, "label": p.label, "prompt": judge.prompt_version}) + "\n")
                 out.flush()
                 if i % 5 == 0 or i == len(todo):
                     el = time.monotonic() - t0
                     log.info("%s: %d/%d pairs, %.1f s/pair", cache_path.name, i, len(todo), el / i)
-    return {_key(model, p): cache[_key(model, p)] for p in pairs if _key(model, p) in cache}
+    keys = {_key(model, prompt, p) for p in pairs}
+    return {k: v for k, v in cache.items() if k in keys}
 
 
 def rates(rows, accept) -> dict:
@@ -139,6 +146,9 @@ def fmt(res: dict) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="qwen2.5-coder-1.5b-instruct-q4_k_m")
+    ap.add_argument("--judge-prompt", default=JUDGE_PROMPT_VERSION, choices=tuple(JUDGE_PROMPTS),
+                    help="the judge's prompt version (default: the library's; the README's first table is "
+                         "medrag-judge-v1); the operating points read its raw P(support), not its calibration")
     ap.add_argument("--per-label", type=int, default=30, help="sentence-level pairs per label for the judge")
     ap.add_argument("--abstract-per-label", type=int, default=20, help="abstract-level pairs per label for the judge")
     ap.add_argument("--max-passage-chars", type=int, default=700)
@@ -151,20 +161,20 @@ def main() -> int:
     claims, corpus = DATA / "original_claims_train.jsonl", DATA / "original_corpus.jsonl"
     cache_dir = REPO / ".cache" / "bench_verifier"
     cache_dir.mkdir(parents=True, exist_ok=True)
-    report: dict = {"model": args.model, "prompt": JUDGE_PROMPT_VERSION, "levels": {}}
+    report: dict = {"model": args.model, "prompt": args.judge_prompt, "levels": {}}
     for level, per_label in (("sentence", args.per_label), ("abstract", args.abstract_per_label)):
         pairs = load_scifact_pairs(claims, corpus, level)
         lex_all = evaluate_verifier(LexicalVerifier(), pairs)
         sample = stratified_sample(pairs, per_label, seed=args.seed)
         t0 = time.monotonic()
-        probs = judge_scores(args.model, sample, cache_dir / f"{args.model}-{level}.jsonl", args.max_passage_chars,
-                             args.cached_only)
-        sample = [p for p in sample if _key(args.model, p) in probs]
+        probs = judge_scores(args.model, args.judge_prompt, sample, cache_dir / f"{args.model}-{level}.jsonl",
+                             args.max_passage_chars, args.cached_only)
+        sample = [p for p in sample if _key(args.model, args.judge_prompt, p) in probs]
         judge_s = (time.monotonic() - t0) / max(1, len(sample))
         lex = LexicalVerifier()
         rows = []
         for p in sample:
-            pr = probs[_key(args.model, p)]
+            pr = probs[_key(args.model, args.judge_prompt, p)]
             lv: Verdict = lex.verify(p.claim, p.passage)
             rows.append({
                 "label": p.label, "p": pr if pr is not None else 0.0, "answered": pr is not None,

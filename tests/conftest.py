@@ -113,3 +113,43 @@ class HashEncoder:
 
     def describe(self):
         return {"type": "test-hash", "dim": self._dim}
+
+
+class ChatServer:
+    """A real HTTP server on 127.0.0.1 speaking the chat-completions protocol: every
+    POST is recorded in :attr:`seen` and answered with ``content`` as the assistant's
+    message. A context manager; :attr:`url` is its ``/v1`` base URL."""
+
+    def __init__(self, content: str) -> None:
+        import http.server
+        import json
+        import threading
+
+        seen: list[dict] = []
+        self.seen = seen
+        data = json.dumps({"choices": [{"message": {"role": "assistant", "content": content},
+                                        "finish_reason": "stop"}]}).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                for k, v in (("Content-Type", "application/json"), ("Content-Length", str(len(data)))):
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *a):
+                pass
+
+        self._server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_port}/v1"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "ChatServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -262,3 +262,55 @@ def test_heading_style_blocks_cite_their_heading():
         ("Potassium helps.", [1]),  # its own citation wins
         ("In short, eat less salt.", []),  # after the blank line: no longer in a block
     ]
+
+
+def test_answer_takes_the_generation_prompt_and_records_it(tmp_path):
+    """answer(prompt=...) reaches the generator and is named in the answer's prompt_id
+    and in the audit record; a prompt without a generator, or an unknown one, is a
+    ConfigError before anything is retrieved or generated."""
+    import json
+
+    from medrag.answer import answer
+    from medrag.answer.generated import CITE_PROMPTS
+    from medrag.audit import AuditLog
+
+    idx = Index.build([_doc(1, "Salt and stroke", SALT), _doc(2, "Potassium", POTASSIUM)], IndexConfig(encoder=None))
+    log = AuditLog(tmp_path / "audit.jsonl")
+    gen = Scripted("High salt intake raises blood pressure [1].")
+    a = answer(Q, idx, config=CFG, generator=gen, prompt="medrag-cite-v2", audit=log)
+    assert gen.calls[-1][0]["content"] == CITE_PROMPTS["medrag-cite-v2"]
+    assert a.prompt_id.startswith("medrag-cite-v2:") and a.sentences
+    entry = json.loads((tmp_path / "audit.jsonl").read_text().splitlines()[-1])
+    assert entry["prompt_id"] == a.prompt_id
+    default = answer(Q, idx, config=CFG, generator=Scripted("High salt intake raises blood pressure [1]."))
+    assert default.prompt_id.startswith("medrag-cite-v1:")
+    unused = Scripted("never asked")
+    with pytest.raises(ConfigError, match="unknown answer prompt 'medrag-cite-v0'"):
+        answer(Q, idx, config=CFG, generator=unused, prompt="medrag-cite-v0")
+    with pytest.raises(ConfigError, match="needs a generator"):
+        answer(Q, idx, config=CFG, prompt="medrag-cite-v2")
+    assert unused.calls == []
+
+
+def test_cli_ask_answer_prompt_reaches_the_endpoint(tmp_path, capsys):
+    """medrag ask --answer-prompt: the chosen system prompt is what a real HTTP
+    chat-completions server on 127.0.0.1 receives, and the answer names it."""
+    import json
+
+    from conftest import ChatServer
+
+    from medrag.answer.generated import CITE_PROMPTS
+    from medrag.cli import main
+
+    Index.build([_doc(1, "Salt and stroke", SALT), _doc(2, "Potassium", POTASSIUM)],
+                IndexConfig(encoder=None)).save(tmp_path / "idx")
+    base = ["ask", "--index", str(tmp_path / "idx"), Q, "--json", "--threshold", "0.05"]
+    with ChatServer("High salt intake raises blood pressure [1].") as srv:
+        code = main(base + ["--generator", "openai", "--llm-url", srv.url, "--llm-model", "scripted",
+                            "--answer-prompt", "medrag-cite-v2"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert srv.seen and srv.seen[0]["messages"][0]["content"] == CITE_PROMPTS["medrag-cite-v2"]
+    assert json.loads(out.out)["prompt_id"].startswith("medrag-cite-v2:")
+    assert main(base + ["--answer-prompt", "medrag-cite-v2"]) != 0
+    assert "need(s) --generator" in capsys.readouterr().err

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from ..types import Answer, Passage
 from .compose import AnswerConfig, SupportModel, compose_extractive
+from .generated import PROMPT_VERSION as _DEFAULT_CITE_PROMPT
 from .generated import compose_generated
 from .generate import Generator, OpenAIChatGenerator
 from .judge import CombinedVerifier, LLMJudgeVerifier
@@ -44,6 +45,7 @@ def answer(
     verifier: Verifier | None = None,
     audit=None,
     on_generation_error: str = "raise",
+    prompt: str | None = None,
 ) -> Answer:
     """Retrieve passages for ``question`` from ``index`` and compose a cited answer.
 
@@ -54,10 +56,21 @@ def answer(
     ``on_generation_error="abstain"`` the answer abstains with that reason.
     ``filters`` are the index's metadata filters (retracted publications are excluded
     unless they say otherwise). ``audit`` (an
-    :class:`~medrag.audit.AuditLog`) records the answer when given.
+    :class:`~medrag.audit.AuditLog`) records the answer when given. ``prompt``: the
+    generation prompt's version (:data:`~medrag.answer.generated.CITE_PROMPTS`; None:
+    the default, ``medrag-cite-v1``); it needs a ``generator`` and is named in
+    :attr:`Answer.prompt_id` and so in the audit record.
     """
     from ..index import Filters
 
+    if prompt is not None:
+        from ..errors import ConfigError
+        from .generated import CITE_PROMPTS
+
+        if generator is None:
+            raise ConfigError(f"prompt={prompt!r} is a generation prompt: it needs a generator (extractive answers use none)")
+        if prompt not in CITE_PROMPTS:
+            raise ConfigError(f"unknown answer prompt {prompt!r}; known: {', '.join(sorted(CITE_PROMPTS))}")
     config = config or AnswerConfig()
     filters = filters or Filters()
     passages: Sequence[Passage] = index.search(question, k=config.k, filters=filters)
@@ -87,7 +100,7 @@ def answer(
     else:
         result = compose_generated(
             question, passages, generator, index_id=index.id, config=config, verifier=verifier, term_weights=weights,
-            on_error=on_generation_error,
+            on_error=on_generation_error, prompt=prompt or _DEFAULT_CITE_PROMPT,
         )
     if audit is not None:
         audit.record(result, index=index, verifier=(verifier or LexicalVerifier()).name)

@@ -60,13 +60,18 @@ def add_generator_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--llm-timeout", type=nonneg_float, metavar="SECONDS",
                    help=f"per request (default: openai {_default('openai', 'timeout')}, "
                         f"llama {_default('llama', 'timeout')})")
+    from ..answer.generated import CITE_PROMPTS, PROMPT_VERSION
+
+    g.add_argument("--answer-prompt", choices=tuple(CITE_PROMPTS), metavar="VERSION",
+                   help=f"the generation prompt's version, named in the answer's prompt_id and the audit log "
+                        f"({', '.join(CITE_PROMPTS)}; default: {PROMPT_VERSION})")
 
 
 def make_generator(args: argparse.Namespace) -> Any:
     """The generator the options describe, or None (extractive answers)."""
     choice = getattr(args, "generator", None)
     llm_only = ("llm_url", "llm_model", "llm_api_key_env", "gguf", "gguf_sha256", "llm_max_tokens",
-                "llm_temperature", "llm_timeout")
+                "llm_temperature", "llm_timeout", "answer_prompt")
     if choice is None:
         given = [f"--{n.replace('_', '-')}" for n in llm_only if getattr(args, n, None) is not None]
         if given:

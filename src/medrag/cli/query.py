@@ -183,7 +183,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     generator = make_generator(args)
     try:
         result = answer(args.question, _InMode(index, mode, boost), config=config, filters=filters_from(args),
-                        generator=generator, audit=audit)
+                        generator=generator, audit=audit, prompt=getattr(args, "answer_prompt", None))
     finally:
         close = getattr(generator, "close", None)
         if callable(close):
