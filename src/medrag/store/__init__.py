@@ -18,6 +18,7 @@ statistics (N, avgdl, df), so scores equal one index built over all live documen
     kernel_terms.py compiled term lookup and the k-way df merge of a commit
     _jit.py         the numba registry: kernels compiled on first use, not at import
     build.py        parallel build on one machine: a worker process per input file
+    ray_embed.py    Ray: embedding on GPU or CPU actors, row-aligned parts, IVF-PQ from them
     distributed.py  Ray: parallel build over input files, search by actors holding
                     segments, global top-k merge (optional extra ``medrag[ray]``)
 
@@ -38,9 +39,10 @@ recomputes every sha256 and the structural invariants.
 
 How ``medrag.Index`` uses the store: since 0.2, ``Index.build(..., lexical="segments")``
 (``medrag/index/lexical.py``) writes and searches a store under ``<index>/lexical/``
-through :class:`StoreWriter` and :class:`StoreSearcher`; such an index searches, filters
-and boosts but cannot yet be changed in place. The full plan, of which step 1's lexical
-part and step 2's search are done:
+through :class:`StoreWriter` and :class:`StoreSearcher`, and an index loaded from it
+is changed in place (``medrag/index/storelex.py``: a save appends a segment and
+tombstones and merges by the tiered policy). The full plan, of which step 1's lexical
+part, step 2's search and step 3 (merging at save, not by ``Index.optimize``) are done:
 
 1. ``Index.build`` streams chunks: each chunk's analyzed tokens go to a
    :class:`StoreWriter` under ``<index>/lexical/`` with the chunk id as ``doc_id``; the
