@@ -132,22 +132,25 @@ def protocol_row(pmid, q, a_status, cites, a_support, u_support, a_passages, u_p
 
 
 def rows_from_dump(path: Path, config: AnswerConfig):
-    """The protocol rows of a ``--dump`` file, the default model's supports recomputed
-    with ``config`` from the stored passages (what the composer computes; an answer the
-    composer abstained on for another reason stays abstained)."""
+    """The protocol rows of a ``--dump`` file: the stored passages composed again by
+    today's composer with ``config`` at threshold 0 (status, cites-own and support as
+    :func:`run_protocol` computes them, without retrieving again)."""
+    from medrag.answer.compose import compose_extractive
     from medrag.answer.support import support_of
     from medrag.types import Passage
 
+    cfg0 = dataclasses.replace(config, threshold=0.0)
     rows = []
     for line in open(path):
         r = json.loads(line)
+        own = f"pmid:{r['pmid']}"
         ap = [Passage.from_dict(p) for p in r["a_passages"]]
         up = [Passage.from_dict(p) for p in r["u_passages"]]
-        sa = support_of(r["question"], ap, config, r["a_weights"])[0] if ap else 0.0
+        a = compose_extractive(r["question"], ap, config=cfg0, term_weights=r["a_weights"])
+        cites = a.answered and any(c.doc_id == own for s in a.sentences for c in s.citations)
         su = support_of(r["question"], up, config, r["u_weights"])[0] if up else 0.0
-        rows.append(protocol_row(r["pmid"], r["question"], r["a_status"], r["a_cites_own"],
-                                 sa if r["a_status"] != "abstained" else 0.0, su, ap, up, r["a_weights"],
-                                 r["u_weights"]))
+        rows.append(protocol_row(r["pmid"], r["question"], a.status, cites, a.support if a.answered else 0.0,
+                                 su, ap, up, r["a_weights"], r["u_weights"]))
     return rows
 
 

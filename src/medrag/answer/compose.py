@@ -90,7 +90,7 @@ def compose_extractive(
         return _abstain(question, passages, index_id, reason)
     if not q:
         return _abstain(question, passages, index_id, "the question has no content words to match")
-    support, _ = support_of(question, passages, config, term_weights)
+    support, best_p = support_of(question, passages, config, term_weights)
     if support < config.threshold:
         reason = (
             f"no passage supports the question above the threshold "
@@ -137,6 +137,12 @@ def compose_extractive(
             cands, rel, max_sentences=config.max_sentences, mmr_lambda=config.mmr_lambda,
             min_relative_relevance=config.min_relative_relevance, key_term=key_term,
         )
+    # the answer quotes the passage whose support it reports (issue 12): its best unit
+    # leads when no pick comes from that passage's document
+    if best_p is not None and picked and not any(s.passage.chunk.doc_id == best_p.chunk.doc_id for s in picked):
+        own = [s for s in cands if s.passage.chunk.id == best_p.chunk.id]
+        if own:
+            picked = [max(own, key=lambda s: rel[id(s)]), *picked][: config.max_sentences]
     # a multi-part question: each part needs a quote holding its most specific word
     missing = []
     if len(parts) > 1:
