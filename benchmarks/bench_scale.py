@@ -27,6 +27,8 @@ Run (niced, one core):
   (``--phase merge --store DIR``: a streaming merge of a store's segments, peak RSS;
   ``--group 8``: every run of 8 adjacent segments into one, as the 10M store's 32 into 4)
   (``--phase project --tags A,B,C``: fit the runs of ``--sizes`` saved with those tags)
+  (``--phase marginal --store DIR --cuts 1,2,3,4``: the CPU time each further run of
+  segments adds to a query, and the projection to ``--target`` documents it gives)
 """
 
 from __future__ import annotations
@@ -232,6 +234,56 @@ def query(out: Path, modes: list[str], n_queries: int | None, interleave: bool =
     return res
 
 
+def marginal(out: Path, cuts: list[int], n_queries: int | None, target: int) -> dict:
+    """What each further run of segments adds to a query's CPU time, and the 36M
+    projection it gives. Per real query, MaxScore (one thread, one heap, as
+    ``search_rows``) over the segment prefixes ``[0, cuts[0])``, ``[0, cuts[1])``, ...;
+    the last run's added CPU time per document, times the documents a ``target`` store
+    would add in runs like it, is added to the full store's time. The threshold goes on
+    rising with more documents, so later runs cost no more than the last one measured:
+    an upper bound, per query, under that assumption (p50 over queries reported)."""
+    from medrag.retrieve import Analyzer
+    from medrag.store import StoreSearcher, kernel, search_compiled
+
+    an = Analyzer()
+    queries = [q for q in (an.tokenize(t) for t in sc.real_queries()) if q][:n_queries]
+    st = StoreSearcher.open(out)
+    if cuts[-1] != st.n_segments:
+        raise SystemExit(f"--cuts must end at the store's {st.n_segments} segments")
+    docs = [int(st._bases[c]) for c in cuts]  # documents (rows) in each prefix
+    kernel.ensure_compiled()
+    for q in queries[:50]:
+        st.search_rows(q, 10, mode="maxscore")
+    times = np.zeros((len(queries), len(cuts)))
+    for qi, q in enumerate(queries):
+        terms = st._terms(q)
+        if not terms:
+            continue
+        prune = all(t.idf > 0 for t in terms)
+        by_seg = search_compiled._by_segment(terms)
+        for j, c in enumerate(cuts):
+            sel = [i for i in sorted(by_seg) if i < c]
+            t0 = time.process_time()
+            search_compiled._group(st, sel, by_seg, 10, None, prune, np.full(1, -np.inf))
+            times[qi, j] = time.process_time() - t0
+    ms = times * 1000
+    last = (ms[:, -1] - ms[:, -2]) / (docs[-1] - docs[-2])  # ms per document of the last run
+    proj = ms[:, -1] + np.maximum(last, 0) * (target - docs[-1])
+    return {
+        "segments": st.n_segments,
+        "cuts": cuts,
+        "prefix_docs": docs,
+        "queries": len(queries),
+        "prefix_p50_ms_cpu": [round(float(v), 2) for v in np.percentile(ms, 50, axis=0)],
+        "prefix_mean_ms_cpu": [round(float(v), 2) for v in ms.mean(axis=0)],
+        "added_by_run_mean_ms_cpu": [round(float(v), 2) for v in np.diff(ms.mean(axis=0), prepend=0.0)],
+        "target": target,
+        "projected_p50_ms_cpu": round(float(np.percentile(proj, 50)), 1),
+        "projected_p99_ms_cpu": round(float(np.percentile(proj, 99)), 1),
+        "projected_mean_ms_cpu": round(float(proj.mean()), 1),
+    }
+
+
 def project(sizes: list[int], tags: list[str], target: int, modes: list[str]) -> dict:
     """Fit ``p50 = a * n ** e`` (least squares in log-log) to the saved query runs
     ``scale_<n>_query<tag>.json`` (``tags[i]`` for ``sizes[i]``) and extrapolate to
@@ -262,11 +314,13 @@ def project(sizes: list[int], tags: list[str], target: int, modes: list[str]) ->
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, required=True, help="synthetic documents")
-    ap.add_argument("--phase", choices=["build", "query", "merge", "project"], required=True)
+    ap.add_argument("--phase", choices=["build", "query", "merge", "project", "marginal"], required=True)
     ap.add_argument("--sizes", default="1000000,3000000,10000000", help="project: the runs to fit (their --tag)")
     ap.add_argument("--tier", type=int, default=0, help="merge: segments per tier (0: merge all into one)")
     ap.add_argument("--into", type=int, default=0, help="merge: into this many segments (adjacent runs)")
     ap.add_argument("--group", type=int, default=0, help="merge: every run of this many adjacent segments into one")
+    ap.add_argument("--cuts", default=None, help="marginal: segment prefix ends, e.g. 1,2,3,4 or 8,16,24,32")
+    ap.add_argument("--target", type=int, default=36_000_000, help="marginal: documents to project to")
     ap.add_argument("--tags", default=None, help="project: one tag per size (default: --tag for each)")
     ap.add_argument("--interleave", action="store_true", help="query: every mode on each query in turn (paired)")
     ap.add_argument("--ref", default="", help="query: compare every mode's top-10 with this mode's, run untimed after")
@@ -287,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         if (out / "CURRENT").exists():
             raise SystemExit(f"{out} exists; remove it to rebuild")
         res = build(args.n, out, args.batch)
+    elif args.phase == "marginal":
+        res = marginal(out, [int(v) for v in args.cuts.split(",")], args.queries, args.target)
     elif args.phase == "merge":
         res = merge(out, args.tier, args.into, args.group)
     else:
