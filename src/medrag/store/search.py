@@ -320,8 +320,9 @@ class StoreSearcher:
         ``"auto"`` (numba when installed); both give the same rows and scores.
         ``threads``: with the compiled kernels (which release the GIL), score groups of
         segments on this many threads, each with its own top-k heap, and merge the heaps;
-        the rows and scores are the same as with one thread (each group's top-k is exact,
-        and the global top-k under (score desc, row asc) is within their union)."""
+        MaxScore groups prune with one shared threshold (search_compiled.py, kernel.py).
+        The rows and scores are the same as with one thread (the global top-k under
+        (score desc, row asc) is within the union of the heaps)."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ConfigError(f"k must be a positive integer, not {k!r}")
         if mode not in ("exact", "maxscore"):
