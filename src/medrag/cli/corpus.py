@@ -102,13 +102,13 @@ def index_config_from(args: argparse.Namespace) -> Any:
     if args.no_title_prefix:
         chunking = replace(chunking, title_prefix=False)
     encoder = None if args.lexical_only else EncoderConfig(**given(model=args.model, batch_size=args.batch_size))
-    disk_only = [name for name, v in (("--rerank", args.rerank), ("--refine", args.refine), ("--opq", args.opq or None))
-                 if v is not None]
+    disk_only = [name for name, v in (("--rerank", args.rerank), ("--refine", args.refine), ("--opq", args.opq or None),
+                                      ("--coarse", args.coarse)) if v is not None]
     if disk_only and args.ann != "ivfpq-disk":
         raise ConfigError(f"{', '.join(disk_only)} apply to --ann ivfpq-disk only")
     vectors = VectorConfig(**given(kind=args.ann, m=args.hnsw_m, ef_search=args.ef_search, nlist=args.nlist,
                                    pq_m=args.pq_m, nprobe=args.nprobe, rerank=args.rerank, refine=args.refine,
-                                   opq=args.opq or None))
+                                   opq=args.opq or None, coarse=args.coarse))
     fusion = FusionConfig(**given(method=args.fusion, bm25_weight=args.bm25_weight, dense_weight=args.dense_weight,
                                   rrf_k=args.rrf_k, candidates=args.candidates))
     return IndexConfig(chunking=chunking, encoder=encoder, vectors=vectors, fusion=fusion)
@@ -215,6 +215,9 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--refine", choices=("float16", "int8"),
                    help=f"ivfpq-disk: how vectors are stored on disk (default: {dflt(VectorConfig, 'refine')})")
     g.add_argument("--opq", action="store_true", help="ivfpq-disk: rotate vectors by a learned OPQ matrix before PQ")
+    g.add_argument("--coarse", choices=("flat", "hnsw"),
+                   help=f"ivfpq-disk: coarse quantizer over the IVF centroids (default: {dflt(VectorConfig, 'coarse')}; "
+                   "hnsw: an HNSW graph, fewer distance computations with many cells)")
     g = p.add_argument_group("fusion of BM25 and dense scores")
     g.add_argument("--fusion", choices=("convex", "rrf"), help=f"method (default: {dflt(FusionConfig, 'method')})")
     g.add_argument("--bm25-weight", type=float, metavar="W",

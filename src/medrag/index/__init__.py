@@ -38,8 +38,8 @@ default packaged model loads offline from its installed package.
 Modules (each one job): :mod:`.config` (what decides an index's contents, format
 version), :mod:`.filters` (metadata and grade filters, row masks), :mod:`.grades`
 (the recommendation grade table, grade boosts), :mod:`.lexical` (the lexical engine a
-save writes: BM25 arrays or a segmented store), :mod:`.search` (BM25 / dense /
-hybrid search), :mod:`.mutate` (add, delete, compaction), :mod:`.persist` (save,
+save writes: BM25 arrays or a segmented store), :mod:`.storelex` (a loaded store
+searched and changed in place), :mod:`.search` (BM25 / dense / hybrid search), :mod:`.mutate` (add, delete, compaction), :mod:`.persist` (save,
 load, manifest), :mod:`.verify` (file checks and the verification record) and
 :mod:`.core` (the :class:`Index` class composing them).
 """

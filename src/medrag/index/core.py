@@ -127,8 +127,9 @@ class Index:
 
         ``lexical``: the lexical engine a save writes and a load searches with:
         ``"bm25"`` (the default) or, opt in, ``"segments"`` (a :mod:`medrag.store`
-        segmented store; same scores; an index loaded from it, or saved with it,
-        cannot be changed in place yet: see :mod:`medrag.index.lexical`).
+        segmented store; same scores; an index loaded from it is changed in place:
+        added rows a new segment, deleted ones tombstones, merged by a tiered policy:
+        see :mod:`medrag.index.storelex`).
 
         The encoder is loaded before ``documents`` is read (a model that cannot load
         fails at once). ``progress`` shows read → chunk → BM25 → embed with counts,

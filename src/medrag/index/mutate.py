@@ -30,8 +30,6 @@ def add(ix: "Index", documents: Iterable[Document], *, show_progress: bool = Fal
     the number of chunks added. ``progress``: as in :meth:`build`."""
     if ix._vectors is not None and ix._encoder is None:
         raise ConfigError("this index was loaded without its encoder; load it with one to add documents")
-    if getattr(ix._bm25, "read_only", False):
-        ix._bm25.add()  # raises: the segmented store cannot be changed in place yet
     if isinstance(documents, (str, bytes, Document)):
         raise ConfigError(
             f"add() takes an iterable of Document objects, not a single {type(documents).__name__}"
@@ -93,8 +91,6 @@ def delete_locked(ix: "Index", doc_ids: list[str]) -> int:
     rows_of = [ix._doc_row[i] for i in doc_ids if i in ix._doc_row and ix._doc_alive[ix._doc_row[i]]]
     if not rows_of:
         return 0
-    if getattr(ix._bm25, "read_only", False):
-        ix._bm25.delete()  # raises: the segmented store cannot be changed in place yet
     dead = np.zeros(len(ix._docs), bool)
     dead[rows_of] = True
     ix._bm25.delete(np.flatnonzero(dead[ix._chunk_doc]))

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import _indexdir
 from .._indexparts import ChunkStore, DocTable, check_offsets
+from .._hashing import save_npy, write_file
 from .._io import check_format, library_version, load_npy, sha256_file
 from ..chunking import ChunkConfig
 from ..errors import ConfigError, IndexConflictError, IndexFormatError, IndexNotFoundError, IndexVersionError
@@ -37,6 +38,7 @@ from .grades import GradeTable
 from .config import FORMAT, FORMAT_VERSION, FusionConfig, IndexConfig
 from .config import MANIFEST as _MANIFEST
 from .lexical import StoreLexical, write_segments
+from .storelex import store_hashes
 from .mutate import compact_locked
 from .verify import Verify, check_files, check_verify, clock_after, record_bytes, stats_of, trusted
 from .verify import _stat_key as stat_key
@@ -51,8 +53,6 @@ logger = logging.getLogger("medrag.index")
 
 def save(ix: "Index", directory: str | os.PathLike[str], *, lock_timeout: float | None = 60.0) -> Path:
     """:meth:`Index.save` (documented there)."""
-    if getattr(ix._bm25, "read_only", False):
-        ix._bm25.save()  # raises: a segmented store is not re-saved yet (medrag.index.lexical)
     if ix._vectors is not None and ix._encoder is None:
         raise ConfigError("this index was loaded without its encoder; load it with one to save it")
     given = Path(directory)
@@ -156,16 +156,24 @@ def prior_hashes(ix: "Index") -> dict[tuple[int, int], tuple[str, str, list[int]
         return {}  # no usable prior generation: every file is hashed
 
 
-def _sha256_of(p: Path, rel: str, prior: dict[tuple[int, int], tuple[str, str, list[int], bool]]) -> str:
+def _sha256_of(
+    p: Path, rel: str, prior: dict[tuple[int, int], tuple[str, str, list[int], bool]],
+    known: dict[str, tuple[int, str]] | None = None,
+) -> str:
     """The sha256 of the new generation's file ``p``: the prior generation's recorded
     value for the same (hard-linked) file when its record vouched for it and its size
-    and modification time are unchanged, else read from the file; a linked file whose
+    and modification time are unchanged; for a file this save wrote (not a link into the
+    prior generation), the digest ``known[rel]`` computed while writing it, when its size
+    is still the size written; else read from the file. A linked file whose
     bytes no longer match its recorded sha256 was altered after it was saved, and the
     save stops rather than record the altered bytes as good."""
     st = os.stat(p)
     old = prior.get((int(st.st_dev), int(st.st_ino)))
     if old is not None and old[3] and stat_key(st)[:2] == old[2][:2]:
         return old[1]
+    written = (known or {}).get(rel) if old is None else None
+    if written is not None and written[0] == st.st_size:
+        return written[1]
     sha = sha256_file(p)
     if old is not None and sha != old[1]:
         raise IndexFormatError(
@@ -183,21 +191,21 @@ def write_generation(
     hard-linked into ``d``, whose recorded sha256 is reused when still valid."""
     d.mkdir(parents=True, exist_ok=True)
     n = ix._bm25.n_rows
+    # (size, sha256) of the files written here, computed while writing them (medrag._hashing)
+    known: dict[str, tuple[int, str]] = {}
     doc_offsets = np.zeros(len(ix._docs) + 1, np.int64)
-    with open(d / "docs.jsonl", "wb") as f:
+
+    def doc_lines(f: Any) -> None:
         pos = 0
         for i in range(len(ix._docs)):
             line = ix._docs.raw(i)
             f.write(line)
             pos += len(line)
             doc_offsets[i + 1] = pos
-    np.save(d / "doc_offsets.npy", doc_offsets, allow_pickle=False)
-    np.save(d / "doc_year.npy", np.asarray(ix._docs.years, np.int32), allow_pickle=False)
-    np.save(d / "doc_retracted.npy", np.asarray(ix._docs.retracted, bool), allow_pickle=False)
-    with open(d / "doc_ids.json", "w", encoding="utf-8") as f:
-        json.dump({"ids": ix._docs.ids, "sha256": ix._docs.shas}, f, ensure_ascii=False)
+
     offsets = np.zeros(n + 1, np.int64)
-    with open(d / "chunks.jsonl", "wb") as f:
+
+    def chunk_lines(f: Any) -> None:
         pos = 0
         for row in range(n):
             if row < len(ix._store):
@@ -208,17 +216,37 @@ def write_generation(
             f.write(line)
             pos += len(line)
             offsets[row + 1] = pos
-    np.save(d / "chunk_offsets.npy", offsets, allow_pickle=False)
-    np.save(d / "chunk_doc.npy", np.asarray(ix._chunk_doc, dtype=np.int32), allow_pickle=False)
+
+    ids = json.dumps({"ids": ix._docs.ids, "sha256": ix._docs.shas}, ensure_ascii=False).encode("utf-8")
+    # every file is fsync'd with the whole tree before the commit (_indexdir.fsync_tree)
+    known["docs.jsonl"] = write_file(d / "docs.jsonl", doc_lines, fsync=False)
+    known["doc_ids.json"] = write_file(d / "doc_ids.json", lambda f: f.write(ids), fsync=False)
+    known["chunks.jsonl"] = write_file(d / "chunks.jsonl", chunk_lines, fsync=False)
+    for rel, arr in (
+        ("doc_offsets.npy", doc_offsets),
+        ("doc_year.npy", np.asarray(ix._docs.years, np.int32)),
+        ("doc_retracted.npy", np.asarray(ix._docs.retracted, bool)),
+        ("chunk_offsets.npy", offsets),
+        ("chunk_doc.npy", np.asarray(ix._chunk_doc, dtype=np.int32)),
+    ):
+        known[rel] = save_npy(d / rel, arr, fsync=False)
     grades = ix._grade_table().save(d)
     lexical = None
-    if ix._lexical == "segments":
+    if isinstance(ix._bm25, StoreLexical):  # loaded from a store: changed in place (.storelex)
+        if ix._lexical != "segments":
+            raise ConfigError("an index loaded from a segmented lexical store saves as one (lexical='segments')")
+        lexical = ix._bm25.write_store(d, lambda r: ix.chunk(r).id)
+    elif ix._lexical == "segments":
         lexical = write_segments(ix._bm25, d, ix.config.analyzer, [ix.chunk(r).id for r in range(n)])
     else:
         ix._bm25.save(d / "bm25")
+    if lexical is not None:  # the store records the sha256 of its files as its writers wrote them
+        known.update(store_hashes(d / "lexical", "lexical/"))
     dense: dict[str, Any] | None = None
     if ix._vectors is not None and ix._encoder is not None:
-        ix._vectors.save(d / "dense")
+        dense_known: dict[str, tuple[int, str]] = {}
+        ix._vectors.save(d / "dense", hashes=dense_known)
+        known.update({f"dense/{k}": v for k, v in dense_known.items()})
         dense = {
             "encoder": ix._encoder.describe(),
             "dim": ix._encoder.dim,
@@ -231,7 +259,7 @@ def write_generation(
     for p in sorted(d.rglob("*")):
         if p.is_file():
             rel = p.relative_to(d).as_posix()
-            files[rel] = {"sha256": _sha256_of(p, rel, prior or {}), "size": p.stat().st_size}
+            files[rel] = {"sha256": _sha256_of(p, rel, prior or {}, known), "size": p.stat().st_size}
     fingerprint = hashlib.sha256(
         "\n".join(f"{i} {h}" for i, h in zip(ix._docs.ids, ix._docs.shas)).encode("utf-8")
     ).hexdigest()
@@ -300,6 +328,8 @@ def load(
         if index is None:  # any failure, Ctrl-C included: the pin is let go
             pinned.release()
     pinned.close_dir()
+    if isinstance(index._bm25, StoreLexical):
+        index._bm25.rebind(pinned.display / "lexical")  # as the ivfpq-disk segments below
     disk = getattr(index._vectors, "_disk", None)
     if disk is not None:
         # it was opened through the pinned directory's descriptor (/proc/self/fd/N),

@@ -16,7 +16,7 @@ import numpy as np
 
 from .._io import load_format_json, load_npy
 from ..errors import ConfigError, IndexFormatError
-from .ann import FORMAT, FORMAT_VERSION, MANIFEST, MIN_TRAIN_ROWS, ANNConfig, _faiss, _fsync_write, _save_npy, _Segment, logger
+from .ann_config import FORMAT, FORMAT_VERSION, MANIFEST, MIN_TRAIN_ROWS, ANNConfig, _faiss, _fsync_write, _save_npy, _Segment, logger
 
 if TYPE_CHECKING:
     from .ann import DiskIVFPQ

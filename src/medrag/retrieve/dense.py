@@ -255,7 +255,9 @@ class VectorConfig:
 
     ``"ivfpq-disk"`` (:mod:`medrag.retrieve.ann`): IVF-PQ codes in RAM, the vectors on
     disk (``refine``: ``"float16"`` or ``"int8"``, memory-mapped), ``rerank * k``
-    candidates re-scored from the candidate rows alone; ``opq`` adds an OPQ rotation.
+    candidates re-scored from the candidate rows alone; ``opq`` adds an OPQ rotation
+    (trained ``opq_iter`` iterations); ``coarse`` is the coarse quantizer, ``"flat"`` or
+    ``"hnsw"`` (an HNSW graph over the IVF centroids; :class:`~medrag.retrieve.ann.ANNConfig`).
     Trained on a sample when the index is saved (exact search until then; under
     ``ann.MIN_TRAIN_ROWS`` rows it stays exact). On 1M perturbed MiniLM vectors
     (benchmarks/bench_dense_scale.py, IVF2048,PQ48): recall@10 0.984 at nprobe 32 and
@@ -272,10 +274,16 @@ class VectorConfig:
     rerank: int = 50
     refine: str = "float16"
     opq: bool = False
+    opq_iter: int = 20
+    coarse: str = "flat"
 
     def __post_init__(self) -> None:
         if self.kind not in ("flat", "hnsw", "ivfpq", "ivfpq-disk"):
             raise ConfigError(f"vector index kind must be flat, hnsw, ivfpq or ivfpq-disk, not {self.kind!r}")
+        if self.coarse not in ("flat", "hnsw"):
+            raise ConfigError(f"coarse must be 'flat' or 'hnsw', not {self.coarse!r}")
+        if isinstance(self.opq_iter, bool) or not isinstance(self.opq_iter, int) or self.opq_iter < 1:
+            raise ConfigError(f"opq_iter must be a positive integer, not {self.opq_iter!r}")
 
     def ann_config(self, dim: int | None = None) -> Any:
         """The :class:`~medrag.retrieve.ann.ANNConfig` of the ``"ivfpq-disk"`` kind
@@ -285,8 +293,8 @@ class VectorConfig:
         pq_m = self.pq_m
         while dim and dim % pq_m:
             pq_m -= 1
-        return ANNConfig(nlist=self.nlist, pq_m=pq_m, opq=self.opq, nprobe=self.nprobe,
-                         rerank=self.rerank, refine=self.refine)
+        return ANNConfig(nlist=self.nlist, pq_m=pq_m, opq=self.opq, opq_iter=self.opq_iter, coarse=self.coarse,
+                         nprobe=self.nprobe, rerank=self.rerank, refine=self.refine)
 
     @property
     def factory(self) -> str:
@@ -440,12 +448,20 @@ class VectorIndex:
 
     # -- persistence -----------------------------------------------------------------
 
-    def save(self, directory: Path) -> list[Path]:
+    def save(self, directory: Path, hashes: dict[str, tuple[int, str]] | None = None) -> list[Path]:
+        """Write the vectors (and the FAISS index) into ``directory``; ``hashes``, when
+        given, receives ``{file name: (size, sha256)}`` of the files hashed as they
+        were written (vectors.npy)."""
         if self._disk is not None:  # vectors.npy (float16 / int8), ivfpq-*.faiss, ann.json
             return self._disk.save(directory)
         directory.mkdir(parents=True, exist_ok=True)
         paths = [directory / "vectors.npy"]
-        np.save(paths[0], np.ascontiguousarray(self.vectors, dtype=np.float32), allow_pickle=False)
+        from .._hashing import save_npy
+
+        # no fsync: the caller's commit fsyncs the tree (medrag._indexdir.fsync_tree)
+        written = save_npy(paths[0], np.asarray(self.vectors, dtype=np.float32), fsync=False)
+        if hashes is not None:
+            hashes["vectors.npy"] = written
         ann = self._ensure_ann()
         if ann is not None:
             faiss = _faiss()

@@ -49,6 +49,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .._hashing import save_npy, write_file
 from .._io import load_format_json, load_npy, sha256_file
 from ..errors import IndexFormatError
 
@@ -130,21 +131,15 @@ def write_segment(
             "doc_len": dl,
             "ids_off": ids_off,
         }
+        written: dict[str, tuple[int, str]] = {}  # sha256 computed while writing (medrag._hashing)
         for key, arr in arrays.items():
-            p = tmp / f"{key}.npy"
-            with open(p, "wb") as f:
-                np.save(f, np.ascontiguousarray(arr), allow_pickle=False)
-                f.flush()
-                os.fsync(f.fileno())
+            written[f"{key}.npy"] = save_npy(tmp / f"{key}.npy", arr)  # fsync'd
         for fname, blob in (("terms.bin", terms_blob), ("ids.bin", ids_blob)):
-            with open(tmp / fname, "wb") as f:
-                f.write(blob)
-                f.flush()
-                os.fsync(f.fileno())
+            written[fname] = write_file(tmp / fname, lambda f, blob=blob: f.write(blob))
         meta = finish_segment(
             tmp, parent, name,
             n_docs=n_docs, n_terms=n_terms, nnz=nnz, sum_len=int(dl.sum(dtype=np.int64)),
-            tf_dtype=tdt, k1=k1, b=b, avgdl=avgdl,
+            tf_dtype=tdt, k1=k1, b=b, avgdl=avgdl, written=written,
         )  # fmt: skip
         committed = True
     finally:
@@ -156,12 +151,17 @@ def write_segment(
 
 def finish_segment(
     tmp: Path, parent: Path, name: str, *, n_docs: int, n_terms: int, nnz: int, sum_len: int,
-    tf_dtype: Any, k1: float, b: float, avgdl: float,
+    tf_dtype: Any, k1: float, b: float, avgdl: float, written: dict[str, tuple[int, str]] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Checksum every (fsync'd) file of the temporary directory ``tmp``, write
     ``segment.json`` last and rename ``tmp`` to ``parent/name``; returns the metadata.
-    For writers that stream the files themselves (merge.py)."""
-    files = {p.name: {"size": p.stat().st_size, "sha256": sha256_file(p)} for p in sorted(tmp.iterdir())}
+    For writers that stream the files themselves (merge.py). ``written``: ``(size,
+    sha256)`` of files hashed as they were written, used when the size still matches
+    (the rest are read back)."""
+    files = {}
+    for p in sorted(tmp.iterdir()):
+        size, w = p.stat().st_size, (written or {}).get(p.name)
+        files[p.name] = {"size": size, "sha256": w[1] if w is not None and w[0] == size else sha256_file(p)}
     meta = {
         "format": SEGMENT_FORMAT,
         "format_version": SEGMENT_VERSION,

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from .._hashing import save_npy
 from .._io import atomic_write_text, library_version, load_format_json, sha256_file
 from ..errors import IndexFormatError, IndexNotFoundError
 
@@ -95,11 +96,8 @@ def read_manifest(path: Path) -> Manifest:
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> dict[str, Any]:
-    with open(path, "wb") as f:
-        np.save(f, np.ascontiguousarray(arr), allow_pickle=False)
-        f.flush()
-        os.fsync(f.fileno())
-    return {"size": path.stat().st_size, "sha256": sha256_file(path)}
+    size, sha = save_npy(path, arr)  # fsync'd; sha256 computed while writing
+    return {"size": size, "sha256": sha}
 
 
 def write_deletes(root: Path, generation: int, seg_name: str, rows: np.ndarray, df: np.ndarray) -> dict[str, Any]:

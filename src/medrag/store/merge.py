@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from .._hashing import HashingWriter, save_npy
 from ..errors import ConfigError
 from ..retrieve.bm25 import BM25Params
 from .format import BLOCK, Segment, _tf_part, finish_segment, update_bounds
@@ -96,21 +97,24 @@ class _NpyOut:
     def __init__(self, path: Path, dtype: Any, n: int) -> None:
         self.dtype, self.n, self.count = np.dtype(dtype), int(n), 0
         self.f = open(path, "wb")
+        self.h = HashingWriter(self.f)  # the sha256 as written (finish_segment reads nothing back)
         np.lib.format.write_array_header_1_0(
-            self.f, {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (self.n,)}
+            self.h, {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (self.n,)}
         )
 
     def write(self, arr: np.ndarray) -> None:
         a = np.ascontiguousarray(arr, self.dtype)
-        self.f.write(a.tobytes())
+        self.h.write(a.tobytes())
         self.count += a.shape[0]
 
-    def close(self) -> None:
+    def close(self) -> tuple[int, str]:
+        """Flush, fsync and close; returns the file's ``(size, sha256)``."""
         if self.count != self.n:
             raise RuntimeError(f"{self.f.name}: wrote {self.count} of {self.n} items")
         self.f.flush()
         os.fsync(self.f.fileno())
         self.f.close()
+        return self.h.size, self.h.hexdigest()
 
 
 def _tagged(seg: Segment, i: int) -> Iterator[tuple[bytes, int, int]]:
@@ -119,11 +123,8 @@ def _tagged(seg: Segment, i: int) -> Iterator[tuple[bytes, int, int]]:
         yield t, i, j
 
 
-def _save(path: Path, arr: np.ndarray) -> None:
-    with open(path, "wb") as f:
-        np.save(f, np.ascontiguousarray(arr), allow_pickle=False)
-        f.flush()
-        os.fsync(f.fileno())
+def _save(path: Path, arr: np.ndarray) -> tuple[int, str]:
+    return save_npy(path, arr)  # fsync'd; (size, sha256) computed while writing
 
 
 def merge_segments(
@@ -165,7 +166,9 @@ def merge_segments(
         ldf_lists = [d.tolist() for d in live_df]
         term_off = array("Q", [0])
         mdf = array("q")
-        with open(tmp / "terms.bin", "wb") as tf_out:
+        hashed: dict[str, tuple[int, str]] = {}  # (size, sha256) as written, for finish_segment
+        with open(tmp / "terms.bin", "wb") as terms_file:
+            tf_out = HashingWriter(terms_file)
             streams = [_tagged(s, i) for i, s in enumerate(segs)]
             cur: bytes | None = None
             srcs: list[tuple[int, int]] = []
@@ -188,7 +191,8 @@ def merge_segments(
                 acc += ldf_lists[i][j]
             emit()
             tf_out.flush()
-            os.fsync(tf_out.fileno())
+            os.fsync(terms_file.fileno())
+        hashed["terms.bin"] = (tf_out.size, tf_out.hexdigest())
         del ldf_lists
         n_terms = len(mdf)
         df = np.frombuffer(mdf, np.int64) if n_terms else np.zeros(0, np.int64)
@@ -200,7 +204,8 @@ def merge_segments(
         sum_len = int(dl.sum(dtype=np.int64))
         avgdl = sum_len / n_docs if n_docs else 1.0
         ids_off = np.zeros(n_docs + 1, np.uint64)
-        with open(tmp / "ids.bin", "wb") as f:
+        with open(tmp / "ids.bin", "wb") as ids_file:
+            f = HashingWriter(ids_file)
             pos = 0
             for s, b0 in zip(segs, bases):
                 blob = s._ids_blob[int(s.ids_off[0]) : int(s.ids_off[-1])]
@@ -208,7 +213,8 @@ def merge_segments(
                 ids_off[b0 + 1 : b0 + s.n_docs + 1] = s.ids_off[1:].astype(np.uint64) - s.ids_off[0] + np.uint64(pos)
                 pos += blob.shape[0]
             f.flush()
-            os.fsync(f.fileno())
+            os.fsync(ids_file.fileno())
+        hashed["ids.bin"] = (f.size, f.hexdigest())
         # 3. postings, chunk by chunk of whole merged terms
         tdt = max((np.dtype(s.tf.dtype) for s in segs), key=lambda d: d.itemsize)
         docs_out = _NpyOut(tmp / "docs.npy", np.uint32, nnz)
@@ -255,19 +261,18 @@ def merge_segments(
             if rows.size:
                 update_bounds(post_ptr, term, written, _tf_part(tfc, dl, rows, params.k1, params.b, avgdl), max_w, block_max)
             written += rows.size
-        docs_out.close()
-        tf_out2.close()
+        hashed["docs.npy"] = docs_out.close()
+        hashed["tf.npy"] = tf_out2.close()
         if written != nnz:
             raise RuntimeError(f"merge {name}: {written} postings written, {nnz} expected")
-        _save(tmp / "term_off.npy", np.frombuffer(term_off, np.uint64))
-        _save(tmp / "post_ptr.npy", post_ptr.astype(np.uint64))
-        _save(tmp / "max_w.npy", max_w)
-        _save(tmp / "block_max.npy", block_max)
-        _save(tmp / "doc_len.npy", dl)
-        _save(tmp / "ids_off.npy", ids_off)
+        for fname, arr in (
+            ("term_off.npy", np.frombuffer(term_off, np.uint64)), ("post_ptr.npy", post_ptr.astype(np.uint64)),
+            ("max_w.npy", max_w), ("block_max.npy", block_max), ("doc_len.npy", dl), ("ids_off.npy", ids_off),
+        ):  # fmt: skip
+            hashed[fname] = _save(tmp / fname, arr)
         meta = finish_segment(
             tmp, root, name, n_docs=n_docs, n_terms=n_terms, nnz=nnz, sum_len=sum_len, tf_dtype=tdt,
-            k1=params.k1, b=params.b, avgdl=avgdl,
+            k1=params.k1, b=params.b, avgdl=avgdl, written=hashed,
         )  # fmt: skip
         done = True
     finally:

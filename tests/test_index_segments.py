@@ -1,0 +1,256 @@
+"""An index on the segments engine (lexical="segments", medrag.store) changed in place:
+add / delete / save against a fresh build of the resulting corpus and against the
+default engine, on real PubMed records; reload; tiered merges; SIGKILL mid-save."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import REPO
+from test_index import real_pubmed  # noqa: F401  (the real-records fixture: 1,103 PubMed articles)
+
+from medrag.errors import IndexConflictError
+from medrag.index import Filters, Index, IndexConfig
+from medrag.store import read_current
+
+LEX = IndexConfig(encoder=None)
+
+
+@pytest.fixture(scope="module")
+def corpus(real_pubmed):  # noqa: F811
+    seen, out = set(), []
+    for d in real_pubmed:
+        if d.id not in seen:
+            seen.add(d.id)
+            out.append(d)
+    return out
+
+
+def _changes(corpus):
+    """A base corpus, the documents added, the ids deleted, one replaced document, and
+    the resulting corpus in row order (what a fresh build sees)."""
+    base, added = corpus[:800], corpus[800:]
+    deleted = {d.id for d in base[3::7]}
+    old = base[11]  # not among the deleted
+    revised = dataclasses.replace(old, title=(old.title or "") + " revised edition of the record")
+    result = [d for d in base if d.id not in deleted and d.id != old.id] + added + [revised]
+    return base, added, deleted, revised, result
+
+
+def _apply(ix, added, deleted, revised):
+    """The changes; returns the number of rows (chunks) added."""
+    n = ix.add(added)
+    assert ix.delete(sorted(deleted)) == len(deleted)
+    return n + ix.add([revised])  # replaces the document of the same id
+
+
+def _queries(corpus):
+    qs = [d.title for d in corpus if d.title]
+    return qs[::7][:80] + ["the", "zzzz unknownterm", "dopamine receptor antagonist", "revised edition"]
+
+
+def _top(passages):
+    """A top-10 as (score, chunk id) best first, tied scores by chunk id, and the rows
+    tied at the cut-off left out: Index.search breaks ties by row number, and an index
+    changed in place numbers its rows differently from a fresh build until it is saved."""
+    if not passages:
+        return []
+    cut = passages[-1].score
+    above = [(p.score, p.chunk.id) for p in passages if p.score > cut + 1e-9 * abs(cut)]
+    return sorted(above, key=lambda t: (-round(t[0], 9), t[1])) + [(cut, "tied")] * (len(passages) - len(above))
+
+
+def _differ(a, b, queries, filters=(None,)):
+    out = []
+    for f in filters:
+        for q in queries:
+            ra, rb = _top(a.search(q, 10, mode="bm25", filters=f)), _top(b.search(q, 10, mode="bm25", filters=f))
+            if [i for _, i in ra] != [i for _, i in rb] or not np.allclose([s for s, _ in ra], [s for s, _ in rb], rtol=1e-9, atol=0):
+                out.append((q, f))
+    return out
+
+
+def test_add_delete_save_equal_a_fresh_build_and_the_default_engine(corpus, tmp_path):
+    base, added, deleted, revised, result = _changes(corpus)
+    Index.build(base, LEX, lexical="segments").save(tmp_path / "seg")
+    Index.build(base, LEX).save(tmp_path / "bm25")
+    Index.build(result, LEX, lexical="segments").save(tmp_path / "fresh")
+    seg, ref, fresh = Index.load(tmp_path / "seg"), Index.load(tmp_path / "bm25"), Index.load(tmp_path / "fresh")
+    n0 = len(seg)
+    n_added = _apply(seg, added, deleted, revised)
+    _apply(ref, added, deleted, revised)
+    queries = _queries(corpus)
+    filters = (None, Filters(year_min=1978), Filters(exclude_doc_ids=(result[0].id,)))
+    # before the save: the store plus the changes, scored with the statistics of now
+    assert _differ(seg, fresh, queries, filters) == []
+    assert _differ(seg, ref, queries[:60]) == []
+    words = ["dopamine", "the", "revised", "nonexistentword"]
+    assert seg.term_weights(words) == pytest.approx(fresh.term_weights(words), rel=1e-12)
+    assert len(seg) == len(fresh) and seg.n_documents == fresh.n_documents == len(result)
+    seg.save(tmp_path / "seg")
+    # the store grew by one segment and tombstones (the rows of the deleted and replaced documents)
+    cur = read_current(tmp_path / "seg" / "lexical")
+    assert len(cur.segments) == 2 and cur.segments[1]["n_docs"] == n_added
+    assert cur.segments[0]["deletes"]["n"] == n0 + n_added - len(seg) > 0
+    assert cur.data["stats"]["n_live"] == len(seg)
+    assert _differ(seg, fresh, queries, filters) == []  # the saved store now answers (MaxScore)
+    again = Index.load(tmp_path / "seg", verify="full")
+    assert _differ(again, fresh, queries, filters) == []
+    assert _differ(again, ref, queries[:60]) == []
+    assert sorted(again.document_ids()) == sorted(d.id for d in result)
+    # deleted documents are never returned, even for their own titles
+    for d in base:
+        if d.id in deleted and d.title:
+            assert not {p.chunk.doc_id for p in again.search(d.title, 10, mode="bm25")} & deleted
+    assert again.source(revised.id).title == revised.title
+    # the retired generation is gone and nothing else is left beside the indexes
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["seg", "bm25", "fresh", ".seg.lock", ".bm25.lock", ".fresh.lock"])
+
+
+def test_a_clean_resave_and_a_save_to_another_path(corpus, tmp_path):
+    base = corpus[:300]
+    Index.build(base, LEX, lexical="segments").save(tmp_path / "a")
+    a = Index.load(tmp_path / "a")
+    before = [[p.chunk.id for p in a.search(q, 10, mode="bm25")] for q in _queries(base)[:20]]
+    a.save(tmp_path / "a")  # nothing changed: the store's files are linked as they are
+    a.add(corpus[300:340])
+    a.delete([base[0].id])
+    a.save(tmp_path / "b")  # linked from a's generation into a new index
+    b, a2 = Index.load(tmp_path / "b", verify="full"), Index.load(tmp_path / "a", verify="full")
+    assert a2.n_documents == 300 and b.n_documents == 339
+    assert [[p.chunk.id for p in a2.search(q, 10, mode="bm25")] for q in _queries(base)[:20]] == before
+    fresh = Index.build(base[1:] + corpus[300:340], LEX)
+    assert _differ(b, fresh, _queries(corpus)[:60]) == []
+
+
+def test_saving_after_the_loaded_generation_was_replaced_is_refused(corpus, tmp_path):
+    Index.build(corpus[:100], LEX, lexical="segments").save(tmp_path / "a")
+    x = Index.load(tmp_path / "a")
+    y = Index.load(tmp_path / "a")
+    y.add(corpus[100:110])
+    y.save(tmp_path / "a")  # another writer replaces the generation x loaded
+    x.add(corpus[110:120])
+    with pytest.raises(IndexConflictError):
+        x.save(tmp_path / "c")  # x's store files are no longer at the path it loaded from
+    assert not (tmp_path / "c").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".c.") and p.is_dir()]
+    assert len(x.search(corpus[115].title, 3, mode="bm25")) > 0  # x still serves what it holds
+
+
+def test_repeated_saves_merge_by_the_tiered_policy(corpus, tmp_path, monkeypatch):
+    from medrag.index import storelex
+    from medrag.store import TieredMergePolicy
+
+    # the policy a save merges by (a setting: 3 segments of a tier instead of 10 keeps the test short)
+    monkeypatch.setattr(storelex, "MERGE_POLICY", TieredMergePolicy(segments_per_tier=3))
+    path = tmp_path / "ix"
+    Index.build(corpus[:100], LEX, lexical="segments").save(path)
+    n_segments, live = [], [d.id for d in corpus[:100]]
+    for cycle in range(5):
+        ix = Index.load(path)
+        new = corpus[100 + 20 * cycle : 120 + 20 * cycle]
+        ix.add(new)
+        gone = live[cycle * 5 : cycle * 5 + 3]
+        ix.delete(gone)
+        live = [i for i in live if i not in gone] + [d.id for d in new]
+        ix.save(path)
+        ix.close()
+        n_segments.append(len(read_current(path / "lexical").segments))
+    # three segments of one tier (the base or a merged one, and two appended) are merged into one
+    assert n_segments == [2, 1, 2, 1, 2], n_segments
+    got = Index.load(path, verify="full")
+    assert got.document_ids() == live
+    by_id = {d.id: d for d in corpus}
+    fresh = Index.build([by_id[i] for i in live], LEX)
+    assert _differ(got, fresh, _queries([by_id[i] for i in live])) == []
+
+
+def test_sigkill_during_a_segments_save_leaves_a_loadable_generation(tmp_path):
+    """test_crash's child in its "add" mode (load, add five documents or delete back to
+    ten, save, again), on an index whose manifest names the segments engine."""
+    from test_crash import _CHILD, unique_docs
+
+    docs = unique_docs()
+    ids = [d.id for d in docs]
+    path = tmp_path / "ix"
+    Index.build(docs[:10], LEX, lexical="segments").save(path)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONDONTWRITEBYTECODE="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
+    rng = random.Random(16)
+    trials, killed_mid_save, t_end, prev = 0, 0, time.monotonic() + 6, 10
+    while (time.monotonic() < t_end or trials < 4 or not killed_mid_save) and trials < 25:
+        out_path = tmp_path / f"out{trials}.txt"
+        with open(out_path, "w") as out:
+            child = subprocess.Popen(
+                [sys.executable, "-c", _CHILD, str(REPO / "tests"), "add", str(path), str(trials)],
+                stdout=out, stderr=subprocess.PIPE, env=env,
+            )
+            t0 = time.monotonic()
+            while "start" not in out_path.read_text() and child.poll() is None and time.monotonic() - t0 < 60:
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.4))
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+        assert child.returncode == -signal.SIGKILL, child.stderr.read().decode()[-3000:]
+        log = out_path.read_text().split("\n")
+        trials += 1
+        starts = [int(ln.split()[1]) for ln in log if ln.startswith("start")]
+        saves = [int(ln.split()[1]) for ln in log if ln.startswith("saved")]
+        killed_mid_save += len(starts) > len(saves)
+        idx = Index.load(path, verify="full")
+        got = idx.document_ids()
+        assert sorted(got) == sorted(ids[: len(got)]), "the index holds no version that was ever saved"
+        old = saves[-1] if saves else prev
+        assert len(got) in (old, starts[-1] if starts else old), (len(got), old, starts)
+        prev = len(got)
+        assert read_current(path / "lexical").data["stats"]["n_live"] == len(idx)
+        hits = idx.search("dopamine cocaine Drosophila", k=5, mode="bm25")
+        assert {p.chunk.doc_id for p in hits} <= set(got)
+        idx.close()
+    assert trials >= 4 and killed_mid_save >= 1, (trials, killed_mid_save)
+    # the next save works over what was left and sweeps the killed saves' staging directories
+    ix = Index.load(path)
+    ix.add(docs[60:62])
+    ix.save(path)
+    ix.close()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".ix.") and p.is_dir()] == []
+
+
+@pytest.mark.parametrize("lexical", ["bm25", "segments"])
+def test_a_save_hashes_the_files_it_writes_as_it_writes_them(corpus, tmp_path, monkeypatch, lexical):
+    """The files a save writes itself (documents, chunks, offsets, vectors, the store's
+    segments and tombstones) are hashed while written, not read back; the manifest's
+    sha256 of every file is still the file's (oracle: hashlib over the bytes on disk)."""
+    import hashlib
+    from pathlib import Path
+
+    from conftest import HashEncoder
+
+    from medrag.index import persist
+    from medrag.store import format as store_format
+
+    read: list[str] = []
+    for mod in (persist, store_format):
+        real = mod.sha256_file
+        monkeypatch.setattr(mod, "sha256_file", lambda p, real=real: read.append(Path(p).name) or real(p))
+    ix = Index.build(corpus[:200], IndexConfig(encoder=None), encoder=HashEncoder(), lexical=lexical)
+    ix.save(tmp_path / "ix")
+    written = {"docs.jsonl", "chunks.jsonl", "doc_ids.json", "chunk_offsets.npy", "chunk_doc.npy", "vectors.npy"}
+    written |= {"docs.npy", "tf.npy", "terms.bin", "ids.bin"} if lexical == "segments" else set()
+    assert not written & set(read), read
+    ix.add(corpus[200:230])
+    ix.delete([corpus[0].id])
+    ix.save(tmp_path / "ix")  # on the segments engine: a new segment, tombstones, links
+    assert not written & set(read), read
+    files = Index.load(tmp_path / "ix", encoder=HashEncoder()).manifest["files"]
+    assert {"chunks.jsonl", "dense/vectors.npy"} <= set(files)
+    for rel, meta in files.items():
+        data = (tmp_path / "ix" / rel).read_bytes()
+        assert (meta["size"], meta["sha256"]) == (len(data), hashlib.sha256(data).hexdigest()), rel
