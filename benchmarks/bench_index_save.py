@@ -32,6 +32,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--src", help="import medrag from this src directory instead")
     ap.add_argument("--label", default="")
+    ap.add_argument("--parts", action="store_true",
+                    help="also time the parts: the store written row by row (the former write_segments) vs as "
+                    "encoded token streams (add_rows), and one sha256 read-back pass over each saved index")
     args = ap.parse_args()
     if args.src:
         sys.path.insert(0, args.src)
@@ -85,8 +88,49 @@ def main() -> None:
                 continue
             timed(f"save after 100 deleted + 100 added, {engine}", lambda: ix.save(target))
             ix.close()
+    if args.parts:
+        _parts(base, scratch, timed)
     summary = {k: {"wall_s": [round(w, 3) for w, _ in v], "cpu_s": [round(c, 3) for _, c in v]} for k, v in out.items()}
     print(json.dumps({"label": args.label, "load": os.getloadavg(), **summary}, indent=1))
+
+
+
+def _parts(base: Path, scratch: Path, timed) -> None:
+    from medrag._io import sha256_file
+    from medrag.index import Index
+    from medrag.index.storelex import add_rows
+    from medrag.store import StoreWriter
+
+    ix = Index.load(base, verify=False)
+    bm25, an = ix._bm25, ix.config.analyzer
+    ids = [ix.chunk(r).id for r in range(bm25.n_rows)]
+
+    def row_by_row(d: Path) -> None:  # write_segments before add_rows (commit 4e1c473^)
+        import numpy as np
+
+        vocab = bm25._vocab
+        indptr, indices, tf = np.asarray(bm25._indptr), np.asarray(bm25._indices), np.asarray(bm25._tf)
+        term_of = np.repeat(np.arange(len(vocab), dtype=np.int64), np.diff(indptr))
+        order = np.argsort(indices, kind="stable")
+        rows_sorted, terms_sorted, tf_sorted = indices[order], term_of[order], tf[order]
+        bounds = np.searchsorted(rows_sorted, np.arange(bm25.n_rows + 1))
+        with StoreWriter(d, params=bm25.params, analyzer=an) as w:
+            for row in range(bm25.n_rows):
+                a, b = int(bounds[row]), int(bounds[row + 1])
+                w.add(ids[row], [vocab[int(t)] for t, n in zip(terms_sorted[a:b], tf_sorted[a:b]) for _ in range(int(n))])
+
+    def encoded(d: Path) -> None:
+        with StoreWriter(d, params=bm25.params, analyzer=an) as w:
+            add_rows(w, bm25, ids)
+
+    for name, fn in (("row by row", row_by_row), ("encoded (add_rows)", encoded)):
+        d = scratch / "parts"
+        shutil.rmtree(d, ignore_errors=True)
+        timed(f"store of the 36,415 rows written {name}", lambda: fn(d))
+    for engine in ("bm25", "segments"):
+        files = [p for p in (scratch / engine).rglob("*") if p.is_file()]
+        size = sum(p.stat().st_size for p in files) / 2**20
+        timed(f"sha256 read-back of every file of the {engine} save ({size:.0f} MiB)", lambda: [sha256_file(p) for p in files])
 
 
 if __name__ == "__main__":
