@@ -254,3 +254,19 @@ def test_a_save_hashes_the_files_it_writes_as_it_writes_them(corpus, tmp_path, m
     for rel, meta in files.items():
         data = (tmp_path / "ix" / rel).read_bytes()
         assert (meta["size"], meta["sha256"]) == (len(data), hashlib.sha256(data).hexdigest()), rel
+
+
+def test_an_empty_or_emptied_segments_index_saves_and_grows(corpus, tmp_path):
+    Index.build([], LEX, lexical="segments").save(tmp_path / "e")  # a store of no rows still opens
+    e = Index.load(tmp_path / "e")
+    assert len(e) == 0 and e.search("dopamine", 3, mode="bm25") == []
+    e.add(corpus[:20])
+    e.save(tmp_path / "e")
+    e = Index.load(tmp_path / "e", verify="full")
+    e.delete(e.document_ids())
+    assert e.search(corpus[3].title, 3, mode="bm25") == []
+    e.save(tmp_path / "e")
+    e = Index.load(tmp_path / "e", verify="full")
+    assert len(e) == 0 and e.n_documents == 0 and read_current(tmp_path / "e" / "lexical").data["stats"]["n_live"] == 0
+    e.add(corpus[20:25])
+    assert _differ(e, Index.build(corpus[20:25], LEX), [d.title for d in corpus[20:25] if d.title]) == []

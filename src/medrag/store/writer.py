@@ -341,9 +341,10 @@ class StoreWriter:
 
     def commit(self) -> int:
         """Flush, apply deletes and write a new generation; returns its number (the
-        current one when nothing changed)."""
+        current one when nothing changed; a new store gets an empty generation 1, so
+        that a store of no documents opens)."""
         self.flush()
-        if not self._dirty:
+        if not self._dirty and self._generation > 0:
             return self._generation
         gen = self._generation + 1
         segs = [self.root / s["name"] for s in self._segments]
