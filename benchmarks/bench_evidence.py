@@ -199,7 +199,18 @@ def fit(claims, args, dense: bool) -> EvidenceScorer:
         scorer = EvidenceScorer(m.coef_[0], float(m.intercept_[0]), 0.5, mean, scale, dense=dense, cut=args.cut,
                                 dense_context=dense and args.dense_context)
     if args.cut == "thr":
-        probs = [scorer.probabilities(c["X"]) for c in claims]
+        if args.model == "trees" and args.oof_threshold:
+            # the trees' in-sample probabilities are too confident: the threshold is fit
+            # on out-of-fold probabilities of the same claims (3 inner folds by claim)
+            inner = np.random.default_rng(3).integers(0, 3, len(claims))
+            probs = [None] * len(claims)
+            for j in range(3):
+                sub = argparse.Namespace(**{**vars(args), "cut": "ef1", "oof_threshold": False})
+                m_j = fit([c for c, f_ in zip(claims, inner) if f_ != j], sub, dense)
+                for i in np.where(inner == j)[0]:
+                    probs[i] = m_j.probabilities(claims[i]["X"])
+        else:
+            probs = [scorer.probabilities(c["X"]) for c in claims]
 
         def f1_at(t: float) -> float:
             scorer.threshold = t
@@ -277,6 +288,8 @@ def main() -> int:
     ap.add_argument("--cut", choices=("ef1", "thr"), default="ef1")
     ap.add_argument("--max-units", type=int, default=AnswerConfig().max_sentences)
     ap.add_argument("--model", choices=("trees", "logistic"), default="trees")
+    ap.add_argument("--in-sample-threshold", dest="oof_threshold", action="store_false",
+                    help="--cut thr with trees: fit the threshold on the trees' in-sample probabilities (as 0.2 did)")
     ap.add_argument("--trees", type=int, default=200, help="boosting rounds (early stopping may use fewer)")
     ap.add_argument("--learning-rate", type=float, default=0.05)
     ap.add_argument("--leaves", type=int, default=31, help="leaves per tree at most")
