@@ -184,23 +184,48 @@ FEATURES = ("pmi", "dir", "minpmi", "mindir", "lp_sup")
 
 
 def features(model: str, p, cache: dict) -> dict | None:
+    """The pair's features (module docstring), or None unless ``sup`` and ``opp`` were
+    scored; ``pmi`` / ``minpmi`` only when ``none`` was scored too."""
     recs = {c: cache.get(key(model, c, p)) for c in CONDITIONS}
-    if any(r is None for r in recs.values()):
+    if recs["sup"] is None or recs["opp"] is None:
         return None
+    recs = {c: r for c, r in recs.items() if r is not None}
     ws = {c: r["words"] for c, r in recs.items()}
     n = max(1, len(ws["sup"]))
-    d_pmi = [a - b for a, b in zip(ws["sup"], ws["none"])]
     d_dir = [a - b for a, b in zip(ws["sup"], ws["opp"])]
-    return {
-        "pmi": sum(d_pmi) / n, "dir": sum(d_dir) / n, "minpmi": min(d_pmi, default=0.0),
-        "mindir": min(d_dir, default=0.0), "lp_sup": sum(ws["sup"]) / n,
-        "cpu_s": sum(r["cpu_s"] for r in recs.values()), "wall_s": sum(r["wall_s"] for r in recs.values()),
-    }
+    out = {"dir": sum(d_dir) / n, "mindir": min(d_dir, default=0.0), "lp_sup": sum(ws["sup"]) / n,
+           "cpu_s": sum(r["cpu_s"] for r in recs.values()), "wall_s": sum(r["wall_s"] for r in recs.values())}
+    if "none" in ws:
+        d_pmi = [a - b for a, b in zip(ws["sup"], ws["none"])]
+        out.update({"pmi": sum(d_pmi) / n, "minpmi": min(d_pmi, default=0.0)})
+    return out
 
 
 def judge_feature(model: str, version: str, pairs, jcache: dict) -> list[tuple[float, ...] | None] | None:
     rows = rows_for(model, version, pairs, jcache)
     return None if rows is None else [r["f"] for r in rows]
+
+
+def cv_auc(rows, fx, folds: int = 5, seeds: int = 20) -> dict:
+    """Mean AUCs over ``seeds`` random ``folds``-fold splits of ``rows``: each row
+    scored by a logistic fit on the other folds (out of sample within dev)."""
+    import random
+
+    sums = {"S/rest": 0.0, "S/C": 0.0, "S/NEI": 0.0}
+    xs = [tuple(fx(r)) for r in rows]
+    ys = [1.0 if r["label"] == "SUPPORT" else 0.0 for r in rows]
+    for seed in range(seeds):
+        idx = list(range(len(rows)))
+        random.Random(seed).shuffle(idx)
+        sc = [0.0] * len(rows)
+        for k in range(folds):
+            held = set(idx[k::folds])
+            w = fit_logistic([xs[i] for i in idx if i not in held], [ys[i] for i in idx if i not in held])
+            for i in held:
+                sc[i] = calibrated(w, xs[i])
+        for key_, v in aucs(rows, sc).items():
+            sums[key_] += v / seeds
+    return sums
 
 
 def _fmt_auc(a, ci=None) -> str:
@@ -249,18 +274,23 @@ def report(model: str, dev, test, with_test: bool, out_path: Path) -> dict:
         "v1": lambda r: r["medrag-judge-v1"],
         "v1+pmi+dir": lambda r: (*r["medrag-judge-v1"], r["pmi"], r["dir"]),
         "v1+dir": lambda r: (*r["medrag-judge-v1"], r["dir"]),
+        "v1+mindir": lambda r: (*r["medrag-judge-v1"], r["mindir"]),
         "3way-fs": lambda r: r["medrag-judge-3way-fs-v1"],
         "3way-fs+pmi+dir": lambda r: (*r["medrag-judge-3way-fs-v1"], r["pmi"], r["dir"]),
+        "3way-fs+dir": lambda r: (*r["medrag-judge-3way-fs-v1"], r["dir"]),
+        "3way-fs+mindir": lambda r: (*r["medrag-judge-3way-fs-v1"], r["mindir"]),
+        "v1+3way-fs+mindir": lambda r: (*r["medrag-judge-v1"], *r["medrag-judge-3way-fs-v1"], r["mindir"]),
     }
-    print("\n| features | dev AUC S/rest (in-sample fit) | dev @aim t: S / C / NEI | t | test AUC S/rest, S/C, S/NEI "
-          "[95% CI] | test @dev aim t: S / C / NEI | test @85% of dev S |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| features | dev AUC S/rest (in-sample fit) | dev 5-fold cross-fit AUC S/rest | S/C | S/NEI "
+          "| dev @aim t: S | C | NEI | t | test AUC S/rest | S/C | S/NEI "
+          "| test @dev aim t: S | C | NEI | test @85% of dev S: S | C | NEI |")
+    print("|---" * 20 + "|")
     test_rows = table(test) if with_test else []
     for name, fx in sets.items():
         try:
             xs = [tuple(fx(r)) for r in dev_rows]
         except KeyError:
-            print(f"| {name} | (judge calls missing on dev) |")
+            print(f"| {name} | (features missing on dev) |")
             continue
         ys = [1.0 if r["label"] == "SUPPORT" else 0.0 for r in dev_rows]
         w = fit_logistic(xs, ys)
@@ -268,9 +298,9 @@ def report(model: str, dev, test, with_test: bool, out_path: Path) -> dict:
         t, how = choose_threshold(dev_rows, cal)
         t85 = threshold_for_support(dev_rows, cal)
         res = {"weights": w, "threshold": t, "how": how, "threshold_85": t85, "dev_auc": aucs(dev_rows, cal),
-               "dev_accept": accept_rates(dev_rows, cal, t)}
-        cells = ["", "", ""]
-        if test_rows and len(test_rows) == len(test):
+               "dev_cv_auc": cv_auc(dev_rows, fx), "dev_accept": accept_rates(dev_rows, cal, t)}
+        cells = [" | ".join([""] * 3)] * 3
+        if len({r["label"] for r in test_rows}) == 3:
             try:
                 tx = [tuple(fx(r)) for r in test_rows]
                 tcal = [calibrated(w, x) for x in tx]
@@ -280,14 +310,15 @@ def report(model: str, dev, test, with_test: bool, out_path: Path) -> dict:
                 cells = [_fmt_auc(res["test_auc"], res["test_auc_ci"]), fmt_rates(res["test_accept"]),
                          fmt_rates(res["test_accept_85"])]
             except KeyError:
-                cells = ["(judge calls missing on test)", "", ""]
+                cells = ["(features missing on test)", "", ""]
         result["dev"][name] = res
-        print(f"| {name} | {res['dev_auc']['S/rest']:.2f} | {fmt_rates(res['dev_accept'])} | {t:.3f} | "
+        print(f"| {name} | {res['dev_auc']['S/rest']:.2f} | {_fmt_auc(res['dev_cv_auc'])} | "
+              f"{fmt_rates(res['dev_accept'])} | {t:.3f} | "
               + " | ".join(cells) + " |")
     if with_test:
         print(f"\ntest: {len(test_rows)} of {len(test)} pairs scored")
         if test_rows:
-            for f in FEATURES:
+            for f in [f for f in FEATURES if all(f in r for r in test_rows)]:
                 sc = [r[f] for r in test_rows]
                 result["test"][f] = {"auc": aucs(test_rows, sc), "auc_ci": _auc_cis(test_rows, sc)}
                 print(f"| {f} (test, no fit) | {_fmt_auc(result['test'][f]['auc'], result['test'][f]['auc_ci'])} |")
