@@ -270,3 +270,34 @@ def test_an_empty_or_emptied_segments_index_saves_and_grows(corpus, tmp_path):
     assert len(e) == 0 and e.n_documents == 0 and read_current(tmp_path / "e" / "lexical").data["stats"]["n_live"] == 0
     e.add(corpus[20:25])
     assert _differ(e, Index.build(corpus[20:25], LEX), [d.title for d in corpus[20:25] if d.title]) == []
+
+
+def test_the_first_load_after_an_in_place_save_hashes_nothing(corpus, tmp_path, caplog):
+    """Retiring the previous generation unlinks the store files hard-linked into the new
+    one (their status-change time moves); the save records them again, so the next
+    default load does not hash the whole store, while a file altered afterwards (size
+    and mtime kept) is still hashed and caught."""
+    import logging
+
+    from medrag.errors import IndexFormatError
+
+    caplog.set_level(logging.INFO, logger="medrag.index")
+    Index.build(corpus[:200], LEX, lexical="segments").save(tmp_path / "ix")
+    ix = Index.load(tmp_path / "ix")
+    ix.add(corpus[200:220])
+    ix.save(tmp_path / "ix")
+    ix.close()
+    caplog.clear()
+    Index.load(tmp_path / "ix").close()
+    assert not [r for r in caplog.records if r.getMessage().startswith("verified ")]
+    seg = read_current(tmp_path / "ix" / "lexical").segments[0]["name"]
+    victim = tmp_path / "ix" / "lexical" / seg / "docs.npy"  # linked from the first generation
+    st = victim.stat()
+    with open(victim, "r+b") as f:
+        f.seek(st.st_size - 1)
+        b = f.read(1)
+        f.seek(st.st_size - 1)
+        f.write(bytes([b[0] ^ 0xFF]))
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(IndexFormatError, match="fails its sha256"):
+        Index.load(tmp_path / "ix")

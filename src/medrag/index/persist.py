@@ -40,7 +40,7 @@ from .config import MANIFEST as _MANIFEST
 from .lexical import StoreLexical, write_segments
 from .storelex import store_hashes
 from .mutate import compact_locked
-from .verify import Verify, check_files, check_verify, clock_after, record_bytes, stats_of, trusted
+from .verify import Verify, check_files, check_verify, clock_after, record_bytes, restamp, stats_of, trusted
 from .verify import _stat_key as stat_key
 
 if TYPE_CHECKING:
@@ -113,7 +113,12 @@ def save(ix: "Index", directory: str | os.PathLike[str], *, lock_timeout: float 
                 loaded._finalizer.detach()
             ix._adopt_pin(pinned, origin)
         if old is not None:
-            _indexdir.retire(old)
+            try:  # the new generation's files, before the retirement
+                before: dict[str, list[int]] | None = stats_of(target, ix._manifest["files"])
+            except OSError:
+                before = None
+            if _indexdir.retire(old) and before is not None:
+                restamp(target, before)  # linked files' ctime moved: the record still vouches (.verify.restamp)
     logger.info("saved index %s to %s", index_id, target)
     return given
 

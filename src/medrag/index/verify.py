@@ -38,7 +38,7 @@ from .._indexparts import safe_member
 from .._io import library_version, sha256_file
 from ..errors import ConfigError, IndexFormatError
 
-__all__ = ["Verify", "check_verify", "check_files", "record_bytes", "trusted", "stats_of", "clock_after"]
+__all__ = ["Verify", "check_verify", "check_files", "record_bytes", "restamp", "trusted", "stats_of", "clock_after"]
 
 logger = logging.getLogger("medrag.index")
 
@@ -114,6 +114,46 @@ def clock_after(d: Path) -> int | None:
 def stats_of(root: Path, files: dict[str, Any]) -> dict[str, list[int]]:
     """(size, mtime_ns, ctime_ns, inode) of every listed file (a save's record)."""
     return {str(rel): _stat_key(os.stat(root / str(rel))) for rel in files}
+
+
+def restamp(root: Path, before: dict[str, list[int]]) -> int:
+    """Keep a just-saved generation's record vouching for its files after the previous
+    generation was retired: removing that generation unlinks the files hard-linked into
+    this one (an ``ivfpq-disk`` vector segment, a ``lexical="segments"`` store), which
+    moves their status-change time, so the next load would hash them again (O(corpus)
+    after every in-place save). ``before``: the stats (:func:`stats_of`) of the listed
+    files taken after the commit and before the retirement, under the write lock. Files
+    the record vouched for then and whose size, mtime and inode are unchanged now are
+    recorded again with their new ctime and a new clock; any other file is left out (and
+    hashed by the next load). Returns how many files the new record vouches for (0: the
+    record was left as it was)."""
+    try:
+        mbytes = (root / _indexdir.MANIFEST).read_bytes()
+        record = (root / _indexdir.RECORD).read_bytes()
+        now = {rel: _stat_key(os.stat(root / rel)) for rel in before}
+    except OSError:
+        return 0
+    vouched = trusted(record, mbytes, before)
+    moved = {rel for rel in vouched if now[rel] != before[rel]}
+    if not moved:
+        return 0
+    keep = {rel: now[rel] for rel in vouched if [now[rel][i] for i in (0, 1, 3)] == [before[rel][i] for i in (0, 1, 3)]}
+    clock = clock_after(root)
+    if clock is None:
+        return 0
+    data = record_bytes(mbytes, keep, clock)
+    tmp = root / f"{_indexdir.RECORD}.{os.urandom(8).hex()}.tmp"
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, root / _indexdir.RECORD)
+    except OSError as exc:
+        logger.debug("%s: cannot rewrite %s: %s", root, _indexdir.RECORD, exc)
+        tmp.unlink(missing_ok=True)
+        return 0
+    return len(keep)
 
 
 def check_files(
