@@ -179,9 +179,9 @@ def print_curve(title, c):
 
 
 #: the support features each calibration reads (indices into support_features)
-HYBRID_FEATURES = (0, 1, 2, 3, 4)  # dense, coverage, sentence, idf coverage, fused gap
+HYBRID_FEATURES = (0, 1, 2, 3, 4, 7)  # dense, coverage, sentence, idf coverage, fused gap, dense margin
 LEXICAL_FEATURES = (1, 2, 3, 5, 6)  # coverage, sentence, idf coverage, BM25 ratios
-HYBRID_NAMES = ("w_dense", "w_coverage", "w_sentence", "w_idf_coverage", "w_fused_gap")
+HYBRID_NAMES = ("w_dense", "w_coverage", "w_sentence", "w_idf_coverage", "w_fused_gap", "w_dense_margin")
 LEXICAL_NAMES = ("lex_w_coverage", "lex_w_sentence", "lex_w_idf_coverage", "lex_w_bm25_ratio_top",
                  "lex_w_bm25_ratio_mean")
 
@@ -210,7 +210,10 @@ def fit(rows, lexical: bool, folds: int = 5, seed: int = 0):
     """Logistic regression of answerable (1) vs unanswerable (0) on the top passage's
     features; cross-validated by question (``folds`` folds); the cross-validated
     support of a question is the best passage's, as in :func:`support_of`. Returns
-    (weights fit on all, bias, cross-validated supports answerable, unanswerable)."""
+    (weights fit on all, bias, cross-validated supports answerable, unanswerable,
+    nested): ``nested`` = (answered citing own, abstained on unanswerable) when each
+    test fold uses the threshold (0.01 steps) that is best at >= 95% abstained on its
+    own training folds, scored by that fold's model."""
     cols = list(LEXICAL_FEATURES if lexical else HYBRID_FEATURES)
     n = len(rows)
 
@@ -227,13 +230,22 @@ def fit(rows, lexical: bool, folds: int = 5, seed: int = 0):
     for k, idx in enumerate(np.array_split(np.random.default_rng(seed).permutation(n), folds)):
         fold_of[idx] = k
     cv_a, cv_u = np.zeros(n), np.zeros(n)
+    ok = np.array([r["a_cites_own"] and r["a_status"] != "abstained" for r in rows])
+    hits = np.zeros(2)
     for k in range(folds):
-        w, b = _logistic(*xy(np.where(fold_of != k)[0]))
+        train = np.where(fold_of != k)[0]
+        w, b = _logistic(*xy(train))
         for i in np.where(fold_of == k)[0]:
             cv_a[i] = _support(w, b, rows[i]["a_all"], cols)
             cv_u[i] = _support(w, b, rows[i]["u_all"], cols)
+        tr_a = np.array([_support(w, b, rows[i]["a_all"], cols) for i in train])
+        tr_u = np.array([_support(w, b, rows[i]["u_all"], cols) for i in train])
+        ts = [t for t in np.round(np.arange(0, 1.0001, 0.01), 2) if np.mean(tr_u < t) >= 0.95] or [1.0]
+        t = max(ts, key=lambda t: (np.mean((tr_a >= t) & ok[train]), -t))
+        te = fold_of == k
+        hits += [np.sum((cv_a[te] >= t) & ok[te]), np.sum(cv_u[te] < t)]
     w, b = _logistic(*xy(range(n)))
-    return w, b, cv_a, cv_u
+    return w, b, cv_a, cv_u, tuple(hits / n)
 
 
 def operating_points(c):
@@ -337,7 +349,7 @@ def report(rows, label, config, args) -> None:
                   f"abstained on unanswerable {r['abstained_unanswerable']:.1%}")
     if args.fit:
         lexical = not any(d for r in rows for d in r["a_dense"][:1])
-        coef, intercept, cv_a, cv_u = fit(rows, lexical, folds=args.folds)
+        coef, intercept, cv_a, cv_u, nested = fit(rows, lexical, folds=args.folds)
         names = LEXICAL_NAMES if lexical else HYBRID_NAMES
         print("\nfit on all (SupportModel fields): " + " ".join(f"{n}={c:.3f}" for n, c in zip(names, coef))
               + f" {'lex_bias' if lexical else 'bias'}={intercept:.3f}")
@@ -349,6 +361,8 @@ def report(rows, label, config, args) -> None:
             if r:
                 print(f"CV best at {name}: threshold {r['threshold']:.2f}: answered citing own "
                       f"{r['answered_citing_own']:.1%}, abstained {r['abstained_unanswerable']:.1%}")
+        print(f"nested CV (threshold chosen in each training fold for >= 95% abstained): answered citing own "
+              f"{nested[0]:.1%}, abstained {nested[1]:.1%}")
     if args.plot:
         try:
             import matplotlib

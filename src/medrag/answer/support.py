@@ -4,8 +4,9 @@
 (:func:`support_features`): how well it matches the question (dense cosine, shares of
 the question's words) and how far it stands out from the passages of the *other*
 retrieved documents (a passage that answers a question is usually far ahead of the
-rest; a topical neighbour is one of several near-equals). :func:`support_of` takes the
-best passage. The weights were fit on PubMedQA (``python benchmarks/bench_answer.py
+rest; a topical neighbour is one of several near-equals), and how far its dense cosine
+is ahead of the best other document's (:func:`dense_margin`). :func:`support_of` takes
+the best passage. The weights were fit on PubMedQA (``python benchmarks/bench_answer.py
 --fit``), separately for hybrid indexes (passages carry a dense score) and
 lexical-only ones.
 """
@@ -25,10 +26,11 @@ from .units import sentence_tokens
 if TYPE_CHECKING:  # pragma: no cover
     from .config import AnswerConfig
 
-__all__ = ["SupportModel", "passage_features", "support_features", "support_of", "coverage"]
+__all__ = ["SupportModel", "dense_margin", "passage_features", "support_features", "support_of", "coverage"]
 
 #: names of the :func:`support_features` vector, in order
-FEATURES = ("dense", "coverage", "sentence", "idf_coverage", "fused_gap", "bm25_ratio_top", "bm25_ratio_mean")
+FEATURES = ("dense", "coverage", "sentence", "idf_coverage", "fused_gap", "bm25_ratio_top", "bm25_ratio_mean",
+            "dense_margin")
 
 
 def coverage(q: Sequence[str], toks: frozenset[str] | set[str]) -> float:
@@ -45,7 +47,8 @@ class SupportModel:
     within its best sentence; the share weighted by each word's corpus idf (rare
     words such as a drug's name count for more than "patients"); and how far it stands
     out from the other documents' passages (:func:`standout`: the fused-score gap for
-    hybrid indexes, the BM25 ratios for lexical-only ones). Passages without a dense
+    hybrid indexes, the BM25 ratios for lexical-only ones), and for hybrid indexes its
+    dense cosine's margin over the best other document's (:func:`dense_margin`). Passages without a dense
     score (a lexical-only index) use the ``lex_*`` weights. Weights were fit by
     logistic regression on PubMedQA PQA-L dev questions asked with and without their
     own abstract in the index (``python benchmarks/bench_answer.py --fit``).
@@ -57,12 +60,13 @@ class SupportModel:
     # weights. The 0.1 lexical weights, fit on the 500 abstracts alone, were
     # over-confident on large indexes (56.8% abstained on unanswerable questions at 0.50
     # with distractors).
-    w_dense: float = 8.445
-    w_coverage: float = 3.522
-    w_sentence: float = 1.882
-    w_idf_coverage: float = 0.348
-    w_fused_gap: float = 8.880
-    bias: float = -10.828
+    w_dense: float = 6.670
+    w_coverage: float = 3.524
+    w_sentence: float = 1.992
+    w_idf_coverage: float = 0.540
+    w_fused_gap: float = 7.002
+    w_dense_margin: float = 4.797
+    bias: float = -9.674
     lex_w_coverage: float = 5.236
     lex_w_sentence: float = 2.847
     lex_w_idf_coverage: float = 0.495
@@ -82,10 +86,10 @@ class SupportModel:
         right for a model whose weights on them are 0."""
         dense, cov, sent = features[:3]
         wcov = features[3] if len(features) > 3 else cov
-        gap, r_top, r_mean = (tuple(features[4:7]) + (0.0, 0.0, 0.0))[:3]
+        gap, r_top, r_mean, margin = (tuple(features[4:8]) + (0.0, 0.0, 0.0, 0.0))[:4]
         if has_dense:
             return (self.w_dense * dense + self.w_coverage * cov + self.w_sentence * sent
-                    + self.w_idf_coverage * wcov + self.w_fused_gap * gap + self.bias)
+                    + self.w_idf_coverage * wcov + self.w_fused_gap * gap + self.w_dense_margin * margin + self.bias)
         return (self.lex_w_coverage * cov + self.lex_w_sentence * sent + self.lex_w_idf_coverage * wcov
                 + self.lex_w_bm25_ratio_top * r_top + self.lex_w_bm25_ratio_mean * r_mean + self.lex_bias)
 
@@ -137,6 +141,18 @@ def standout(passage: Passage, passages: Sequence[Passage]) -> tuple[float, floa
     return float(gap), float(r_top), float(r_mean)
 
 
+def dense_margin(passage: Passage, passages: Sequence[Passage]) -> float:
+    """The passage's dense cosine minus the best dense cosine among the passages of the
+    other documents in ``passages`` (0 for those without one; without other documents,
+    its own cosine). A passage that answers the question is usually clearly nearer to it
+    than any other document; the best of several topical neighbours is not. 0.0 for a
+    passage without a dense score (a lexical-only index)."""
+    if "dense" not in passage.scores:
+        return 0.0
+    others = [o.scores.get("dense", 0.0) for o in passages if o.chunk.doc_id != passage.chunk.doc_id]
+    return float(passage.scores["dense"] - (max(others) if others else 0.0))
+
+
 def support_features(
     question: str,
     passage: Passage,
@@ -144,8 +160,10 @@ def support_features(
     term_weights: Mapping[str, float] | None = None,
 ) -> tuple[float, ...]:
     """The support model's features of ``passage`` among the retrieved ``passages``
-    (:data:`FEATURES` order): :func:`passage_features` then :func:`standout`."""
-    return passage_features(question, passage, term_weights) + standout(passage, passages)
+    (:data:`FEATURES` order): :func:`passage_features`, :func:`standout`, then
+    :func:`dense_margin`."""
+    return passage_features(question, passage, term_weights) + standout(passage, passages) + (
+        dense_margin(passage, passages),)
 
 
 def support_of(
