@@ -12,7 +12,9 @@ interleaved per query (CPU time per query, paired).
 Key (``--key``): ``dominant`` sorts a segment's documents by their *dominant term*, the
 term of highest idf among the document's terms with a document frequency of at least
 ``--min-df`` in the segment (so that the key is shared by a cluster, not unique to one
-document), ties by document length; ``random`` is a shuffled control.
+document), ties by document length; ``random`` is a shuffled control; ``source``
+(``synth`` only) sorts the synthetic documents by the real abstract each one copies,
+the ceiling of what clustering the copies can give (the caveat below).
 
 Corpora: ``real`` (the 50,788 real PubMed articles, one segment) or ``synth:N`` (N
 perturbed real abstracts, synth_corpus.py, segments of ``--batch`` documents). Caveat
@@ -55,9 +57,24 @@ def _batches(corpus: str, batch: int):  # type: ignore[no-untyped-def]
     yield from sc.synthesize_arrays(base, n, batch=batch)
 
 
-def _order(lens: np.ndarray, tids: np.ndarray, key: str, min_df: int, seed: int) -> np.ndarray:
+def _sources(n_docs: int, batch: int, seed: int = 1, p_swap: float = 0.10):  # type: ignore[no-untyped-def]
+    """Per batch, the real document each synthetic one copies: synth_corpus._draw's
+    random draws replayed in the same order (its defaults: seed 1, p_swap 0.10)."""
+    base, _ = sc.real_pubmed()
+    rng = np.random.default_rng(seed)
+    lens = np.diff(base.offsets)
+    for start in range(0, n_docs, batch):
+        src = rng.integers(0, base.n_docs, size=min(batch, n_docs - start))
+        swap = rng.random(int(lens[src].sum())) < p_swap
+        rng.integers(0, base.term_ids.size, size=int(swap.sum()))
+        yield src
+
+
+def _order(lens: np.ndarray, tids: np.ndarray, key: str, min_df: int, seed: int, src=None) -> np.ndarray:  # type: ignore[no-untyped-def]
     """The permutation of a batch's documents (new position -> old document)."""
     n = lens.shape[0]
+    if key == "source":
+        return np.argsort(src, kind="stable")
     if key == "random":
         return np.random.default_rng(seed).permutation(n)
     doc = np.repeat(np.arange(n), lens)
@@ -82,11 +99,15 @@ def build(root: Path, corpus: str, batch: int, key: str, min_df: int) -> dict:
         shutil.rmtree(root)  # our own scratch directory under .cache/S/reorder
     c0 = time.process_time()
     reorder_s = 0.0
+    srcs = _sources(int(corpus.removeprefix("synth:")), batch) if key == "source" else None
     with StoreWriter(root, analyzer=Analyzer()) as w:
         for i, (ids, lens, tids, vocab) in enumerate(_batches(corpus, batch)):
             if key != "none":
                 t0 = time.process_time()
-                perm = _order(lens, tids, key, min_df, seed=i)
+                src = next(srcs) if srcs is not None else None
+                if src is not None and not np.array_equal(np.diff(sc.real_pubmed()[0].offsets)[src], lens):
+                    raise SystemExit("replayed sources do not match the batch (lengths differ)")
+                perm = _order(lens, tids, key, min_df, seed=i, src=src)
                 offs = np.r_[0, np.cumsum(lens)]
                 tids = np.concatenate([tids[offs[p] : offs[p + 1]] for p in perm.tolist()])
                 ids, lens = [ids[p] for p in perm.tolist()], lens[perm]
@@ -99,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", default="real", help="real | synth:N")
     ap.add_argument("--batch", type=int, default=320_000, help="synth: documents per segment")
-    ap.add_argument("--key", default="dominant", choices=["dominant", "random"])
+    ap.add_argument("--key", default="dominant", choices=["dominant", "random", "source"])
     ap.add_argument("--min-df", type=int, default=20)
     ap.add_argument("--queries", type=int, default=None)
     args = ap.parse_args(argv)
