@@ -15,7 +15,14 @@ once (no medrag parallel code at all), so their wall time against one serial bui
 says what two busy processes get from this machine (shared caches, memory bandwidth,
 vCPUs that share a physical core): the speed-up a perfect parallel build could show.
 
+A run ``rayN`` builds with :func:`medrag.store.distributed.build_pubmed` on a local Ray
+cluster of N CPUs (a task per file; the cluster's start is not timed; its workers' CPU
+is not counted: they are not this process's children). Every run
+also searches the first 500 SciFact claims (``--queries``): top-10 rows and scores must
+be the same in every run, serial included.
+
 Run:  python benchmarks/bench_parallel_build.py [--workers 1,2] [--repeat 3] [--copies 1] [--twins]
+      python benchmarks/bench_parallel_build.py --workers 1,2,ray2 --repeat 1   (the Ray build too)
 """
 
 from __future__ import annotations
@@ -35,25 +42,49 @@ from medrag.retrieve import Analyzer
 from medrag.store import StoreSearcher
 from medrag.store.build import build_pubmed
 
-workers, copies, root = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+workers, copies, root, engine, queries = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 files = [str(p) for _, p in sorted(pubmed_sample_files().items())] * copies
+an = Analyzer()
 t0, c0 = time.perf_counter(), time.process_time()
-build_pubmed(files, root, workers=workers, analyzer=Analyzer(), on_error="skip")
+if engine == "ray":
+    import ray
+    from medrag.store.distributed import build_pubmed as ray_build
+    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    t0, c0 = time.perf_counter(), time.process_time()  # the build, not the cluster's start
+    ray_build(files, root, analyzer=an, on_error="skip")
+else:
+    build_pubmed(files, root, workers=workers, analyzer=an, on_error="skip")
 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
 ch = resource.getrusage(resource.RUSAGE_CHILDREN)
 s = StoreSearcher.open(root)
 ids = hashlib.sha256("\n".join(s.doc_id(r) for r in range(s.n_rows)).encode()).hexdigest()
+top = hashlib.sha256()
+n_q = 0
+if queries:
+    with open(queries, encoding="utf-8") as f:
+        for line in f:
+            q = an.tokenize(json.loads(line)["text"])
+            if q and n_q < 500:
+                rows, scores = s.search_rows(q, 10, mode="maxscore")
+                top.update(rows.tobytes() + scores.tobytes())
+                n_q += 1
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"workers": workers, "files": len(files), "docs": s.n_docs, "segments": s.n_segments,
+print(json.dumps({"engine": engine, "workers": workers, "files": len(files), "docs": s.n_docs, "segments": s.n_segments,
                   "wall_s": wall, "parent_cpu_s": cpu, "workers_cpu_s": ch.ru_utime + ch.ru_stime,
-                  "parent_peak_mib": peak, "ids_sha256": ids, "total_len": s.total_len}))
+                  "parent_peak_mib": peak, "ids_sha256": ids, "total_len": s.total_len,
+                  "queries": n_q, "top10_sha256": top.hexdigest()}))
+if engine == "ray":
+    ray.shutdown()
 shutil.rmtree(root)
 """
 
 
-def _start(workers: int, copies: int, root: str) -> subprocess.Popen:
+QUERIES = ""  # set by main(): SciFact claims whose top-10 every run must agree on
+
+
+def _start(workers: int, copies: int, root: str, engine: str | None = None) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(workers), str(copies), root],
+        [sys.executable, "-c", CHILD, str(workers), str(copies), root, engine or "pool", QUERIES],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
 
@@ -65,8 +96,10 @@ def _result(p: subprocess.Popen) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def run(workers: int, copies: int, tmp: str) -> dict:
-    return _result(_start(workers, copies, os.path.join(tmp, f"store-{workers}")))
+def run(label: str, copies: int, tmp: str) -> dict:
+    """``label``: ``"N"`` (the process pool, N workers) or ``"rayN"`` (Ray, N CPUs)."""
+    engine, n = ("ray", int(label[3:])) if label.startswith("ray") else ("pool", int(label))
+    return _result(_start(n, copies, os.path.join(tmp, f"store-{label}"), engine))
 
 
 def twins(copies: int, tmp: str) -> dict:
@@ -80,13 +113,18 @@ def twins(copies: int, tmp: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workers", default="1,2", help="worker counts, comma-separated (the first is the baseline)")
+    ap.add_argument("--workers", default="1,2",
+                    help="runs, comma-separated: N (process pool of N) or rayN (Ray, N CPUs); the first is the baseline")
     ap.add_argument("--repeat", type=int, default=3, help="paired rounds")
     ap.add_argument("--copies", type=int, default=1, help="list every input file this many times")
     ap.add_argument("--twins", action="store_true", help="also time two independent serial builds run at once")
+    ap.add_argument("--queries", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "scifact", "queries.jsonl"),
+                    help="real query texts (JSONL with 'text'): the top-10 of the first 500 must agree across runs")
     args = ap.parse_args()
-    counts = [int(x) for x in args.workers.split(",")]
-    runs: dict[int, list[dict]] = {w: [] for w in counts}
+    global QUERIES
+    QUERIES = args.queries if os.path.exists(args.queries) else ""
+    counts = args.workers.split(",")
+    runs: dict[str, list[dict]] = {w: [] for w in counts}
     pairs: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="medrag-bench-build-") as tmp:
         for r in range(args.repeat):
@@ -100,6 +138,9 @@ def main() -> None:
                 print(" ", json.dumps(pairs[-1]), flush=True)
     same = len({(x["ids_sha256"], x["docs"], x["total_len"]) for rs in runs.values() for x in rs}) == 1
     print("same rows and statistics in every run:", same)
+    if QUERIES:
+        tops = {x["top10_sha256"] for rs in runs.values() for x in rs}
+        print(f"same top-10 rows and scores for {runs[counts[0]][0]['queries']} real queries in every run:", len(tops) == 1)
 
     def med(xs: list[float]) -> float:
         return sorted(xs)[len(xs) // 2]
@@ -116,7 +157,7 @@ def main() -> None:
         print(f"| {w} | {rs[0]['files']} | {d:,} | {rs[0]['segments']} | {wall:.1f} | {d / wall:,.0f} | {pc:.1f} | {wc:.1f} | "
               f"{(pc + wc) / d * 1000:.3f} | {base / wall:.2f}x | {med([x['parent_peak_mib'] for x in rs]):.0f} |")
     if pairs:
-        one = [x["wall_s"] for x in runs[1]] if 1 in runs else []
+        one = [x["wall_s"] for x in runs["1"]] if "1" in runs else []
         pw = med([x["pair_wall_s"] for x in pairs])
         cpu = med([c for x in pairs for c in x["cpu_s"]])
         if one:
