@@ -37,8 +37,9 @@ from medrag.answer.support import support_features  # noqa: E402
 from medrag.eval import abstention_curve, citation_precision_recall  # noqa: E402
 from medrag.answer.text import content_tokens  # noqa: E402
 from medrag.index import Index, IndexConfig  # noqa: E402
+from medrag.ingest.pubmedqa import read_pubmedqa  # noqa: E402
 from medrag.retrieve.dense import CachedEncoder, EncoderConfig, SentenceTransformerEncoder  # noqa: E402
-from medrag.types import Document, PubDate, PubmedMetadata, Section, SourceFile  # noqa: E402
+from medrag.types import Document  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 THRESHOLDS = [round(x, 2) for x in np.arange(0.0, 1.0001, 0.05)]
@@ -46,25 +47,8 @@ VERIFIER = LexicalVerifier()
 
 
 def pubmedqa_docs(path: Path) -> tuple[list[Document], list[tuple[str, str]]]:
-    data = json.loads(path.read_text())
-    src = SourceFile(str(path), "")
-    docs, questions = [], []
-    for pmid, rec in data.items():
-        parts, sections, pos = [], [], 0
-        for label, ctx in zip(rec["LABELS"], rec["CONTEXTS"]):
-            ctx = " ".join(ctx.split())
-            if parts:
-                pos += 2
-            sections.append(Section(kind="abstract", label=label, start=pos, end=pos + len(ctx), category=label))
-            parts.append(ctx)
-            pos += len(ctx)
-        year = int(rec["YEAR"]) if str(rec.get("YEAR", "")).isdigit() else None
-        docs.append(Document(
-            id=f"pmid:{pmid}", kind="pubmed", title="", text="\n\n".join(parts), sections=tuple(sections),
-            source=src, year=year, pubmed=PubmedMetadata(pmid=pmid, pub_date=PubDate(year=year)),
-        ))
-        questions.append((pmid, rec["QUESTION"]))
-    return docs, questions
+    """The 500 dev abstracts (no titles) and their questions: :func:`medrag.ingest.pubmedqa.read_pubmedqa`."""
+    return read_pubmedqa(path)
 
 
 def make_encoder(cache: Path):

@@ -18,6 +18,7 @@ from medrag.audit import AuditLog, verify_audit_log
 from medrag.errors import GenerationError
 from medrag.index import Index, IndexConfig
 from medrag.ingest import iter_pubmed
+from medrag.ingest.pubmedqa import read_pubmedqa
 from medrag.types import Answer, AnswerSentence
 
 
@@ -343,14 +344,8 @@ PUBMEDQA_N = 100  # the first 100 real dev questions: ~10 s on a loaded 2-core m
 @pytest.fixture(scope="module")
 def pubmedqa():
     """A lexical-only index of the 500 real PubMedQA PQA-L dev abstracts (no titles: the
-    question is usually the title), built as ``benchmarks/bench_answer.py`` builds it."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from bench_answer import pubmedqa_docs
-
-    docs, questions = pubmedqa_docs(need_data("pubmedqa", "pqal_dev.json"))
+    question is usually the title), built as ``benchmarks/bench_answer.py`` builds it (``read_pubmedqa``)."""
+    docs, questions = read_pubmedqa(need_data("pubmedqa", "pqal_dev.json"))
     return Index.build(docs, IndexConfig(encoder=None)), {d.id: d for d in docs}, questions[:PUBMEDQA_N]
 
 

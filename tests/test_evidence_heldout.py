@@ -6,7 +6,6 @@ rank a finding above the abstract's background, aims and methods."""
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ from medrag.answer.select import candidates, question_weights
 from medrag.answer.sentvec import unit_vectors
 from medrag.answer.text import content_tokens
 from medrag.index import Index, IndexConfig
-from medrag.types import Document, PubDate, PubmedMetadata, Section, SourceFile
+from medrag.ingest.pubmedqa import read_pubmedqa
 
 N_QUESTIONS = 40
 FINDINGS = ("RESULTS", "CONCLUSIONS")
@@ -38,22 +37,8 @@ def _role(label: str) -> str:
 def load_pubmedqa(path, n: int):
     """An index of the first ``n`` PubMedQA abstracts (long answer as CONCLUSIONS) and
     their questions."""
-    recs = list(json.loads(path.read_text()).items())[:n]
-    src = SourceFile(str(path), "")
-    docs = []
-    for pmid, rec in recs:
-        parts, sections, pos = [], [], 0
-        for label, ctx in [*zip(rec["LABELS"], rec["CONTEXTS"]), ("CONCLUSIONS", rec["LONG_ANSWER"])]:
-            ctx = " ".join(ctx.split())
-            if parts:
-                pos += 2
-            sections.append(Section(kind="abstract", label=label, start=pos, end=pos + len(ctx), category=label))
-            parts.append(ctx)
-            pos += len(ctx)
-        docs.append(Document(id=f"pmid:{pmid}", kind="pubmed", title="", text="\n\n".join(parts),
-                             sections=tuple(sections), source=src, pubmed=PubmedMetadata(pmid=pmid, pub_date=PubDate())))
-    index = Index.build(docs, IndexConfig(encoder=None))
-    return index, [(pmid, rec["QUESTION"]) for pmid, rec in recs]
+    docs, questions = read_pubmedqa(path, long_answer=True)
+    return Index.build(docs[:n], IndexConfig(encoder=None)), questions[:n]
 
 
 @pytest.fixture(scope="module")
