@@ -42,6 +42,7 @@ from typing import Any, Literal, Union
 
 import numpy as np
 
+from .._hashing import HashingWriter
 from .._io import atomic_open, read_json, sha256_file
 from ..errors import ConfigError, IndexFormatError, IngestError
 from .build import pubmed_text
@@ -60,10 +61,12 @@ VERSION = 1
 
 
 def _atomic_write(path: Path, write: Any) -> str:
-    """Write through ``write(f)`` to a temporary sibling, fsync, rename; returns the sha256."""
+    """Write through ``write(f)`` to a temporary sibling, fsync, rename; returns the
+    sha256 of the bytes as they were written (no read-back)."""
     with atomic_open(path, "wb") as f:
-        write(f)
-    return sha256_file(path)
+        h = HashingWriter(f)
+        write(h)
+    return h.hexdigest()
 
 
 class _EmbedActor:
