@@ -301,3 +301,78 @@ def test_the_first_load_after_an_in_place_save_hashes_nothing(corpus, tmp_path, 
     os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
     with pytest.raises(IndexFormatError, match="fails its sha256"):
         Index.load(tmp_path / "ix")
+
+
+def _fast_equals_exhaustive(ix, queries):
+    """With changes pending, the fast path (block-max MaxScore over the restated store,
+    the added rows exhaustively, merged) returns the exhaustive pass's rows and scores,
+    for several k, with no mask, a read-only mask and a writable one; ``scores`` agrees."""
+    lex = ix._bm25
+    assert lex.dirty
+    rng = np.random.default_rng(5)
+    ro = rng.random(lex.n_rows) < 0.6
+    ro.flags.writeable = False
+    masks = (None, ro, ro.copy(), np.zeros(lex.n_rows, bool))
+    n_hits = 0
+    for q in queries:
+        toks = ix.config.analyzer.tokenize(q)
+        if not toks:
+            continue
+        for m in masks:
+            for k in (1, 10, 40):
+                fr, fs = lex.search(toks, k, mask=m)
+                er, es = lex._search_exhaustive(toks, k, mask=m)
+                assert fr.tolist() == er.tolist(), (q, k)
+                np.testing.assert_allclose(fs, es, rtol=1e-12, atol=0)
+                n_hits += fr.size
+        full = lex.scores(toks)
+        top = np.sort(full)[::-1][: min(10, int(np.count_nonzero(full)))]
+        np.testing.assert_allclose(top, lex.search(toks, 10)[1][: top.size], rtol=1e-12, atol=0)
+        assert not full[~np.asarray(lex.alive)].any()  # deleted rows score 0
+    assert n_hits > 0 and lex._stats is not None and lex._stats.view is not None  # the store answered by MaxScore
+
+
+def test_pending_changes_are_searched_by_maxscore_exactly(corpus, tmp_path):
+    """Issue 16's fast path: after adds, deletes and a replace (pending, then again on a
+    store that already has tombstones and two segments), its top-k equals the exhaustive
+    pass's and a fresh build's (filters too)."""
+    base, added, deleted, revised, result = _changes(corpus)
+    Index.build(base, LEX, lexical="segments").save(tmp_path / "seg")
+    seg = Index.load(tmp_path / "seg")
+    _apply(seg, added, deleted, revised)
+    queries = _queries(corpus)[::2]
+    _fast_equals_exhaustive(seg, queries)
+    fresh = Index.build(result, LEX)
+    filters = (None, Filters(year_min=1990), Filters(exclude_doc_ids=tuple(d.id for d in result[:5])))
+    assert _differ(seg, fresh, queries, filters) == []
+    # second round: a store with tombstones in two segments, and more pending changes
+    seg.save(tmp_path / "seg")
+    again = Index.load(tmp_path / "seg")
+    gone = {d.id for d in result[1::5]} | {added[2].id}
+    assert again.delete(sorted(gone)) == len(gone)
+    back = [d for d in base if d.id in deleted][:40]  # deleted in round one, added again
+    again.add(back)
+    result2 = [d for d in result if d.id not in gone] + back
+    _fast_equals_exhaustive(again, queries)
+    assert _differ(again, Index.build(result2, LEX), queries, filters) == []
+
+
+def test_pending_changes_with_negative_idf_terms_use_the_live_idf_floor(corpus, tmp_path):
+    """A corpus so small that common terms have a negative rank-bm25 idf: the floor
+    (epsilon x mean idf over the live vocabulary, after the pending changes) is used by
+    the fast path as by a fresh build."""
+    docs = [d for d in corpus if d.title][:6]
+    Index.build(docs[:4], LEX, lexical="segments").save(tmp_path / "s")
+    s = Index.load(tmp_path / "s")
+    s.delete([docs[0].id, docs[2].id])
+    s.add(docs[4:6])
+    live = [docs[1], docs[3], docs[4], docs[5]]
+    fresh = Index.build(live, LEX)
+    fb = fresh._bm25
+    df = np.diff(np.asarray(fb._indptr))
+    words = [fb._vocab[j] for j in np.flatnonzero(df * 2 > fb.n_docs)]  # in over half the rows: idf < 0, floored
+    assert words and all(s._bm25.idf(w) == pytest.approx(fresh._bm25.idf(w), rel=1e-12) for w in words)
+    assert fresh._bm25.idf(words[0]) > 0  # the floor (positive here), not the raw negative idf
+    queries = [" ".join(words[:3]), words[0]] + [d.title for d in docs]
+    _fast_equals_exhaustive(s, queries)
+    assert _differ(s, fresh, queries) == []

@@ -221,3 +221,35 @@ def test_thread_groups_share_one_exact_threshold(pubmed, tmp_path):  # noqa: F81
         assert rows.size == 0 and high[0] == float(s0[0]) * 2 + 1
         checked += bool(want)
     assert checked >= 50
+
+
+@pytest.mark.parametrize("avgdl_factor", [0.6, 1.0, 1.7])
+def test_a_restated_view_prunes_safely_under_other_statistics(pubmed, tmp_path, avgdl_factor):  # noqa: F811
+    """StoreSearcher.restated (the store with pending tombstones, scored inside a larger
+    corpus: index/storelex.py): block-max MaxScore with another N, avgdl (below and above
+    the segments' own) and per-term idf (scaled up and down from the store's) returns the
+    exhaustive pass's rows and scores, compiled and numpy, masked or not."""
+    ids, toks, queries = pubmed
+    st = _store(tmp_path / "st", ids, toks, dead=list(range(0, len(ids), 11)))
+    rng = np.random.default_rng(7)
+    alive = []
+    for s in st._segs:
+        a = (np.ones(s.seg.n_docs, bool) if s.alive is None else s.alive.copy()) & (rng.random(s.seg.n_docs) > 0.3)
+        alive.append(a)
+    n = int(sum(a.sum() for a in alive)) + 500  # 500 rows held elsewhere (added rows)
+    view = st.restated(n, int(round(st.avgdl * avgdl_factor * n)), alive)
+    assert view.avgdl == pytest.approx(st.avgdl * avgdl_factor, rel=1e-3)
+    with pytest.raises(Exception, match="idf="):
+        view.search_rows(queries[0], 10)
+    mask = rng.random(st.n_rows) < 0.5
+    engines = ("numba", "numpy") if kernel.HAVE_NUMBA else ("numpy",)
+    for j, q in enumerate(queries[::3]):
+        idf = {t: st.idf(t) * float(rng.uniform(0.4, 3.0)) for t in set(q) if st.idf(t) > 0}
+        for m in (None, mask) if j % 4 == 0 else (None,):
+            r0, s0 = view.search_rows(q, 10, mode="exact", engine="numpy", idf=idf, mask=m)
+            assert all(view.is_alive(r) for r in r0.tolist())
+            for eng in engines:
+                r1, s1 = view.search_rows(q, 10, mode="maxscore", engine=eng, idf=idf, mask=m, threads=2)
+                assert np.array_equal(r0, r1) and np.allclose(s0, s1, rtol=1e-12, atol=0), (eng, q)
+
+

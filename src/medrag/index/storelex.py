@@ -9,13 +9,18 @@ an in-memory :class:`~medrag.retrieve.bm25.BM25Index` (the *delta*) and follow t
 stored ones; deletions since the load are pending tombstones.
 
 Search. With no change since the load, the store answers (block-max MaxScore, global
-statistics). With changes, a query is scored exactly over the store's postings and the
-delta's together, with the statistics of the live rows as they are now: N, average
-length, each term's document frequency, and the rank-bm25 idf floor (epsilon times the
-mean idf over the live vocabulary), whose histogram of document frequencies is the
-store's adjusted for every term the deleted and added rows have. So scores equal a
-fresh build of the resulting corpus (rank-bm25's ``BM25Okapi``, as ``BM25Index``) to
-float rounding, before the save as after it.
+statistics). With changes, a query is scored with the statistics of the live rows as
+they are now: N, average length, each term's document frequency, and the rank-bm25 idf
+floor (epsilon times the mean idf over the live vocabulary), whose histogram of
+document frequencies is the store's adjusted for every term the deleted and added rows
+have (storepending.py). The store still answers by block-max MaxScore, restated with
+those statistics and the pending tombstones (``StoreSearcher.restated``: the kernels
+scale the stored block bounds by the query-time idf and avgdl, so they stay upper
+bounds); the added rows are scored exhaustively in memory; the two top-k lists are
+merged. So scores equal a fresh build of the resulting corpus (rank-bm25's
+``BM25Okapi``, as ``BM25Index``) to float rounding, before the save as after it, and
+equal the exhaustive pass over every posting (:meth:`StoreLexical._search_exhaustive`,
+the oracle the tests compare with; ``scores`` still takes that pass).
 
 Save (:meth:`StoreLexical.write_store`). The files of the loaded store are hard-linked
 into the new generation's staging directory (copied where a link cannot be made), its
@@ -35,7 +40,6 @@ import shutil
 import stat
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +48,7 @@ import numpy as np
 from ..errors import ConfigError, IndexConflictError, IndexFormatError
 from ..retrieve.bm25 import BM25Index
 from ..retrieve.bm25.kernel import _top_k
+from .storepending import Stats, pending_stats, query_idf
 
 __all__ = ["DIRECTORY", "MERGE_POLICY", "StoreLexical", "add_rows", "encoded_rows", "store_hashes"]
 
@@ -98,17 +103,6 @@ def add_rows(writer: Any, bm25: BM25Index, ids: Sequence[str]) -> int:
     return n_seg
 
 
-@dataclass
-class _Stats:
-    """The global statistics of the live rows while there are changes since the load."""
-
-    n: int  # live rows
-    avgdl: float
-    floor: float  # epsilon * mean idf over the live vocabulary
-    changed: dict[str, int]  # df change of each term the deleted / added rows have
-    ok: list[np.ndarray | None]  # per segment: rows still live (None: all)
-
-
 class StoreLexical:
     """The part of the ``BM25Index`` interface :class:`~medrag.index.Index` uses (search,
     scores, idf, add, delete, compact, alive), over a store plus the changes since the
@@ -151,7 +145,7 @@ class StoreLexical:
         self._dead: np.ndarray | None = None  # stored rows deleted since the load (not compacted yet)
         self._drop = np.zeros(0, np.int64)  # store rows compacted away, tombstoned by the next save
         self._delta: BM25Index | None = None  # rows added since the load
-        self._stats: _Stats | None = None
+        self._stats: Stats | None = None
         self._changed()
 
     # ------------------------------------------------------------------ state
@@ -250,71 +244,26 @@ class StoreLexical:
 
     # ------------------------------------------------------------------ statistics
 
-    def _global(self) -> _Stats:
-        """The statistics of the live rows now (cached until the next change)."""
+    def _global(self) -> Stats:
+        """The statistics of the live rows now (cached until the next change; storepending.py)."""
         st = self._stats
-        if st is not None:
-            return st
-        ex = self._drop
-        if self._dead is not None:
-            ex = np.union1d(ex, self._store_rows()[self._dead])
-        changed: Counter[str] = Counter()
-        ok: list[np.ndarray | None] = []
-        removed_len = 0
-        for i, seg in enumerate(self._segs):
-            a = self._seg_alive[i]
-            lo, hi = np.searchsorted(ex, [self._bases[i], self._bases[i + 1]])
-            local = ex[lo:hi] - self._bases[i]
-            if not local.size:
-                ok.append(a)
-                continue
-            gone = np.zeros(seg.n_docs, bool)
-            gone[local] = True
-            ok.append((np.ones(seg.n_docs, bool) if a is None else a) & ~gone)
-            removed_len += int(np.asarray(seg.doc_len)[local].sum(dtype=np.int64))
-            # the removed rows' documents per term: one pass over this segment's postings
-            term_of = np.repeat(np.arange(seg.n_terms, dtype=np.int64), seg.df())
-            cnt = np.bincount(term_of[gone[np.asarray(seg.docs)]], minlength=seg.n_terms)
-            for t in np.flatnonzero(cnt).tolist():
-                changed[seg.term(t)] -= int(cnt[t])
-        n = self._s.n_docs - int(ex.size)
-        total = self._s.total_len - removed_len
-        d = self._delta
-        if d is not None:
-            n += d.n_docs
-            total += int(np.asarray(d._doc_len)[np.asarray(d.alive)].sum(dtype=np.int64))
-            ddf = np.diff(np.asarray(d._indptr))
-            for j in np.flatnonzero(ddf).tolist():
-                changed[d._vocab[j]] += int(ddf[j])
-        changed = Counter({t: c for t, c in changed.items() if c})
-        hist: Counter[int] = Counter(dict(zip(self._hist[0].tolist(), self._hist[1].tolist())))
-        if changed:
-            before = self._s.local_df(list(changed))
-            for t, c in changed.items():
-                old = int(before.get(t, 0))
-                if old > 0:
-                    hist[old] -= 1
-                if old + c > 0:
-                    hist[old + c] += 1
-        from ..store.stats import idf_floor
-
-        keys = sorted(v for v, c in hist.items() if c > 0)
-        h = np.array([keys, [hist[v] for v in keys]], np.int64).reshape(2, -1)
-        st = _Stats(n, total / n if n else 0.0, idf_floor(h, n, self._s.params.epsilon), dict(changed), ok)
-        self._stats = st
+        if st is None:
+            st = self._stats = pending_stats(self)
         return st
-
-    def _idf(self, df: int, st: _Stats) -> float:
-        idf = float(np.log(np.float64(st.n - df + 0.5)) - np.log(np.float64(df + 0.5)))
-        return st.floor if idf < 0 else idf
 
     def idf(self, term: str) -> float:
         """The idf BM25 uses for ``term`` now (0.0 for a term no live row has)."""
         if not self.dirty:
             return self._s.idf(term)
-        st = self._global()
-        df = int(self._s.local_df([term]).get(term, 0)) + st.changed.get(term, 0)
-        return self._idf(df, st) if df > 0 and st.n else 0.0
+        return query_idf(self, self._global(), [term]).get(term, 0.0)
+
+    def _view(self, st: Stats) -> Any:
+        """The store restated with the statistics of now and the pending tombstones
+        (StoreSearcher.restated; cached with ``st``)."""
+        v = st.view
+        if v is None:
+            v = st.view = self._s.restated(st.n, st.total, st.ok)
+        return v
 
     # ------------------------------------------------------------------ search
 
@@ -324,9 +273,9 @@ class StoreLexical:
         st = self._global()
         counts = Counter(query_tokens)
         terms = sorted(counts)
-        if not terms or st.n == 0:
+        idfs = query_idf(self, st, terms)
+        if not idfs:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
-        stored = self._s.local_df(terms)
         k1, b = self._s.params.k1, self._s.params.b
         d = self._delta
         dterm = d._ensure_term_dict() if d is not None else {}
@@ -340,10 +289,9 @@ class StoreLexical:
             return w * c if c > 1 else w
 
         for t in terms:  # canonical order: sorted terms (as StoreSearcher)
-            df = int(stored.get(t, 0)) + st.changed.get(t, 0)
-            if df <= 0:
+            if t not in idfs:
                 continue
-            idf = self._idf(df, st)
+            idf = idfs[t]
             for i, seg in enumerate(self._segs):
                 g = seg.find(t)
                 if g < 0:
@@ -383,19 +331,91 @@ class StoreLexical:
             raise ConfigError(f"k must be a positive integer, not {k!r}")
         mask = self._check_mask(mask)
         if not self.dirty:
-            smask = mask
-            if mask is not None and self._live is not None:
-                cached = self._mask_cache  # Index.search passes the same (cached, read-only) mask again
-                if cached is not None and cached[0] is mask:
-                    smask = cached[1]
-                else:
-                    smask = np.zeros(self._s.n_rows, bool)
-                    smask[self._live] = mask
-                    if not mask.flags.writeable:
-                        self._mask_cache = (mask, smask)
             # block-max MaxScore: the same rows and scores as exhaustive scoring (tests/test_store_kernel.py), faster
-            rows, sc = self._s.search_rows(list(query_tokens), int(k), mode="maxscore", mask=smask, threads=_THREADS)
+            rows, sc = self._s.search_rows(
+                list(query_tokens), int(k), mode="maxscore", mask=self._store_mask(mask), threads=_THREADS
+            )
             return self._index_rows(rows), sc
+        return self._search_pending(query_tokens, int(k), mask)
+
+    def _store_mask(self, mask: np.ndarray | None) -> np.ndarray | None:
+        """``mask`` (index rows) over the stored rows as a store-row mask (cached for a
+        read-only mask: Index.search passes the same cached mask again)."""
+        if mask is None:
+            return None
+        if self._live is None:  # store rows are index rows
+            return mask[: self._n_base]
+        cached = self._mask_cache
+        if cached is not None and cached[0] is mask:
+            return cached[1]
+        smask = np.zeros(self._s.n_rows, bool)
+        smask[self._store_rows()] = mask[: self._n_base]
+        if not mask.flags.writeable:
+            self._mask_cache = (mask, smask)
+        return smask
+
+    def _search_pending(self, query_tokens: Sequence[str], k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The top ``k`` with changes since the load: block-max MaxScore over the store
+        restated with the statistics of now (N, avgdl, each query term's idf with the
+        idf floor of the live vocabulary; the pending tombstones masked: storepending.py,
+        StoreSearcher.restated), the added rows scored exhaustively (in memory, few), and
+        the two top-k lists merged. Exact: the union's top k under (score desc, row asc)
+        is within the two parts' top k, and each part's scores are summed in the same
+        canonical term order as :meth:`_search_exhaustive`'s."""
+        st = self._global()
+        terms = sorted(set(query_tokens))
+        idfs = query_idf(self, st, terms)
+        if not idfs:
+            return np.zeros(0, np.int64), np.zeros(0, np.float64)
+        rows, sc = self._view(st).search_rows(
+            list(query_tokens), k, mode="maxscore", mask=self._store_mask(mask), threads=_THREADS, idf=idfs
+        )
+        rows = self._index_rows(rows)
+        d = self._delta
+        if d is not None and d.n_docs:
+            drows, dsc = self._delta_top(d, Counter(query_tokens), idfs, st.avgdl, k, None if mask is None else mask[self._n_base :])
+            if drows.size:
+                rows, sc = _top_k(np.concatenate([rows, drows + self._n_base]), np.concatenate([sc, dsc]), k)
+        return rows, sc
+
+    def _delta_top(
+        self, d: BM25Index, counts: Counter[str], idfs: dict[str, float], avgdl: float, k: int, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The top ``k`` of the added rows (delta rows), scored exhaustively with the
+        global statistics, summed in canonical (sorted) term order."""
+        k1, b = self._s.params.k1, self._s.params.b
+        dterm = d._ensure_term_dict()
+        rows: list[np.ndarray] = []
+        vals: list[np.ndarray] = []
+        for t in sorted(counts):
+            j = dterm.get(t)
+            if j is None or t not in idfs:
+                continue
+            s, e = int(d._indptr[j]), int(d._indptr[j + 1])
+            if e <= s:
+                continue
+            r = np.asarray(d._indices[s:e], np.int64)
+            tff = np.asarray(d._tf[s:e]).astype(np.float64)
+            norm = k1 * (1 - b + b * np.asarray(d._doc_len)[r].astype(np.float64) / avgdl)
+            w = idfs[t] * (tff * (k1 + 1) / (tff + norm))
+            rows.append(r)
+            vals.append(w * counts[t] if counts[t] > 1 else w)
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros(0, np.float64)
+        cand, inverse = np.unique(np.concatenate(rows), return_inverse=True)
+        sc = np.bincount(inverse.ravel(), weights=np.concatenate(vals))
+        if mask is not None:
+            keep = mask[cand]
+            cand, sc = cand[keep], sc[keep]
+        return _top_k(cand, sc, k)
+
+    def _search_exhaustive(
+        self, query_tokens: Sequence[str], k: int = 10, mask: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The top ``k`` from every live posting of the query's terms (:meth:`_postings`):
+        what :meth:`search` did with changes since the load before issue 16's fast path;
+        kept as its oracle (tests/test_index_segments.py, benchmarks/bench_pending.py)."""
+        mask = self._check_mask(mask)
         rows, vals = self._postings(query_tokens)
         if rows.size == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)

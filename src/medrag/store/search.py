@@ -29,6 +29,7 @@ and rank-bm25's to float64 rounding (~1e-15 relative), not necessarily bit for b
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -91,6 +92,7 @@ class StoreSearcher:
         self._bases = np.asarray([s.base for s in segs] + [end], np.int64)
         self._n_rows = sum(int(r["n_docs"]) for r in manifest.segments)
         self._term_lists: Any = None  # numba typed lists of the segments' term arrays (_find)
+        self._restated = False  # a view from restated(): idf= required
 
     @classmethod
     def open(
@@ -183,8 +185,40 @@ class StoreSearcher:
         """Live document frequency of each distinct query term in the opened segments."""
         return {t.term: t.local_df for t in self._terms(query_tokens, keep_zero_idf=True)}
 
+    def restated(self, n_docs: int, total_len: int, alive: Sequence[np.ndarray | None]) -> "StoreSearcher":
+        """A view of the same segments with other live rows and global statistics: the
+        store with pending tombstones applied, scored as part of a larger corpus
+        (index/storelex.py: rows added and deleted since the load, not saved yet).
+
+        ``alive[i]``: segment ``i``'s rows still live (bool, one per row; None: all),
+        ``n_docs`` / ``total_len``: live documents and tokens of the whole corpus (avgdl
+        is their ratio). The view holds no term statistics of its own: search it with
+        :meth:`search_rows` ``idf=`` (each query term's idf in the whole corpus). Block-max
+        bounds stay upper bounds: the kernels scale them by the query-time idf and by
+        ``max(1, avgdl / segment avgdl)`` as for any store (search_compiled.py). Length
+        normalizations are computed for the view's avgdl on first use (8 bytes per row)."""
+        if len(alive) != len(self._segs):
+            raise ConfigError(f"{len(alive)} alive arrays for {len(self._segs)} segments")
+        segs = []
+        for s, a in zip(self._segs, alive):
+            if a is not None and (a.dtype != np.bool_ or a.shape != (s.seg.n_docs,)):
+                raise ConfigError(f"alive of {s.seg.path} must be bool ({s.seg.n_docs},)")
+            segs.append(_Seg(s.seg, s.base, a, s.del_terms, s.del_counts))
+        v = copy.copy(self)
+        v._segs = segs
+        v.n_docs = int(n_docs)
+        v.total_len = int(total_len)
+        v.avgdl = v.total_len / v.n_docs if v.n_docs else 0.0
+        v._floor = float("nan")
+        v._restated = True
+        return v
+
     def _terms(
-        self, query_tokens: Sequence[str], df: Mapping[str, int] | None = None, keep_zero_idf: bool = False
+        self,
+        query_tokens: Sequence[str],
+        df: Mapping[str, int] | None = None,
+        keep_zero_idf: bool = False,
+        idf: Mapping[str, float] | None = None,
     ) -> list[_Term]:
         if isinstance(query_tokens, (str, bytes)):
             raise ConfigError("query_tokens must be a list of tokens, not a string")
@@ -193,7 +227,7 @@ class StoreSearcher:
             if not isinstance(t, str):
                 raise ConfigError(f"query tokens must be str, not {type(t).__name__}")
             counts[t] = counts.get(t, 0) + 1
-        df_override = df
+        df_override, idf_override = df, idf
         out = []
         n = self.n_docs
         found = self._find(sorted(counts))
@@ -210,6 +244,10 @@ class StoreSearcher:
                     where.append((i, g, a, e))
                     df += d
             local = df
+            if idf_override is not None:  # the caller's statistics (a restated view)
+                if t in idf_override or keep_zero_idf:
+                    out.append(_Term(t, counts[t], float(idf_override.get(t, 0.0)), where, local_df=local))
+                continue
             if df_override is not None:
                 df = int(df_override.get(t, 0))
                 if df < local:
@@ -311,6 +349,7 @@ class StoreSearcher:
         df: Mapping[str, int] | None = None,
         engine: Literal["auto", "numba", "numpy"] = "auto",
         threads: int = 1,
+        idf: Mapping[str, float] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, scores)``: int64 global rows and float64 scores, best first, ties to
         the lower row. ``mask`` (bool, length :attr:`n_rows`) keeps only rows where it
@@ -322,7 +361,9 @@ class StoreSearcher:
         segments on this many threads, each with its own top-k heap, and merge the heaps;
         MaxScore groups prune with one shared threshold (search_compiled.py, kernel.py).
         The rows and scores are the same as with one thread (the global top-k under
-        (score desc, row asc) is within the union of the heaps)."""
+        (score desc, row asc) is within the union of the heaps). ``idf``: each query
+        term's idf, instead of the store's (required for a :meth:`restated` view; a term
+        missing from it is left out, as a term no live document has)."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ConfigError(f"k must be a positive integer, not {k!r}")
         if mode not in ("exact", "maxscore"):
@@ -337,7 +378,11 @@ class StoreSearcher:
             mask = np.asarray(mask)
             if mask.dtype != np.bool_ or mask.shape != (self.n_rows,):
                 raise ConfigError(f"mask must be a boolean array of shape ({self.n_rows},)")
-        terms = self._terms(query_tokens, df)
+        if self._restated and idf is None:
+            raise ConfigError("a restated view has no statistics of its own: pass idf=")
+        if idf is not None and df is not None:
+            raise ConfigError("pass df= or idf=, not both")
+        terms = self._terms(query_tokens, df, idf=idf)
         if not terms or self.n_docs == 0:
             return np.empty(0, np.int64), np.empty(0, np.float64)
         prune = mode == "maxscore" and all(t.idf > 0 for t in terms)
