@@ -223,7 +223,7 @@ def test_thread_groups_share_one_exact_threshold(pubmed, tmp_path):  # noqa: F81
     assert checked >= 50
 
 
-@pytest.mark.parametrize("avgdl_factor", [0.6, 1.0, 1.7])
+@pytest.mark.parametrize("avgdl_factor", [0.6, 1.7])
 def test_a_restated_view_prunes_safely_under_other_statistics(pubmed, tmp_path, avgdl_factor):  # noqa: F811
     """StoreSearcher.restated (the store with pending tombstones, scored inside a larger
     corpus: index/storelex.py): block-max MaxScore with another N, avgdl (below and above
@@ -243,7 +243,7 @@ def test_a_restated_view_prunes_safely_under_other_statistics(pubmed, tmp_path, 
         view.search_rows(queries[0], 10)
     mask = rng.random(st.n_rows) < 0.5
     engines = ("numba", "numpy") if kernel.HAVE_NUMBA else ("numpy",)
-    for j, q in enumerate(queries[::3]):
+    for j, q in enumerate(queries[::5]):
         idf = {t: st.idf(t) * float(rng.uniform(0.4, 3.0)) for t in set(q) if st.idf(t) > 0}
         for m in (None, mask) if j % 4 == 0 else (None,):
             r0, s0 = view.search_rows(q, 10, mode="exact", engine="numpy", idf=idf, mask=m)

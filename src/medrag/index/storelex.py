@@ -402,8 +402,14 @@ class StoreLexical:
             vals.append(w * counts[t] if counts[t] > 1 else w)
         if not rows:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
-        cand, inverse = np.unique(np.concatenate(rows), return_inverse=True)
-        sc = np.bincount(inverse.ravel(), weights=np.concatenate(vals))
+        r, v = np.concatenate(rows), np.concatenate(vals)
+        if r.size * 8 < d.n_rows:  # few postings: sort them
+            cand, inverse = np.unique(r, return_inverse=True)
+            sc = np.bincount(inverse.ravel(), weights=v)
+        else:  # dense sums over the delta's rows (same order of summation)
+            dense = np.bincount(r, weights=v, minlength=d.n_rows)
+            cand = np.flatnonzero(np.bincount(r, minlength=d.n_rows))
+            sc = dense[cand]
         if mask is not None:
             keep = mask[cand]
             cand, sc = cand[keep], sc[keep]

@@ -10,9 +10,10 @@ whole live vocabulary) for terms whose idf is negative. Computed here:
   pending ones) and the pending-deleted local rows, once per change: O(deleted rows +
   segments) (:func:`pending_stats`), plus the in-memory delta's totals.
 * A query term's df: the store's live df, minus the pending-deleted rows among its
-  postings (binary search of the few deleted rows in each segment's sorted postings
-  list: O(deleted x log postings), no pass over the postings), plus the delta's df
-  (:func:`query_idf`).
+  postings (the few deleted rows of a segment merged into its sorted postings list by
+  galloping search, compiled: kernel.count_common; numpy's binary search without numba:
+  O(deleted x log postings), no pass over the postings; kept per term until the next
+  change), plus the delta's df (:func:`query_idf`).
 * The idf floor only when a query term's idf is negative (rare: a term in more than
   half of the rows), from the store's df histogram adjusted for every term the deleted
   and added rows have (:func:`idf_floor_now`): finding the deleted rows' terms reads
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 __all__: list[str] = []
 
 _CHUNK = 1 << 24  # postings per pass when the deleted rows' terms are collected
+_CACHE = 100_000  # query terms whose pending-deleted count is kept until the next change
 
 
 @dataclass
@@ -50,6 +52,8 @@ class Stats:
     delta_df: dict[str, int]  # df of each term in the added rows (live ones)
     floor: float | None = None  # epsilon * mean idf over the live vocabulary (lazy)
     view: Any = None  # the StoreSearcher restated with these statistics (lazy)
+    # pending-deleted rows per query term seen so far (bounded: cleared past _CACHE terms)
+    gone_df: dict[str, int] = field(default_factory=dict)
 
 
 def pending_stats(lex: "StoreLexical") -> Stats:
@@ -93,18 +97,35 @@ def query_idf(lex: "StoreLexical", st: Stats, query_tokens: Sequence[str]) -> di
     """The idf of each distinct query term that a live row has, with the statistics of
     now (module docstring); terms no live row has are left out. (``_terms`` with
     ``keep_zero_idf`` lists every distinct term, those only added rows have too.)"""
+    from ..store import kernel
+
     out: dict[str, float] = {}
     if st.n == 0:
         return out
+    compiled = kernel.HAVE_NUMBA
+    if compiled:
+        kernel.ensure_compiled()
+    cache = st.gone_df
     for t in lex._s._terms(query_tokens, keep_zero_idf=True):
-        df = t.local_df + st.delta_df.get(t.term, 0)
-        for i, g, a, e in t.where:
-            rem = st.removed[i]
-            if rem.size:  # pending-deleted rows among this term's postings
-                docs = lex._segs[i].docs[a:e]
-                pos = np.searchsorted(docs, rem)  # same dtype: no copy of the postings
-                inb = pos < docs.shape[0]
-                df -= int(np.count_nonzero(np.asarray(docs)[pos[inb]] == rem[inb]))
+        gone = cache.get(t.term)
+        if gone is None:
+            gone = 0
+            for i, g, a, e in t.where:
+                rem = st.removed[i]
+                if not rem.size:
+                    continue
+                # pending-deleted rows among this term's postings (both sorted)
+                if compiled:
+                    gone += int(kernel.count_common(lex._segs[i].docs, a, e, rem))
+                else:
+                    docs = lex._segs[i].docs[a:e]
+                    pos = np.searchsorted(docs, rem)  # same dtype: no copy of the postings
+                    inb = pos < docs.shape[0]
+                    gone += int(np.count_nonzero(np.asarray(docs)[pos[inb]] == rem[inb]))
+            if len(cache) >= _CACHE:
+                cache.clear()
+            cache[t.term] = gone  # racing threads store the same value
+        df = t.local_df - gone + st.delta_df.get(t.term, 0)
         if df <= 0:
             continue
         idf = _raw_idf(st.n, df)

@@ -63,8 +63,8 @@ from . import kernel_terms
 from ._jit import HAVE_NUMBA, ensure_compiled, jit, readonly
 
 __all__ = [
-    "HAVE_NUMBA", "ensure_compiled", "exact_segment", "find_terms", "kway_df", "lower_bound", "readonly", "scratch",
-    "window_segment",
+    "HAVE_NUMBA", "count_common", "ensure_compiled", "exact_segment", "find_terms", "kway_df", "lower_bound", "readonly",
+    "scratch", "window_segment",
 ]  # fmt: skip
 
 _TERM_KERNELS = ("find_terms", "kway_df", "lower_bound")
@@ -197,6 +197,40 @@ def _seek(docs, p, e, d):  # type: ignore[no-untyped-def]
         else:
             hi = mid
     return lo
+
+
+@jit
+def count_common(docs, a, e, keys):  # type: ignore[no-untyped-def]
+    """How many of the sorted, distinct ``keys`` occur in the sorted postings
+    ``docs[a:e]``: a forward galloping merge, O(len(keys) x log(gap)) reads (the
+    pending-deleted rows among a term's postings: index/storepending.py)."""
+    p = a
+    n = 0
+    for i in range(keys.shape[0]):
+        k = keys[i]
+        if p >= e:
+            break
+        if docs[p] < k:  # gallop to the first row >= k
+            lo = p
+            step = 1
+            while lo + step < e and docs[lo + step] < k:
+                lo += step
+                step *= 2
+            hi = lo + step
+            if hi > e:
+                hi = e
+            lo += 1
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if docs[mid] < k:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            p = lo
+        if p < e and docs[p] == k:
+            n += 1
+            p += 1
+    return n
 
 
 @jit
