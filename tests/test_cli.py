@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -273,8 +274,10 @@ def test_evaluate_lexical_writes_table_and_runs(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_evaluate_dense_and_hybrid(tmp_path: Path):
-    """The one test that loads the dense model (MiniLM, offline from its PyPI package)."""
+def test_evaluate_dense_and_hybrid(tmp_path: Path, run):
+    """A dense build (MiniLM, offline from its PyPI package) as a real command, then
+    ``inspect`` and ``evaluate`` of it run in this process (``run``: no interpreter and
+    torch start-up for each; the build's subprocess checks what its stderr shows)."""
     pytest.importorskip("ir_measures")
     pytest.importorskip("sentence_transformers")
     from medrag.errors import MedragError
@@ -291,11 +294,11 @@ def test_evaluate_dense_and_hybrid(tmp_path: Path):
     assert f"dense model {DEFAULT_MODEL}" in proc.stdout
     assert only_progress_lines(proc.stderr)  # not even the model library's loading bar off a terminal
     assert "embed:" in proc.stderr
-    info = json.loads(medrag("inspect", "--index", tmp_path / "idx", "--json").stdout)  # no model load
+    info = json.loads(run("inspect", "--index", tmp_path / "idx", "--json").stdout)  # no model load
     assert info["dense"]["model"] == DEFAULT_MODEL and info["dense"]["dim"] == 384 and info["model_loaded"] is False
     assert info["dense"]["faiss_factory"] == "HNSW16,Flat" and info["fusion"]["method"] == "rrf"
     assert info["chunking"]["max_tokens"] == 200
-    proc = medrag("evaluate", "--index", tmp_path / "idx", "--beir", beir, "--run-dir", tmp_path / "runs", timeout=300)
+    proc = run("evaluate", "--index", tmp_path / "idx", "--beir", beir, "--run-dir", tmp_path / "runs")
     assert proc.returncode == 0, proc.stderr
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and "mode" not in line]
     assert [r.split(" | ")[0] for r in rows] == ["| bm25", "| dense", "| hybrid"]
@@ -622,9 +625,12 @@ def test_recursive_glob_does_not_follow_a_link_loop(sample, tmp_path):
 
 
 @pytest.mark.slow
-def test_an_index_naming_a_folder_model_needs_trust_encoder(sample, tmp_path):
+def test_an_index_naming_a_folder_model_needs_trust_encoder(sample, tmp_path, run):
     """An index whose manifest names a model folder (not a package) is refused by
-    ``search`` with a one-line error naming --trust-encoder; with the flag it loads."""
+    ``search`` with a one-line error naming --trust-encoder; with the flag it loads.
+    The commands run in this process (``run``: no interpreter and torch start-up per
+    command) on the sample's first three articles: what is tested is the model the
+    manifest names, which does not depend on how many articles were embedded."""
     from medrag.retrieve.dense import resolve_model
 
     try:
@@ -633,11 +639,14 @@ def test_an_index_naming_a_folder_model_needs_trust_encoder(sample, tmp_path):
         pytest.skip(f"packaged MiniLM not installed: {exc}")
     idx = tmp_path / "idx"
     one = tmp_path / "one.xml"
-    shutil.copy(sample, one)
-    proc = medrag("build", one, "--index", idx, "--model", folder, timeout=600)
+    text = sample.read_text(encoding="utf-8")
+    end = [m.end() for m in re.finditer("</PubmedArticle>", text)][2]
+    one.write_text(text[:end] + "\n</PubmedArticleSet>\n", encoding="utf-8")
+    proc = run("build", one, "--index", idx, "--model", folder)
     assert proc.returncode == 0, proc.stderr
-    assert_one_line_error(medrag("search", "--index", idx, "covid", timeout=300), "--trust-encoder")
-    proc = medrag("search", "--index", idx, "covid", "--trust-encoder", "--json", timeout=300)
+    assert json.loads(run("inspect", "--index", idx, "--json").stdout)["counts"]["documents"] == 3
+    assert_one_line_error(run("search", "--index", idx, "covid"), "--trust-encoder")
+    proc = run("search", "--index", idx, "covid", "--trust-encoder", "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["mode"] == "hybrid"
 
@@ -710,16 +719,18 @@ def test_build_options_for_ivfpq_disk(tmp_path, run):
 
 
 @pytest.mark.slow
-def test_build_and_search_an_ivfpq_disk_index(sample, tmp_path):
+def test_build_and_search_an_ivfpq_disk_index(sample, tmp_path, run):
     """``medrag build --ann ivfpq-disk`` with the packaged MiniLM: the float16 vectors
-    on disk, and dense search equal to an exact (flat) build's top 5."""
+    on disk, and dense search equal to an exact (flat) build's top 5. The disk build is
+    the real command in a subprocess; the reference build and the searches are the same
+    commands run in this process (``run``: no interpreter and torch start-up each)."""
     idx, ref = tmp_path / "disk", tmp_path / "flat"
     proc = medrag("build", sample, "--index", idx, "--ann", "ivfpq-disk", timeout=900)
     assert proc.returncode == 0, proc.stderr
-    assert medrag("build", sample, "--index", ref, timeout=900).returncode == 0
+    assert run("build", sample, "--index", ref).returncode == 0
     ann = json.loads((idx / "dense" / "ann.json").read_text())
     assert ann["format"] == "medrag-ann" and ann["files"]["segments"][0]["dtype"] == "float16"
     for q in ("microRNA lung cancer proliferation", "SARS-CoV-2 lung epithelium"):
-        got = [json.loads(medrag("search", "--index", d, q, "--mode", "dense", "-k", "5", "--json").stdout)["passages"]
+        got = [json.loads(run("search", "--index", d, q, "--mode", "dense", "-k", "5", "--json").stdout)["passages"]
                for d in (idx, ref)]
         assert [p["chunk"]["id"] for p in got[0]] == [p["chunk"]["id"] for p in got[1]]
