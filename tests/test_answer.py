@@ -409,21 +409,15 @@ def test_answer_quotes_the_passage_whose_support_it_reports(pubmedqa):
 
 
 @pytest.fixture(scope="module")
-def pubmedqa_hybrid(pubmedqa):
-    """A hybrid index (BM25 + the packaged MiniLM) of the first 40 real PubMedQA
-    abstracts (a few seconds of encoding)."""
-    pytest.importorskip("sentence_transformers")
-    from medrag.errors import MissingDependencyError
-    from medrag.retrieve.dense import EncoderConfig, SentenceTransformerEncoder
+def pubmedqa_hybrid(pubmedqa, minilm):
+    """A hybrid index (BM25 + the packaged MiniLM, loaded once per session by conftest)
+    of the first 40 real PubMedQA abstracts (a few seconds of encoding)."""
+    from medrag.retrieve.dense import EncoderConfig
 
-    try:
-        encoder = SentenceTransformerEncoder(EncoderConfig())
-    except MissingDependencyError as exc:
-        pytest.skip(str(exc))
     _, docs, questions = pubmedqa
     questions = questions[:40]
     own = [docs[f"pmid:{pmid}"] for pmid, _ in questions]
-    index = Index.build(own, IndexConfig(encoder=EncoderConfig()), encoder=encoder)
+    index = Index.build(own, IndexConfig(encoder=EncoderConfig()), encoder=minilm)
     return index, {d.id: d for d in own}, questions
 
 

@@ -50,18 +50,6 @@ def scifact_index():
     return Index.build(docs, IndexConfig(encoder=None))
 
 
-@pytest.fixture(scope="module")
-def minilm():
-    pytest.importorskip("sentence_transformers")
-    from medrag.errors import MissingDependencyError
-    from medrag.retrieve.dense import EncoderConfig, SentenceTransformerEncoder
-
-    try:
-        return SentenceTransformerEncoder(EncoderConfig())
-    except MissingDependencyError as exc:
-        pytest.skip(f"the packaged MiniLM model is not installed: {exc}")
-
-
 def _question(index) -> str:
     # a real abstract's title as the question: its own abstract is retrieved
     return index.search("vitamin D deficiency", k=1)[0].source.title or "vitamin D deficiency"

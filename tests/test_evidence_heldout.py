@@ -91,17 +91,9 @@ def test_lexical_scorer_quotes_findings_before_background_on_unseen_questions(pu
     assert rate >= 0.4 and rate >= coverage_rate + 0.2, (rate, coverage_rate, n)
 
 
-def test_dense_scorer_quotes_findings_before_background_on_unseen_questions(pubmedqa):
-    pytest.importorskip("sentence_transformers")
-    from medrag.errors import MissingDependencyError
-    from medrag.retrieve.dense import EncoderConfig, SentenceTransformerEncoder
-
-    try:
-        enc = SentenceTransformerEncoder(EncoderConfig())
-    except MissingDependencyError as exc:
-        pytest.skip(f"the packaged MiniLM model is not installed: {exc}")
+def test_dense_scorer_quotes_findings_before_background_on_unseen_questions(pubmedqa, minilm):
     index, questions = pubmedqa
-    rate, cosine_rate, n = _finding_first_rate(index, questions, evidence_scorer(dense=True), enc)
+    rate, cosine_rate, n = _finding_first_rate(index, questions, evidence_scorer(dense=True), minilm)
     assert n >= 30
     # MiniLM cosine alone puts a finding first for 11 of 40 questions; the dense scorer
     # (measured: 32 of 40; 67 of 80) must do far better

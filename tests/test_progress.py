@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 
 import numpy as np
@@ -163,14 +164,8 @@ def test_hub_model_fails_before_reading_the_corpus(docs):
     assert pulled == []  # not one document was read
 
 
-def test_real_model_sliced_embedding_matches_one_call():
-    pytest.importorskip("sentence_transformers")
-    from medrag.retrieve.dense import EncoderConfig, SentenceTransformerEncoder
-
-    try:
-        enc = SentenceTransformerEncoder(EncoderConfig())
-    except Exception as exc:  # the models extra is not installed
-        pytest.skip(f"default encoder unavailable: {exc}")
+def test_real_model_sliced_embedding_matches_one_call(minilm):
+    enc = minilm
     texts = [f"Procalcitonin guided antibiotic therapy, trial {i}, reduced duration by {i % 5} days." for i in range(80)]
     sliced = embed_with_progress(enc, texts, CallbackProgress(lambda e: None), probe=16, step=32)
     whole = enc.encode_documents(texts)
@@ -199,19 +194,18 @@ def test_read_files_counts_files_and_documents():
 
 
 @pytest.mark.slow
-def test_cli_build_loads_the_model_before_reading(tmp_path):
+def test_cli_build_loads_the_model_before_reading(tmp_path, capsys):
     """`medrag build` with a hub model that cannot load offline fails on the model, not on
-    the (unreadable) corpus: the encoder is loaded before any file is read."""
+    the (unreadable) corpus: the encoder is loaded before any file is read. The command
+    runs in this process (no interpreter and torch start-up; offline: conftest sets
+    HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE before anything is imported)."""
     pytest.importorskip("sentence_transformers")
-    import subprocess
-    import sys
+    from medrag.cli import main
 
-    r = subprocess.run(
-        [sys.executable, "-m", "medrag", "build", str(tmp_path / "missing.xml"), "--index", str(tmp_path / "ix"),
-         "--model", "BAAI/bge-small-en-v1.5"],
-        capture_output=True, text=True, timeout=300,
-        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
-    )
-    assert r.returncode == 1
-    assert "cannot load the encoder model 'BAAI/bge-small-en-v1.5'" in r.stderr and "or a local folder" in r.stderr
-    assert "missing.xml" not in r.stderr
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
+    code = main(["build", str(tmp_path / "missing.xml"), "--index", str(tmp_path / "ix"),
+                 "--model", "BAAI/bge-small-en-v1.5"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "cannot load the encoder model 'BAAI/bge-small-en-v1.5'" in err and "or a local folder" in err
+    assert "missing.xml" not in err

@@ -27,14 +27,7 @@ def _real_files(tmp: Path) -> list[Path]:
     return real_pubmed_parts(tmp)
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-def test_ray_build_and_sharded_search_equal_single_process(cluster, tmp_path):
+def test_ray_build_and_sharded_search_equal_single_process(ray_cluster, tmp_path):
     files = _real_files(tmp_path)
     ray_report = IngestReport()
     gen = build_pubmed(files, tmp_path / "ray", analyzer=AN, segment_tokens=25_000, report=ray_report)

