@@ -1,5 +1,9 @@
 """The ``medrag`` command, run for real in a subprocess against a small real PubMed file
-(and a small slice of SciFact for ``evaluate``)."""
+(and a small slice of SciFact for ``evaluate``). Tests of what a command computes and
+prints run the same ``main`` in this process (the ``run`` fixture: no interpreter and
+torch start-up per command, the suite's time budget); what depends on the process itself
+(exit codes of ``python -m medrag``, stderr off a terminal, encodings, argv bytes,
+``--debug`` tracebacks) runs in a subprocess."""
 
 from __future__ import annotations
 
@@ -97,8 +101,8 @@ def test_usage_errors_exit_2():
 # --------------------------------------------------------------------------- ingest
 
 
-def test_ingest_reports_documents_deletions_and_json(sample: Path, tmp_path: Path):
-    proc = medrag("ingest", sample)
+def test_ingest_reports_documents_deletions_and_json(sample: Path, tmp_path: Path, run):
+    proc = run("ingest", sample)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("read 1 file(s): 100 document(s) kept (103 read, 20 deletion(s), 0 record(s) skipped)")
     assert "retracted: 4" in proc.stdout
@@ -106,7 +110,7 @@ def test_ingest_reports_documents_deletions_and_json(sample: Path, tmp_path: Pat
     # a folder (with a non-source file passed over), then a quoted glob, as JSON
     shutil.copy(sample, tmp_path / "a.xml")
     (tmp_path / "notes.json").write_text("{}")
-    proc = medrag("ingest", tmp_path, "--json", "--out", tmp_path / "docs.jsonl")
+    proc = run("ingest", tmp_path, "--json", "--out", tmp_path / "docs.jsonl")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["files"] == [{"path": str(tmp_path / "a.xml"), "format": "pubmed", "documents": 103, "skipped": 0}]
@@ -115,7 +119,7 @@ def test_ingest_reports_documents_deletions_and_json(sample: Path, tmp_path: Pat
     lines = (tmp_path / "docs.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 100 and json.loads(lines[0])["id"].startswith("pmid:")
 
-    proc = medrag("ingest", str(tmp_path / "*.xml"), "--json")
+    proc = run("ingest", str(tmp_path / "*.xml"), "--json")
     assert proc.returncode == 0 and json.loads(proc.stdout)["documents"] == 100
 
 
@@ -153,13 +157,13 @@ def test_build_lexical_index(built, tmp_path: Path, sample: Path):
     assert (tmp_path / "mine" / "keep.txt").read_text() == "precious"
 
 
-def test_search_text_json_and_filters(built):
+def test_search_text_json_and_filters(built, run):
     idx, _ = built
-    proc = medrag("search", "--index", idx, "SARS-CoV-2 lung epithelium", "-k", "3")
+    proc = run("search", "--index", idx, "SARS-CoV-2 lung epithelium", "-k", "3")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(" 1. ") and "pmid:33180746" in proc.stdout.splitlines()[0]
 
-    proc = medrag("search", "--index", idx, "cancer", "-k", "5", "--year-min", "2020", "--json")
+    proc = run("search", "--index", idx, "cancer", "-k", "5", "--year-min", "2020", "--json")
     assert proc.returncode == 0, proc.stderr
     res = json.loads(proc.stdout)
     assert res["query"] == "cancer" and 0 < len(res["passages"]) <= 5
@@ -168,28 +172,28 @@ def test_search_text_json_and_filters(built):
 
     # a retracted paper is served only on request
     title = "miR-429 promotes the proliferation of non-small cell lung cancer cells"
-    hidden = json.loads(medrag("search", "--index", idx, title, "--json").stdout)["passages"]
-    shown = json.loads(medrag("search", "--index", idx, title, "--include-retracted", "--json").stdout)["passages"]
+    hidden = json.loads(run("search", "--index", idx, title, "--json").stdout)["passages"]
+    shown = json.loads(run("search", "--index", idx, title, "--include-retracted", "--json").stdout)["passages"]
     assert "pmid:27602157" not in {p["chunk"]["doc_id"] for p in hidden}
     assert shown[0]["chunk"]["doc_id"] == "pmid:27602157" and shown[0]["source"]["retracted"] is True
 
-    assert_one_line_error(medrag("search", "--index", idx, "q", "--mode", "dense"), "no dense vectors")
+    assert_one_line_error(run("search", "--index", idx, "q", "--mode", "dense"), "no dense vectors")
 
 
-def test_inspect_text_and_json(built):
+def test_inspect_text_and_json(built, run):
     idx, _ = built
-    proc = medrag("inspect", "--index", idx)
+    proc = run("inspect", "--index", idx)
     assert proc.returncode == 0, proc.stderr
     assert "documents: 100" in proc.stdout and "dense: none (lexical only)" in proc.stdout
     assert "checksums: all" in proc.stdout
-    info = json.loads(medrag("inspect", "--index", idx, "--json").stdout)
+    info = json.loads(run("inspect", "--index", idx, "--json").stdout)
     assert info["verified"] is True and info["counts"]["documents"] == 100 and info["dense"] is None
     assert info["model_loaded"] is False
     assert info["retracted"] == 4 and "chunks.jsonl" in info["files"]
     assert info["total_bytes"] == sum(f["size"] for f in info["files"].values())
 
 
-def test_corrupted_index_is_refused(built, tmp_path: Path):
+def test_corrupted_index_is_refused(built, tmp_path: Path, run):
     idx, _ = built
     bad = tmp_path / "bad"
     shutil.copytree(idx.resolve(), bad)
@@ -197,20 +201,20 @@ def test_corrupted_index_is_refused(built, tmp_path: Path):
     data = bytearray(target.read_bytes())
     data[len(data) // 2] ^= 0x01  # flip one bit, same size
     target.write_bytes(bytes(data))
-    for proc in (medrag("inspect", "--index", bad), medrag("search", "--index", bad, "cancer")):
+    for proc in (run("inspect", "--index", bad), run("search", "--index", bad, "cancer")):
         assert_one_line_error(proc, "chunks.jsonl", "sha256")
     # a truncated file is caught by size even without --no-verify's checksum pass
     (bad / "docs.jsonl").write_bytes((bad / "docs.jsonl").read_bytes()[:-5])
-    assert_one_line_error(medrag("inspect", "--index", bad, "--no-verify"), "docs.jsonl", "wrong size")
+    assert_one_line_error(run("inspect", "--index", bad, "--no-verify"), "docs.jsonl", "wrong size")
 
 
-def test_ask_answers_or_says_why_not(built):
+def test_ask_answers_or_says_why_not(built, run):
     idx, _ = built
-    proc = medrag("ask", "--index", idx, "Where is TMPRSS2 expressed in the lung?", "--json")
+    proc = run("ask", "--index", idx, "Where is TMPRSS2 expressed in the lung?", "--json")
     if proc.returncode == 0:
         result = json.loads(proc.stdout)
         assert result["question"] == "Where is TMPRSS2 expressed in the lung?" and "status" in result
-        md = medrag("ask", "--index", idx, "Where is TMPRSS2 expressed in the lung?")
+        md = run("ask", "--index", idx, "Where is TMPRSS2 expressed in the lung?")
         assert md.returncode == 0 and md.stdout.strip()
     else:  # medrag.answer not available in this checkout
         assert_one_line_error(proc, "answering is not available")
@@ -307,22 +311,22 @@ def test_evaluate_dense_and_hybrid(tmp_path: Path, run):
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["bm25.trec", "dense.trec", "hybrid.trec"]
 
 
-def test_ask_with_audit_log_then_verify_and_review(built, tmp_path):
+def test_ask_with_audit_log_then_verify_and_review(built, tmp_path, run):
     index = built[0]
     log = tmp_path / "audit.jsonl"
-    r = medrag("ask", "--index", str(index), "Does dopamine modulate responses to cocaine in Drosophila?",
+    r = run("ask", "--index", str(index), "Does dopamine modulate responses to cocaine in Drosophila?",
              "--audit-log", str(log), "--redact")
     assert r.returncode == 0, r.stderr
     assert "Drosophila" not in log.read_text()
     entry = json.loads(log.read_text().splitlines()[0])
-    r = medrag("audit", "review", str(log), "--answer", entry["hash"], "--action", "accept",
+    r = run("audit", "review", str(log), "--answer", entry["hash"], "--action", "accept",
              "--reviewer", "dr-test", "--reason", "matches the abstract")
     assert r.returncode == 0, r.stderr
-    r = medrag("audit", "verify", str(log))
+    r = run("audit", "verify", str(log))
     assert r.returncode == 0 and "intact" in r.stdout
     lines = log.read_text().splitlines()
     log.write_text(lines[1] + "\n")  # the answer deleted, only its review left
-    r = medrag("audit", "verify", str(log))
+    r = run("audit", "verify", str(log))
     assert r.returncode == 1 and "line 1" in r.stdout
 
 

@@ -227,19 +227,19 @@ def test_bad_boosts_are_refused(boost, message):
         ix.search("programme", boost=boost)
 
 
-def test_cli_search_filters_by_grade(tmp_path):
-    import subprocess
-    import sys
+def test_cli_search_filters_by_grade(tmp_path, capsys):
+    """The grade filters of ``medrag search`` (the command's ``main`` run in this process:
+    no interpreter start-up per search; tests/test_cli.py runs it as a subprocess)."""
+    from medrag.cli import main
 
     ix = Index.build([_guideline(1, GRADES_A, "alpha"), _guideline(2, GRADES_B, "beta")], LEXICAL)
     ix.save(tmp_path / "ix")
 
     def search(*opts: str) -> list[dict]:
-        out = subprocess.run(
-            [sys.executable, "-m", "medrag", "search", "--index", str(tmp_path / "ix"), "-k", "20", "--json",
-             *opts, "programme trained staff"], capture_output=True, text=True, check=True,
-        ).stdout
-        return json.loads(out)["passages"]
+        code = main(["search", "--index", str(tmp_path / "ix"), "-k", "20", "--json", *opts, "programme trained staff"])
+        out = capsys.readouterr()
+        assert code == 0, out.err
+        return json.loads(out.out)["passages"]
 
     strong = search("--strength", "strong")
     assert len(strong) == 2 and all(p["chunk"]["recommendation"]["strength"] == "strong" for p in strong)
