@@ -196,6 +196,8 @@ def pytest_runtest_teardown(item, nextitem):
     if "ray_cluster" in getattr(item, "fixturenames", ()) and (
         nextitem is None or "ray_cluster" not in getattr(nextitem, "fixturenames", ())
     ):
-        import ray
+        import sys
 
-        ray.shutdown()
+        ray = sys.modules.get("ray")  # absent when the fixture skipped: nothing was started
+        if ray is not None and ray.is_initialized():
+            ray.shutdown()
