@@ -123,16 +123,16 @@ def test_ingest_reports_documents_deletions_and_json(sample: Path, tmp_path: Pat
     assert proc.returncode == 0 and json.loads(proc.stdout)["documents"] == 100
 
 
-def test_bad_paths_are_one_line_errors(tmp_path: Path):
+def test_bad_paths_are_one_line_errors(tmp_path: Path, run):
     assert_one_line_error(medrag("ingest", tmp_path / "missing.xml"), "missing.xml", "no such file")
-    assert_one_line_error(medrag("ingest", str(tmp_path / "*.nbib")), "no file matches")
+    assert_one_line_error(run("ingest", str(tmp_path / "*.nbib")), "no file matches")
     (tmp_path / "junk.bin").write_bytes(b"\x00\x01junk")
-    assert_one_line_error(medrag("build", tmp_path / "junk.bin", "--index", tmp_path / "i", "--lexical-only"),
+    assert_one_line_error(run("build", tmp_path / "junk.bin", "--index", tmp_path / "i", "--lexical-only"),
                           "not a recognized format")
     (tmp_path / "broken.xml").write_text("<PubmedArticleSet><PubmedArticle>")
-    assert_one_line_error(medrag("ingest", tmp_path / "broken.xml", "--strict"), "broken.xml")
-    assert_one_line_error(medrag("search", "--index", tmp_path / "nowhere", "q"), "no medrag index")
-    # --debug shows the traceback instead
+    assert_one_line_error(run("ingest", tmp_path / "broken.xml", "--strict"), "broken.xml")
+    assert_one_line_error(run("search", "--index", tmp_path / "nowhere", "q"), "no medrag index")
+    # --debug shows the traceback instead (a subprocess: the interpreter prints it)
     proc = medrag("--debug", "ingest", tmp_path / "missing.xml")
     assert proc.returncode == 1 and "Traceback" in proc.stderr and "IngestError" in proc.stderr
 
