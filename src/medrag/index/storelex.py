@@ -56,6 +56,7 @@ logger = logging.getLogger("medrag.index")
 
 DIRECTORY = "lexical"
 _LOCK = "LOCK"  # the store writer's lock file: never linked from another generation
+_NO_BOOL = np.zeros(1, bool)  # "no tombstones" / "no mask" for the compiled kernels
 
 
 #: the merge policy a save applies to the store: None for the default
@@ -382,9 +383,34 @@ class StoreLexical:
         self, d: BM25Index, counts: Counter[str], idfs: dict[str, float], avgdl: float, k: int, mask: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The top ``k`` of the added rows (delta rows), scored exhaustively with the
-        global statistics, summed in canonical (sorted) term order."""
+        global statistics, summed in canonical (sorted) term order (compiled: the store's
+        exhaustive kernel, kernel.exact_segment, over the delta's postings; else numpy)."""
+        from ..store import kernel
+
         k1, b = self._s.params.k1, self._s.params.b
         dterm = d._ensure_term_dict()
+        if kernel.HAVE_NUMBA:  # the store's compiled exhaustive kernel over the delta's postings
+            sel = [(dterm[t], t) for t in sorted(counts) if t in idfs and t in dterm]
+            if not sel:
+                return np.zeros(0, np.int64), np.zeros(0, np.float64)
+            kernel.ensure_compiled()
+            st = self._global()
+            norm = st.delta_norm
+            if norm is None:  # the same expression as the exhaustive pass's, per row
+                norm = st.delta_norm = k1 * (1 - b + b * np.asarray(d._doc_len).astype(np.float64) / avgdl)
+            ptr = np.asarray(d._indptr, np.int64)
+            js = np.fromiter((j for j, _ in sel), np.int64, len(sel))
+            acc, flag, touched = kernel.scratch(d.n_rows)
+            heap_s, heap_r = np.zeros(k, np.float64), np.zeros(k, np.int64)
+            n = kernel.exact_segment(
+                np.asarray(d._indices), np.asarray(d._tf), ptr[js], ptr[js + 1],
+                np.fromiter((idfs[t] for _, t in sel), np.float64, len(sel)),
+                np.fromiter((counts[t] for _, t in sel), np.int64, len(sel)), norm, k1 + 1,
+                _NO_BOOL, False, _NO_BOOL if mask is None else mask, mask is not None,
+                acc, flag, touched, heap_s, heap_r, 0, k, 0,
+            )  # fmt: skip
+            order = np.lexsort((heap_r[:n], -heap_s[:n]))
+            return heap_r[:n][order], heap_s[:n][order]
         rows: list[np.ndarray] = []
         vals: list[np.ndarray] = []
         for t in sorted(counts):

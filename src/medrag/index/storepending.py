@@ -52,6 +52,7 @@ class Stats:
     delta_df: dict[str, int]  # df of each term in the added rows (live ones)
     floor: float | None = None  # epsilon * mean idf over the live vocabulary (lazy)
     view: Any = None  # the StoreSearcher restated with these statistics (lazy)
+    delta_norm: Any = None  # the added rows' length normalizations at this avgdl (lazy)
     # pending-deleted rows per query term seen so far (bounded: cleared past _CACHE terms)
     gone_df: dict[str, int] = field(default_factory=dict)
 
