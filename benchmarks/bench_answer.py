@@ -190,15 +190,16 @@ def _support(w, b, feats, cols):
     return float(np.max(1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))))
 
 
-def fit(rows, lexical: bool, folds: int = 5, seed: int = 0):
+def fit(rows, lexical: bool, folds: int = 5, seed: int = 0, cols=None):
     """Logistic regression of answerable (1) vs unanswerable (0) on the top passage's
     features; cross-validated by question (``folds`` folds); the cross-validated
     support of a question is the best passage's, as in :func:`support_of`. Returns
     (weights fit on all, bias, cross-validated supports answerable, unanswerable,
     nested): ``nested`` = (answered citing own, abstained on unanswerable) when each
     test fold uses the threshold (0.01 steps) that is best at >= 95% abstained on its
-    own training folds, scored by that fold's model."""
-    cols = list(LEXICAL_FEATURES if lexical else HYBRID_FEATURES)
+    own training folds, scored by that fold's model. ``cols``: the feature indices
+    (default: the calibration's own, :data:`HYBRID_FEATURES` / :data:`LEXICAL_FEATURES`)."""
+    cols = list(cols if cols is not None else (LEXICAL_FEATURES if lexical else HYBRID_FEATURES))
     n = len(rows)
 
     def xy(idx):
