@@ -22,8 +22,9 @@ expected-F1 cut (EvidenceScorer.pick), at most --max-units; and the AUC among th
 
 --write refits everything on all claims (trees: the shipped evidence_dense.json is left
 as it is; the cross-encoder on 4/5 of the claims, the combiner on the remaining 1/5 by
-claim) and writes src/medrag/answer/data/evidence_cross.{json,npy}. --latency N times
-rerank over N answers (top-n units each).
+claim) and writes src/medrag/answer/data/evidence_cross.{json,npy} (none ships: held
+out it did not beat the dense scorer; README, "How good is it"). --latency N only times
+the cross-encoder over N answers (top-n units each) against composing the answer.
 
 Run:  python benchmarks/bench_evidence_cross.py [--variant frozen|lora] [--top-n 24]
           [--train-layers 1] [--rank 8] [--epochs 2] [--write] [--latency 30]
@@ -162,7 +163,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--folds", default="0,1,2,3,4", help="test folds to run (all 5 for the reported figure)")
     ap.add_argument("--write", action="store_true")
-    ap.add_argument("--latency", type=int, default=0)
+    ap.add_argument("--latency", type=int, default=0, help="only time the cross-encoder over N answers")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     import torch
@@ -170,6 +171,9 @@ def main() -> int:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     claims = B.load_claims(Path(args.data), args.k, args.hybrid, Path(args.cache))
+    if args.latency:
+        latency(claims, args)
+        return 0
     vecs = B.load_vectors(claims, Path(args.vectors))
     built = B.build(claims, args.k, 0.0, vecs)
     n = len(built)
@@ -291,8 +295,6 @@ def main() -> int:
     print(f"total {time.perf_counter() - t0:.0f} s wall, {cpu_s():.0f} s CPU", flush=True)
     if args.write:
         write(args, built, plans[0], rows, fold, model, ls, yall, sha, pairs)
-    if args.latency:
-        latency(claims, args)
     return 0
 
 
@@ -350,31 +352,43 @@ def write(args, built, pl, rows, fold, model, ls, yall, sha, ls_pairs) -> None:
 
 
 def latency(claims, args) -> None:
-    """Answer time with and without the reranker (compose_extractive over k passages
-    already retrieved, dense scorer, unit vectors warm), wall and CPU ms per answer."""
+    """The reranker's cost per answer: the packaged MiniLM read as a cross-encoder over
+    the --top-n first units of each claim's k passages (tokenizing and the forward pass
+    of (claim, unit) pairs, batched; merged adapters cost nothing more), against
+    composing the answer with the dense scorer (unit vectors warm), wall and CPU ms per
+    answer at one thread."""
+    import torch
+
     from medrag.answer import AnswerConfig
     from medrag.answer.compose import compose_extractive
-    from medrag.answer.rerank import cross_reranker
+    from medrag.answer.rerank import mean_pool
+    from medrag.answer.units import quote_units
     from medrag.retrieve.dense import EncoderConfig, SentenceTransformerEncoder
 
-    cross_reranker.cache_clear()
+    model, tok, _ = load_encoder()
     enc = SentenceTransformerEncoder(EncoderConfig())
     sample = claims[: args.latency]
-    plain = AnswerConfig(threshold=0.0, dense_evidence=True, min_sentence_coverage=0.0)
-    rer = AnswerConfig(threshold=0.0, dense_evidence=True, evidence_rerank=True, min_sentence_coverage=0.0)
-    for c in sample[:3]:  # load the reranker, warm the per-text caches
-        compose_extractive(c["question"], c["passages"][: args.k], config=rer, term_weights=c["tw"], encoder=enc)
+    cfg = AnswerConfig(threshold=0.0, dense_evidence=True, min_sentence_coverage=0.0)
+    for c in sample:  # warm the unit vectors and the per-text caches
+        compose_extractive(c["question"], c["passages"][: args.k], config=cfg, term_weights=c["tw"], encoder=enc)
+    runs = {"compose, dense scorer": [], f"cross-encoder over {args.top_n} units": []}
     for c in sample:
-        compose_extractive(c["question"], c["passages"][: args.k], config=plain, term_weights=c["tw"], encoder=enc)
-    for name, cfg in (("dense scorer", plain), (f"dense scorer + rerank top {args.top_n}", rer)):
-        wall, cpu = [], []
-        for c in sample:
-            t0, c0 = time.perf_counter(), time.process_time()
-            compose_extractive(c["question"], c["passages"][: args.k], config=cfg, term_weights=c["tw"], encoder=enc)
-            wall.append(1000 * (time.perf_counter() - t0))
-            cpu.append(1000 * (time.process_time() - c0))
-        print(f"latency {name}: p50 {np.median(wall):.0f} ms wall ({np.median(cpu):.0f} ms CPU), p95 "
-              f"{np.percentile(wall, 95):.0f} ms, {len(sample)} answers, 1 thread, load {os.getloadavg()[0]:.1f}")
+        t0, c0 = time.perf_counter(), time.process_time()
+        compose_extractive(c["question"], c["passages"][: args.k], config=cfg, term_weights=c["tw"], encoder=enc)
+        runs["compose, dense scorer"].append((1000 * (time.perf_counter() - t0), 1000 * (time.process_time() - c0)))
+        texts = [p.chunk.text[u.start : u.end] for p in c["passages"][: args.k] for u in quote_units(p.chunk.text)]
+        texts = texts[: args.top_n]
+        t0, c0 = time.perf_counter(), time.process_time()
+        with torch.inference_mode():
+            e = tok([c["question"]] * len(texts), texts, truncation="only_second", max_length=args.max_length,
+                    padding=True, return_tensors="pt")
+            mean_pool(model(**e).last_hidden_state, e["attention_mask"])
+        runs[f"cross-encoder over {args.top_n} units"].append(
+            (1000 * (time.perf_counter() - t0), 1000 * (time.process_time() - c0)))
+    for name, v in runs.items():
+        w, cp = np.array(v).T
+        print(f"latency {name}: p50 {np.median(w):.0f} ms wall ({np.median(cp):.0f} ms CPU), p95 "
+              f"{np.percentile(w, 95):.0f} ms, {len(sample)} answers, 1 thread, load {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

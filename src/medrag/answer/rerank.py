@@ -16,10 +16,12 @@ Only the ``top_n`` units the evidence scorer ranks highest are reranked; their n
 probability is a logistic combination of the scorer's logit and the cross-encoder's
 (fit on claims neither model was fit on), the others keep the scorer's.
 
-Shipped as plain numbers: ``data/evidence_cross.json`` (the base model's sha256, the
-adapter layout, the combiner) and ``data/evidence_cross.npy`` (float32 adapter and
-head weights). The base model's weights file must have the recorded sha256: a
-different base raises :class:`~medrag.errors.ConfigError` (refit for another encoder).
+Written as plain numbers by ``bench_evidence_cross.py --write``: ``data/evidence_cross.json``
+(the base model's sha256, the adapter layout, the combiner) and ``data/evidence_cross.npy``
+(float32 adapter and head weights). The base model's weights file must have the
+recorded sha256: a different base raises :class:`~medrag.errors.ConfigError` (refit for
+another encoder). None ships and the composer does not call it: held out on SciFact it
+did not beat the dense scorer (README, "How good is it", evidence sentences).
 """
 
 from __future__ import annotations
@@ -232,11 +234,10 @@ def logit(p: float) -> float:
 
 
 def rerank_probabilities(question: str, pool: Sequence, probs: np.ndarray) -> np.ndarray:
-    """The composer's entry point: ``probs`` of the candidate units ``pool`` (objects
-    with ``.text``) reranked by the shipped reranker; raises ConfigError when its weight
-    files are absent."""
+    """``probs`` of the candidate units ``pool`` (objects with ``.text``) reranked by the
+    reranker in the package data; raises ConfigError when its weight files are absent."""
     rr = cross_reranker()
     if rr is None:
-        raise ConfigError(f"AnswerConfig.evidence_rerank: no reranker weights in {_DATA} (evidence_cross.json/.npy); "
+        raise ConfigError(f"no evidence reranker weights in {_DATA} (evidence_cross.json/.npy); "
                           "fit them with python benchmarks/bench_evidence_cross.py --write")
     return rr.rerank(question, [c.text for c in pool], probs)
