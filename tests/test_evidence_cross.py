@@ -28,6 +28,14 @@ def base():
         pytest.skip(f"the packaged MiniLM model is not installed: {exc}")
 
 
+@pytest.fixture(scope="module")
+def minilm(base):
+    """The packaged MiniLM (transformers model, eval mode) and its tokenizer, loaded once."""
+    from transformers import AutoModel, AutoTokenizer
+
+    return AutoModel.from_pretrained(str(base)).eval(), AutoTokenizer.from_pretrained(str(base))
+
+
 def _scifact_pairs(n: int):
     import json
 
@@ -41,15 +49,12 @@ def _scifact_pairs(n: int):
     return pairs
 
 
-def test_layer_forward_is_the_models_own_forward(base):
+def test_layer_forward_is_the_models_own_forward(minilm):
     """The benchmark fits the top layers from cached lower-layer states with
     rerank.layer_forward: it must compute what the transformers model computes."""
-    from transformers import AutoModel, AutoTokenizer
-
     from medrag.answer.rerank import additive_mask, layer_forward
 
-    tok = AutoTokenizer.from_pretrained(str(base))
-    model = AutoModel.from_pretrained(str(base)).eval()
+    model, tok = minilm
     pairs = _scifact_pairs(6)
     enc = tok([a for a, _ in pairs], [b for _, b in pairs], truncation="only_second", max_length=128,
               padding=True, return_tensors="pt")
@@ -64,18 +69,16 @@ def test_layer_forward_is_the_models_own_forward(base):
     assert float((ref - h)[real].abs().max()) < 1e-4
 
 
-def _written_reranker(tmp_path, base, sha: str):
+def _written_reranker(tmp_path, minilm, sha: str):
     """A reranker fit as bench_evidence_cross.py fits one (LoRA on the top layer; its
     adapters given random values so that they change the model), exported and written
     as the benchmark writes it."""
     import json
 
-    from transformers import AutoModel
-
     from medrag.answer.rerank import BASE_MODEL, TARGETS
     from medrag.answer.rerank_train import CrossModel, export
 
-    model = AutoModel.from_pretrained(str(base)).eval()
+    model = minilm[0]
     cm = CrossModel(model, [5], rank=4, alpha=8.0, seed=1)
     g = torch.Generator().manual_seed(2)
     with torch.no_grad():
@@ -91,18 +94,16 @@ def _written_reranker(tmp_path, base, sha: str):
     return model, cm, path
 
 
-def test_written_reranker_gives_the_fitted_models_logits(tmp_path, base):
+def test_written_reranker_gives_the_fitted_models_logits(tmp_path, base, minilm):
     """The library's loader (adapters merged into the base weights, transformers'
     forward) scores as the fitted model does over cached lower-layer states."""
-    from transformers import AutoTokenizer
-
     from medrag.answer.rerank import CrossReranker, weights_sha256
     from medrag.answer.rerank_train import advance, encode_lower, predict
 
-    model, cm, path = _written_reranker(tmp_path, base, weights_sha256(base))
+    model, cm, path = _written_reranker(tmp_path, minilm, weights_sha256(base))
     rr = CrossReranker(path)
     pairs = _scifact_pairs(5)
-    tok = AutoTokenizer.from_pretrained(str(base))
+    tok = minilm[1]
     ls = advance(model, encode_lower(model, tok, pairs, upto=4, max_length=128), 5)
     fitted = predict(cm, ls, np.arange(len(pairs)))
     got = np.array([rr.logits(q, [u])[0] for q, u in pairs])
@@ -119,10 +120,10 @@ def test_written_reranker_gives_the_fitted_models_logits(tmp_path, base):
     np.testing.assert_allclose(out[top], expect, rtol=1e-6)
 
 
-def test_another_base_model_is_refused(tmp_path, base):
+def test_another_base_model_is_refused(tmp_path, minilm):
     from medrag.answer.rerank import CrossReranker
 
-    _, _, path = _written_reranker(tmp_path, base, "0" * 64)
+    _, _, path = _written_reranker(tmp_path, minilm, "0" * 64)
     with pytest.raises(ConfigError, match="sha256"):
         CrossReranker(path)
     other = tmp_path / "other"
