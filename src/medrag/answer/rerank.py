@@ -26,10 +26,7 @@ did not beat the dense scorer (README, "How good is it", evidence sentences).
 
 from __future__ import annotations
 
-import functools
 import json
-import logging
-import math
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,11 +36,9 @@ import numpy as np
 from ..errors import ConfigError
 from ._bert import BASE_MODEL, _torch, additive_mask, base_model_dir, layer_forward, mean_pool, weights_sha256
 
-__all__ = ["CrossReranker", "cross_reranker", "rerank_probabilities", "base_model_dir", "weights_sha256", "layer_forward", "mean_pool"]
+__all__ = ["CrossReranker", "base_model_dir", "weights_sha256", "layer_forward", "mean_pool"]
 
-logger = logging.getLogger(__name__)
 
-_DATA = Path(__file__).resolve().parent / "data"
 
 #: the linear maps of a BERT layer that carry adapters (names inside ``BertLayer``)
 TARGETS = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
@@ -58,7 +53,7 @@ class CrossReranker:
     :class:`~medrag.errors.ConfigError` when the files are malformed or the base model's
     weights are not the ones the reranker was fit over."""
 
-    def __init__(self, path: Path = _DATA / "evidence_cross.json", *, model_dir: Path | None = None) -> None:
+    def __init__(self, path: str | Path, *, model_dir: Path | None = None) -> None:
         torch = _torch()
         try:
             meta = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -139,27 +134,3 @@ class CrossReranker:
         top = np.argsort(-probs, kind="stable")[: self.top_n]
         out[top] = self.combine(probs[top], self.logits(question, [texts[int(i)] for i in top]))
         return out
-
-
-@functools.lru_cache(maxsize=1)
-def cross_reranker() -> CrossReranker | None:
-    """The shipped reranker, or None when its weight files are absent."""
-    p = _DATA / "evidence_cross.json"
-    if not p.exists() or not p.with_suffix(".npy").exists():
-        return None
-    return CrossReranker(p)
-
-
-def logit(p: float) -> float:
-    p = min(max(p, 1e-6), 1 - 1e-6)
-    return math.log(p / (1 - p))
-
-
-def rerank_probabilities(question: str, pool: Sequence, probs: np.ndarray) -> np.ndarray:
-    """``probs`` of the candidate units ``pool`` (objects with ``.text``) reranked by the
-    reranker in the package data; raises ConfigError when its weight files are absent."""
-    rr = cross_reranker()
-    if rr is None:
-        raise ConfigError(f"no evidence reranker weights in {_DATA} (evidence_cross.json/.npy); "
-                          "fit them with python benchmarks/bench_evidence_cross.py --write")
-    return rr.rerank(question, [c.text for c in pool], probs)
