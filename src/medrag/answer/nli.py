@@ -118,7 +118,7 @@ class NLIVerifier:
                 import torch  # noqa: F401
                 from transformers import AutoModelForSequenceClassification, AutoTokenizer
             except ImportError as exc:
-                raise MissingDependencyError("NLIVerifier needs transformers and torch: pip install 'medrag[dense]'") from exc
+                raise MissingDependencyError("transformers and torch", "dense", "NLIVerifier") from exc
             self._tok = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
             self._model = AutoModelForSequenceClassification.from_pretrained(str(self.path), local_files_only=True)
             self._model.eval()

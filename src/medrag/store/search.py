@@ -371,7 +371,7 @@ class StoreSearcher:
         if engine not in ("auto", "numba", "numpy"):
             raise ConfigError(f"engine must be 'auto', 'numba' or 'numpy', not {engine!r}")
         if engine == "numba" and not kernel.HAVE_NUMBA:
-            raise MissingDependencyError("engine='numba' needs numba: pip install 'medrag[fast]'")
+            raise MissingDependencyError("numba", "fast", "engine='numba'")
         if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
             raise ConfigError(f"threads must be a positive integer, not {threads!r}")
         if mask is not None:
