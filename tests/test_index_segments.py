@@ -326,6 +326,9 @@ def _fast_equals_exhaustive(ix, queries):
                 np.testing.assert_allclose(fs, es, rtol=1e-12, atol=0)
                 n_hits += fr.size
         full = lex.scores(toks)
+        # the rows hybrid fusion asks for: stored, added and deleted ones, repeated
+        pick = np.concatenate([lex.search(toks, 20)[0], rng.integers(0, lex.n_rows, 60), np.flatnonzero(~lex.alive)[:5]])
+        assert np.array_equal(lex.scores_of(toks, pick), full[pick]), q
         top = np.sort(full)[::-1][: min(10, int(np.count_nonzero(full)))]
         np.testing.assert_allclose(top, lex.search(toks, 10)[1][: top.size], rtol=1e-12, atol=0)
         assert not full[~np.asarray(lex.alive)].any()  # deleted rows score 0

@@ -161,6 +161,45 @@ def test_deletes_merge_and_reopen_equal_a_fresh_build(pubmed, tmp_path):
     assert not set(removed) & after.manifest.referenced()
 
 
+def test_score_rows_equals_the_exhaustive_scores_of_those_rows(pubmed, tmp_path):
+    """``score_rows`` (what hybrid fusion asks of the store) gives the given rows the
+    exhaustive pass's scores bit for bit, in their order and with repeats, 0.0 for rows
+    that match nothing and for deleted rows; also on a shard with the global df."""
+    ids, toks, queries = pubmed
+    root = tmp_path / "st"
+    with StoreWriter(root, analyzer=AN, segment_tokens=40_000) as w:
+        w.add_many(ids, toks)
+    rng = np.random.default_rng(3)
+    dead = np.sort(rng.choice(len(ids), size=200, replace=False))
+    with StoreWriter(root) as w:
+        w.delete_rows(dead.tolist())
+    st = StoreSearcher.open(root)
+    assert st.n_segments >= 4
+    shard_segs = [1, 2]
+    shard = StoreSearcher.open(root, segments=shard_segs)
+    lo, hi = st._bases[1], st._bases[3]
+    n_matched = 0
+    for q in queries[:100]:
+        rows, sc = st.search_rows(q, st.n_rows, mode="exact")
+        full = np.zeros(st.n_rows)
+        full[rows] = sc
+        pick = np.concatenate([rows[:20], dead[:10], rng.integers(0, st.n_rows, 200), rows[:3]])
+        got = st.score_rows(q, pick)
+        assert np.array_equal(got, full[pick]), q
+        n_matched += int(np.count_nonzero(got))
+        local = rng.integers(lo, hi, 100)
+        assert np.array_equal(shard.score_rows(q, local, df=st.local_df(q)), full[local]), q
+    assert n_matched > 1000
+    assert st.score_rows(queries[0], []).shape == (0,)
+    assert not st.score_rows(queries[0], dead).any()
+    with pytest.raises(ConfigError, match="not in this store"):
+        st.score_rows(queries[0], [st.n_rows])
+    with pytest.raises(ConfigError, match="not in this store"):
+        shard.score_rows(queries[0], [0])
+    with pytest.raises(ConfigError, match="1-d array of integer"):
+        st.score_rows(queries[0], [[1, 2]])
+
+
 def test_damage_is_detected(pubmed, tmp_path):
     ids, toks, _ = pubmed
     root = tmp_path / "st"

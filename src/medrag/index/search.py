@@ -71,8 +71,8 @@ def search_locked(
         union = np.union1d(np.asarray(b_rows, np.int64), np.asarray(d_rows, np.int64))
         if union.size == 0:
             return []
-        b_all = ix._bm25.scores(tokens) if tokens else np.zeros(ix._bm25.n_rows)
-        runs["bm25"] = {int(r): float(b_all[r]) for r in union}
+        b_sc = ix._bm25.scores_of(tokens, union) if tokens else np.zeros(union.size)
+        runs["bm25"] = {int(r): float(s) for r, s in zip(union.tolist(), b_sc.tolist())}
         d_sc = ix._vectors.scores(qvec, union)
         runs["dense"] = {int(r): float(s) for r, s in zip(union, d_sc)}
         fc = ix.config.fusion

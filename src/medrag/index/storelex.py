@@ -470,6 +470,36 @@ class StoreLexical:
         rows, vals = self._postings(query_tokens)
         return np.bincount(rows, weights=vals, minlength=self.n_rows) if rows.size else out
 
+    def scores_of(self, query_tokens: Sequence[str], rows: np.ndarray) -> np.ndarray:
+        """The scores of index ``rows`` (int), in their order, as :meth:`scores` gives
+        them (bit for bit), without scoring the corpus: the stored rows are looked up in
+        the postings of the query's terms (``StoreSearcher.score_rows``: O(rows x terms x
+        log postings), what hybrid search needs at PubMed scale); with changes pending,
+        through the store restated with the statistics of now (its pending tombstones
+        score 0), and the added rows, few and in memory, scored exhaustively."""
+        r = np.asarray(rows, np.int64)
+        if r.size and (int(r.min()) < 0 or int(r.max()) >= self.n_rows):
+            raise ConfigError(f"row out of range [0, {self.n_rows})")
+        tokens = list(query_tokens)
+        if not self.dirty:
+            return self._s.score_rows(tokens, self._store_rows()[r] if self._live is not None else r)
+        out = np.zeros(r.size, np.float64)
+        st = self._global()
+        idfs = query_idf(self, st, sorted(set(tokens)))
+        if not idfs or r.size == 0:
+            return out
+        stored = np.flatnonzero(r < self._n_base)
+        if stored.size:
+            out[stored] = self._view(st).score_rows(tokens, self._store_rows()[r[stored]], idf=idfs)
+        added = np.flatnonzero(r >= self._n_base)
+        d = self._delta
+        if added.size and d is not None and d.n_docs:
+            drows, dsc = self._delta_top(d, Counter(tokens), idfs, st.avgdl, d.n_rows, None)
+            full = np.zeros(d.n_rows, np.float64)
+            full[drows] = dsc
+            out[added] = full[r[added] - self._n_base]
+        return out
+
     # ------------------------------------------------------------------ saving
 
     def write_store(self, d: Path, chunk_id: Callable[[int], str]) -> dict[str, Any]:

@@ -262,6 +262,16 @@ class StoreSearcher:
             out.append(_Term(t, counts[t], idf, where, local_df=local))
         return out
 
+    def _query_terms(
+        self, query_tokens: Sequence[str], df: Mapping[str, int] | None, idf: Mapping[str, float] | None
+    ) -> list[_Term]:
+        """:meth:`_terms` after checking the statistics a search was given."""
+        if self._restated and idf is None:
+            raise ConfigError("a restated view has no statistics of its own: pass idf=")
+        if idf is not None and df is not None:
+            raise ConfigError("pass df= or idf=, not both")
+        return self._terms(query_tokens, df, idf=idf)
+
     def _find(self, terms: list[str]) -> list[list[tuple[int, int, int, int]]]:
         """Per term: (segment index, local term id, first posting, end) of every opened
         segment that has it. Compiled (kernel.find_terms, one call) with numba; else
@@ -318,6 +328,49 @@ class StoreSearcher:
             s.norm = norm  # idempotent: a racing thread computes the same array
         return norm
 
+
+    def score_rows(
+        self,
+        query_tokens: Sequence[str],
+        rows: Sequence[int] | np.ndarray,
+        *,
+        df: Mapping[str, int] | None = None,
+        idf: Mapping[str, float] | None = None,
+    ) -> np.ndarray:
+        """Exact BM25 scores (float64) of the given global ``rows``, in their order:
+        the scores :meth:`search_rows` gives those rows (bit for bit: summed in the same
+        canonical term order), 0.0 for a row that shares no term with the query and for
+        a deleted row. Each query term's postings are searched for the rows (binary
+        search in the memory-mapped postings), so the cost is O(len(rows) x terms x
+        log postings) rather than the corpus's: hybrid fusion scores the union of its
+        two candidate lists this way (index/search.py). ``df`` / ``idf`` as for
+        :meth:`search_rows`; rows must lie in the opened segments."""
+        r = np.asarray(rows)
+        if r.ndim != 1 or (r.size and (r.dtype == np.bool_ or not np.issubdtype(r.dtype, np.integer))):
+            raise ConfigError("rows must be a 1-d array of integer row numbers")
+        r = r.astype(np.int64, copy=False)
+        out = np.zeros(r.size, np.float64)
+        if r.size == 0:
+            return out
+        seg_i = np.searchsorted(self._bases, r, side="right") - 1
+        inside = (seg_i >= 0) & (seg_i < len(self._segs))
+        if inside.all():
+            inside = r - self._bases[seg_i] < np.asarray([s.seg.n_docs for s in self._segs], np.int64)[seg_i]
+        if not inside.all():
+            bad = int(r[np.flatnonzero(~inside)[0]])
+            raise ConfigError(f"row {bad} is not in this store's (or shard's) segments")
+        terms = self._query_terms(query_tokens, df, idf)
+        if not terms or self.n_docs == 0:
+            return out
+        uniq, inverse = np.unique(r, return_inverse=True)
+        sc = search_numpy.score_rows(self, terms, uniq)
+        useg = np.searchsorted(self._bases, uniq, side="right") - 1
+        for i, s in enumerate(self._segs):
+            if s.alive is not None:
+                at = np.flatnonzero(useg == i)
+                if at.size:
+                    sc[at[~s.alive[uniq[at] - s.base]]] = 0.0
+        return sc[inverse.ravel()]
 
     def search(
         self,
@@ -378,11 +431,7 @@ class StoreSearcher:
             mask = np.asarray(mask)
             if mask.dtype != np.bool_ or mask.shape != (self.n_rows,):
                 raise ConfigError(f"mask must be a boolean array of shape ({self.n_rows},)")
-        if self._restated and idf is None:
-            raise ConfigError("a restated view has no statistics of its own: pass idf=")
-        if idf is not None and df is not None:
-            raise ConfigError("pass df= or idf=, not both")
-        terms = self._terms(query_tokens, df, idf=idf)
+        terms = self._query_terms(query_tokens, df, idf)
         if not terms or self.n_docs == 0:
             return np.empty(0, np.int64), np.empty(0, np.float64)
         prune = mode == "maxscore" and all(t.idf > 0 for t in terms)

@@ -38,7 +38,7 @@ from .views import SLACK, _Seg, _Term
 if TYPE_CHECKING:
     from .search import StoreSearcher
 
-__all__ = ["exact", "maxscore", "top_k"]
+__all__ = ["exact", "maxscore", "score_rows", "top_k"]
 
 _SPARSE_FACTOR = 8  # sparse (unique) path when postings * 8 < segment rows
 
@@ -102,9 +102,10 @@ def exact(st: "StoreSearcher", terms: list[_Term], k: int, mask: np.ndarray | No
     return top_k(np.concatenate(all_rows), np.concatenate(all_sc), k)
 
 
-def _score_rows(st: "StoreSearcher", terms: list[_Term], rows: np.ndarray) -> np.ndarray:
-    """Exact scores of the given (sorted, live) global rows, summed in canonical
-    term order: bit-identical to :func:`exact`."""
+def score_rows(st: "StoreSearcher", terms: list[_Term], rows: np.ndarray) -> np.ndarray:
+    """Exact scores of the given (sorted, unique) global rows, summed in canonical term
+    order: bit-identical to :func:`exact`. Deleted rows are scored too (the callers pass
+    live rows, or zero them: ``StoreSearcher.score_rows``)."""
     score = np.zeros(rows.size, np.float64)
     if rows.size == 0:
         return score
@@ -236,7 +237,7 @@ def maxscore(st: "StoreSearcher", terms: list[_Term], k: int, mask: np.ndarray |
         theta = max(theta, float(np.partition(part, cand.size - k)[cand.size - k]))
     cand = cand[part >= theta * (1 - SLACK)]
     # recompute in canonical term order: bit-identical to the exact mode
-    return top_k(cand, _score_rows(st, terms, cand), k)
+    return top_k(cand, score_rows(st, terms, cand), k)
 
 
 def top_k(cand: np.ndarray, sc: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -333,6 +333,13 @@ class BM25Index:
             return np.zeros(self.n_rows, dtype=np.float64)
         return np.bincount(rows, weights=vals, minlength=self.n_rows)
 
+    def scores_of(self, query_tokens: Sequence[str], rows: np.ndarray) -> np.ndarray:
+        """BM25 scores of ``rows`` (int row numbers), in their order: :meth:`scores`
+        at those rows. The in-memory engine sums every posting of the query's terms
+        (O(postings + rows)); the segmented store looks the rows up instead
+        (``StoreSearcher.score_rows``)."""
+        return self.scores(query_tokens)[np.asarray(rows, np.int64)]
+
     def search(
         self, query_tokens: Sequence[str], k: int = 10, mask: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
