@@ -249,7 +249,8 @@ def test_tampered_chunk_row_is_a_format_error_at_search(ix):
 
 MANIFEST_EDITS = {
     "format_version string": lambda m: {**m, "format_version": "1"},
-    "format_version future": lambda m: {**m, "format_version": 2},
+    "format_version future": lambda m: {**m, "format_version": 3},
+    "format_version true": lambda m: {**m, "format_version": True},
     "format missing": lambda m: {k: v for k, v in m.items() if k != "format"},
     "files not a dict": lambda m: {**m, "files": ["docs.jsonl"]},
     "file meta not a dict": lambda m: {**m, "files": {**m["files"], "docs.jsonl": [1]}},
@@ -284,11 +285,11 @@ def test_tampered_manifest_is_a_format_error(ix, case):
 
 def test_future_versions_are_version_errors(ix):
     m = _manifest(ix)
-    m["format_version"] = 2
+    m["format_version"] = 3
     _write_manifest(ix, m)
-    with pytest.raises(IndexVersionError, match="2"):
+    with pytest.raises(IndexVersionError, match="3"):
         Index.load(ix, encoder=HashEncoder())
-    m["format_version"] = 1
+    m["format_version"] = 2
     _write_manifest(ix, m)
     _edit_json(ix / "bm25" / "bm25.json", lambda b: {**b, "format_version": 2})
     resign(ix)
@@ -556,13 +557,17 @@ def _generic_edits(path: Path) -> dict:
     """Edits that apply to any file of its kind (for files added to the format later)."""
     if path.suffix == ".npy":
         a = np.load(path)
+        if a.dtype.kind == "S":  # fixed-width bytes (doc_sha256.npy)
+            other, big = a.astype("S8"), np.full_like(a, b"\xff" * a.dtype.itemsize)
+        else:
+            other = a.astype(np.float16 if a.dtype != np.float16 else np.int8)
+            big = np.full_like(a, min(np.iinfo(np.int32).max, np.iinfo(a.dtype).max) if a.dtype.kind in "iu" else 1e30)
         edits = {
-            "dtype": lambda: np.save(path, a.astype(np.float16 if a.dtype != np.float16 else np.int8)),
+            "dtype": lambda: np.save(path, other),
             "shorter": lambda: np.save(path, a[:-1] if a.ndim else a),
             "2-D": lambda: np.save(path, a.reshape(1, -1)),
             "reversed": lambda: np.save(path, a[::-1].copy() if a.ndim else a),
-            "huge values": lambda: np.save(path, np.full_like(
-                a, min(np.iinfo(np.int32).max, np.iinfo(a.dtype).max) if a.dtype.kind in "iu" else 1e30)),
+            "huge values": lambda: np.save(path, big),
         }
         if a.dtype.kind in "if":
             edits["negative"] = lambda: np.save(path, (-np.abs(a) - 1).astype(a.dtype))

@@ -74,7 +74,7 @@ def test_round_trip_lexical(docs, tmp_path):
     path = idx.save(tmp_path / "ix")
     loaded = Index.load(path)
     assert [_ids(loaded.search(q, k=10)) for q in QUERIES] == before
-    assert loaded.manifest["format_version"] == 1
+    assert loaded.manifest["format_version"] == 2
     assert loaded.manifest["analyzer"] == idx.config.analyzer.to_dict()
     assert loaded.config.analyzer == idx.config.analyzer
     # the index that saved keeps answering the same

@@ -242,7 +242,7 @@ def test_a_save_hashes_the_files_it_writes_as_it_writes_them(corpus, tmp_path, m
         monkeypatch.setattr(mod, "sha256_file", lambda p, real=real: read.append(Path(p).name) or real(p))
     ix = Index.build(corpus[:200], IndexConfig(encoder=None), encoder=HashEncoder(), lexical=lexical)
     ix.save(tmp_path / "ix")
-    written = {"docs.jsonl", "chunks.jsonl", "doc_ids.json", "chunk_offsets.npy", "chunk_doc.npy", "vectors.npy"}
+    written = {"docs.jsonl", "chunks.jsonl", "doc_ids.bin", "doc_sha256.npy", "chunk_offsets.npy", "chunk_doc.npy", "vectors.npy"}
     written |= {"docs.npy", "tf.npy", "terms.bin", "ids.bin"} if lexical == "segments" else set()
     assert not written & set(read), read
     ix.add(corpus[200:230])

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ._docids import DocIds
 from ._io import load_npy
 from .errors import ConfigError, IndexFormatError
 from .types import Chunk, SourceInfo
@@ -92,19 +93,18 @@ class ChunkStore:
 
 class DocTable:
     """Each document's :class:`SourceInfo`, parsed from ``docs.jsonl`` only when asked
-    for; ids, source hashes, years and retraction flags are kept as plain lists and
-    arrays so that loading and filtering never parse every line."""
+    for; ids and source hashes (:class:`~medrag._docids.DocIds`, memory-mapped), years and
+    retraction flags are kept as flat arrays so that loading and filtering never parse
+    every line."""
 
     def __init__(
         self,
-        ids: list[str],
-        shas: list[str | None],
+        ids: DocIds,
         years: np.ndarray,
         retracted: np.ndarray,
         store: ChunkStore | None = None,
     ) -> None:
         self.ids = ids
-        self.shas = shas
         self.years = years
         self.retracted = retracted
         self._store = store
@@ -112,7 +112,7 @@ class DocTable:
 
     @classmethod
     def from_sources(cls, sources: list[SourceInfo]) -> "DocTable":
-        t = cls([], [], np.zeros(0, np.int32), np.zeros(0, bool))
+        t = cls(DocIds.from_lists([], []), np.zeros(0, np.int32), np.zeros(0, bool))
         t.extend(sources)
         return t
 
@@ -138,8 +138,7 @@ class DocTable:
         base = len(self.ids)
         for k, src in enumerate(sources):
             self._parsed[base + k] = src
-        self.ids.extend(src.doc_id for src in sources)
-        self.shas.extend(src.source_sha256 for src in sources)
+        self.ids.extend([src.doc_id for src in sources], [src.source_sha256 for src in sources])
         self.years = np.concatenate(
             [np.asarray(self.years), np.array([s.year if s.year is not None else -1 for s in sources], np.int32)]
         )

@@ -9,6 +9,10 @@ BM25 matrix and of the vector array. A directory holds::
                        (model, prefixes, dim), vector index (kind, FAISS factory),
                        fusion, counts, and the sha256 and size of every file
     docs.jsonl         one SourceInfo per document (what citations and filters need)
+    doc_ids.bin        the document ids, with doc_id_offsets.npy, doc_id_hash.npy,
+                       doc_id_order.npy (sorted 64-bit digests: id -> row) and
+                       doc_sha256.npy (source files), memory-mapped (medrag._docids;
+                       format 1 kept them in doc_ids.json, still read)
     chunks.jsonl       one Chunk per row; chunk_offsets.npy: byte offset of each line
     chunk_doc.npy      the document (line of docs.jsonl) of each row
     bm25/              sparse BM25 arrays (see medrag.retrieve.bm25), no pickle; or, for
@@ -40,7 +44,8 @@ version), :mod:`.filters` (metadata and grade filters, row masks), :mod:`.grades
 (the recommendation grade table, grade boosts), :mod:`.lexical` (the lexical engine a
 save writes: BM25 arrays or a segmented store), :mod:`.storelex` (a loaded store
 searched and changed in place), :mod:`.search` (BM25 / dense / hybrid search), :mod:`.mutate` (add, delete, compaction), :mod:`.persist` (save,
-load, manifest), :mod:`.verify` (file checks and the verification record) and
+load, manifest), :mod:`.stream` (a saved lexical index written from a stream of
+documents in bounded memory: :meth:`Index.build_to`), :mod:`.verify` (file checks and the verification record) and
 :mod:`.core` (the :class:`Index` class composing them).
 """
 

@@ -13,10 +13,12 @@ from ..retrieve.analyzer import Analyzer
 from ..retrieve.bm25 import BM25Params
 from ..retrieve.dense import EncoderConfig, VectorConfig
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "Mode", "FusionConfig", "IndexConfig"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "READS", "Mode", "FusionConfig", "IndexConfig"]
 
 FORMAT = "medrag.index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: document ids as flat arrays (medrag._docids); 1: doc_ids.json
+#: the manifest versions a load accepts (every save writes FORMAT_VERSION)
+READS = (1, 2)
 MANIFEST = _indexdir.MANIFEST
 Mode = Literal["hybrid", "bm25", "dense"]
 

@@ -68,7 +68,6 @@ class Index:
     ) -> None:
         self.config = config
         self._docs = docs
-        self._doc_row = {d: i for i, d in enumerate(docs.ids)}
         self._doc_alive = np.ones(len(docs), dtype=bool)
         self._chunk_doc = chunk_doc
         self._store = store
@@ -163,6 +162,22 @@ class Index:
         index.add(documents, show_progress=show_progress, progress=progress)
         return index
 
+    @staticmethod
+    def build_to(
+        directory: str | os.PathLike[str],
+        documents: Iterable[Document],
+        config: IndexConfig | None = None,
+        **kw: Any,
+    ) -> Path:
+        """Write ``documents`` straight to a saved, lexical index at ``directory`` in
+        bounded memory (the segments engine; nothing of the corpus is held but a few
+        bytes per row): for corpora that do not fit :meth:`build`, such as all of PubMed.
+        Returns ``directory``; :meth:`load` it. Keywords (``batch_docs``,
+        ``segment_tokens``, ``progress``, ``lock_timeout``): :func:`medrag.index.stream.build_to`."""
+        from .stream import build_to
+
+        return build_to(directory, documents, config, **kw)
+
     def _refresh_doc_arrays(self) -> None:
         self._doc_year = np.asarray(self._docs.years, dtype=np.int32)
         self._doc_retracted = np.asarray(self._docs.retracted, dtype=bool)
@@ -204,7 +219,7 @@ class Index:
         return [d for d, alive in zip(self._docs.ids, self._doc_alive) if alive]
 
     def source(self, doc_id: str) -> SourceInfo:
-        i = self._doc_row.get(doc_id)
+        i = self._docs.ids.row(doc_id) if isinstance(doc_id, str) else None
         if i is None or not self._doc_alive[i]:
             raise KeyError(doc_id)
         return self._docs[i]

@@ -100,17 +100,21 @@ def row_mask(ix: "Index", filters: Filters | None) -> np.ndarray:
         ok &= ix._doc_year >= f.year_min
     if f.year_max is not None:
         ok &= (ix._doc_year <= f.year_max) & (ix._doc_year >= 0)
-    if f.kinds or f.publication_types or f.mesh or f.doc_ids or f.exclude_doc_ids:
+    if f.doc_ids or f.exclude_doc_ids:  # by id: looked up (medrag._docids), nothing parsed
+        ids = ix._docs.ids
+        if f.doc_ids:
+            keep = np.zeros(ok.size, bool)
+            keep[[r for i in f.doc_ids if (r := ids.row(i)) is not None]] = True
+            ok &= keep
+        ok[[r for i in f.exclude_doc_ids if (r := ids.row(i)) is not None]] = False
+    if f.kinds or f.publication_types or f.mesh:
         kinds, pts, mesh = set(f.kinds), set(f.publication_types), set(f.mesh)
-        only, exclude = set(f.doc_ids), set(f.exclude_doc_ids)
         for i in np.flatnonzero(ok):
             d = ix._docs[i]
             if (
                 (kinds and d.kind not in kinds)
                 or (pts and not pts.intersection(d.publication_types))
                 or (mesh and not mesh.intersection(d.mesh))
-                or (only and d.doc_id not in only)
-                or d.doc_id in exclude
             ):
                 ok[i] = False
     rows = ok[ix._chunk_doc] & np.asarray(ix._bm25.alive)

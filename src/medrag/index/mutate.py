@@ -65,15 +65,14 @@ def add(ix: "Index", documents: Iterable[Document], *, show_progress: bool = Fal
         if vecs.shape != (len(chunks), ix._encoder.dim):
             raise ConfigError(f"encoder returned {vecs.shape}, expected {(len(chunks), ix._encoder.dim)}")
     with ix._rw.write():
-        replaced = [d.id for d in docs if d.id in ix._doc_row and ix._doc_alive[ix._doc_row[d.id]]]
+        ids = ix._docs.ids
+        replaced = [d.id for d in docs if (r := ids.row(d.id)) is not None and ix._doc_alive[r]]
         if replaced:
             delete_locked(ix, replaced)
-        for k, d in enumerate(docs):
-            ix._doc_row[d.id] = len(ix._docs) + k
         ix._docs.extend([SourceInfo.from_document(d) for d in docs])
         ix._doc_alive = np.concatenate([ix._doc_alive, np.ones(len(docs), bool)])
         for c in chunks:
-            owners.append(ix._doc_row[c.doc_id])
+            owners.append(ids.row(c.doc_id))
         ix._bm25.add(tokens)
         if ix._vectors is not None and vecs is not None:
             ix._vectors.add(vecs)
@@ -88,7 +87,7 @@ def add(ix: "Index", documents: Iterable[Document], *, show_progress: bool = Fal
 
 
 def delete_locked(ix: "Index", doc_ids: list[str]) -> int:
-    rows_of = [ix._doc_row[i] for i in doc_ids if i in ix._doc_row and ix._doc_alive[ix._doc_row[i]]]
+    rows_of = [r for i in doc_ids if (r := ix._docs.ids.row(i)) is not None and ix._doc_alive[r]]
     if not rows_of:
         return 0
     dead = np.zeros(len(ix._docs), bool)
@@ -112,7 +111,6 @@ def compact_locked(ix: "Index") -> None:
     new_doc_of_old[keep_docs] = np.arange(len(keep_docs))
     ix._chunk_doc = new_doc_of_old[np.asarray(ix._chunk_doc)[old_rows]].astype(np.int32)
     ix._docs = ix._docs.take(keep_docs)
-    ix._doc_row = {d: i for i, d in enumerate(ix._docs.ids)}
     ix._doc_alive = np.ones(len(ix._docs), bool)
     # every chunk was just read: an index saved without a grade table gets it from them
     ix._grades = ix._grades.take(old_rows) if ix._grades is not None else GradeTable.of_chunks(chunks)

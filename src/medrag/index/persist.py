@@ -4,7 +4,6 @@ and the checked load."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -17,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import _indexdir
+from .._docids import FILES as DOC_ID_FILES
+from .._docids import DocIds
 from .._indexparts import ChunkStore, DocTable, check_offsets
 from .._hashing import save_npy, write_file
 from .._io import check_format, library_version, load_npy, sha256_file
@@ -35,7 +36,7 @@ from ..retrieve.dense import (
     encoder_from_description,
 )
 from .grades import GradeTable
-from .config import FORMAT, FORMAT_VERSION, FusionConfig, IndexConfig
+from .config import FORMAT, FORMAT_VERSION, READS, FusionConfig, IndexConfig
 from .config import MANIFEST as _MANIFEST
 from .lexical import StoreLexical, write_segments
 from .storelex import store_hashes
@@ -46,7 +47,7 @@ from .verify import _stat_key as stat_key
 if TYPE_CHECKING:
     from .core import Index
 
-__all__ = ["save", "write_generation", "prior_hashes", "load", "load_pinned"]
+__all__ = ["save", "write_generation", "finish_generation", "prior_hashes", "load", "load_pinned"]
 
 logger = logging.getLogger("medrag.index")
 
@@ -98,7 +99,6 @@ def save(ix: "Index", directory: str | os.PathLike[str], *, lock_timeout: float 
             ix._docs.close()
             ix._store = loaded._store
             ix._docs = loaded._docs
-            ix._doc_row = loaded._doc_row
             ix._doc_alive = loaded._doc_alive
             ix._new_chunks = []
             ix._bm25 = loaded._bm25
@@ -222,10 +222,9 @@ def write_generation(
             pos += len(line)
             offsets[row + 1] = pos
 
-    ids = json.dumps({"ids": ix._docs.ids, "sha256": ix._docs.shas}, ensure_ascii=False).encode("utf-8")
     # every file is fsync'd with the whole tree before the commit (_indexdir.fsync_tree)
     known["docs.jsonl"] = write_file(d / "docs.jsonl", doc_lines, fsync=False)
-    known["doc_ids.json"] = write_file(d / "doc_ids.json", lambda f: f.write(ids), fsync=False)
+    known.update(ix._docs.ids.write(d))  # doc_ids.bin and its arrays (medrag._docids)
     known["chunks.jsonl"] = write_file(d / "chunks.jsonl", chunk_lines, fsync=False)
     for rel, arr in (
         ("doc_offsets.npy", doc_offsets),
@@ -259,15 +258,34 @@ def write_generation(
             "vectors": asdict(ix.config.vectors),
             "faiss_factory": ix.config.vectors.factory,
         }
+    finish_generation(
+        d, index_id, config=ix.config, known=known, prior=prior, fingerprint=ix._docs.ids.fingerprint(),
+        counts={"documents": len(ix._docs), "chunks": n}, grades=grades, lexical=lexical, dense=dense,
+    )
+
+
+def finish_generation(
+    d: Path,
+    index_id: str,
+    *,
+    config: IndexConfig,
+    known: dict[str, tuple[int, str]],
+    prior: dict[tuple[int, int], tuple[str, str, list[int], bool]] | None,
+    fingerprint: str,
+    counts: dict[str, int],
+    grades: dict[str, Any] | None,
+    lexical: dict[str, Any] | None,
+    dense: dict[str, Any] | None,
+) -> None:
+    """List every file written under ``d`` (size and sha256: from ``known`` where the
+    writer hashed it, a linked ``prior`` file's recorded hash, else read), write the
+    manifest, and record the generation as verified (:mod:`.verify`)."""
     clock = clock_after(d)  # before hashing, after the last write (see .verify.trusted)
     files = {}
     for p in sorted(d.rglob("*")):
         if p.is_file():
             rel = p.relative_to(d).as_posix()
             files[rel] = {"sha256": _sha256_of(p, rel, prior or {}, known), "size": p.stat().st_size}
-    fingerprint = hashlib.sha256(
-        "\n".join(f"{i} {h}" for i, h in zip(ix._docs.ids, ix._docs.shas)).encode("utf-8")
-    ).hexdigest()
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -275,12 +293,12 @@ def write_generation(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "index_id": index_id,
         "corpus_fingerprint": fingerprint,
-        "counts": {"documents": len(ix._docs), "chunks": n},
-        "chunking": asdict(ix.config.chunking),
-        "analyzer": ix.config.analyzer.to_dict(),
-        "bm25": ix.config.bm25.to_dict(),
+        "counts": counts,
+        "chunking": asdict(config.chunking),
+        "analyzer": config.analyzer.to_dict(),
+        "bm25": config.bm25.to_dict(),
         "dense": dense,
-        "fusion": asdict(ix.config.fusion),
+        "fusion": asdict(config.fusion),
         "grades": grades,
         **({"lexical": lexical} if lexical else {}),  # absent: the bm25/ arrays (every older index)
         "files": files,
@@ -393,14 +411,16 @@ def load_pinned(
         manifest = json.loads(manifest_bytes.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise IndexFormatError(f"{mpath} is not valid JSON: {exc}") from exc
-    check_format(manifest, mpath, FORMAT, FORMAT_VERSION, what="manifest")
+    got = manifest.get("format_version") if isinstance(manifest, dict) else None
+    readable = type(got) is int and got in READS  # not True (== 1), not "1"
+    check_format(manifest, mpath, FORMAT, got if readable else FORMAT_VERSION, what="manifest")
     files = manifest.get("files")
     if not isinstance(files, dict):
         raise IndexFormatError(f"{mpath} lists no files")
     required = {
-        "docs.jsonl", "doc_offsets.npy", "doc_ids.json", "doc_year.npy", "doc_retracted.npy",
+        "docs.jsonl", "doc_offsets.npy", "doc_year.npy", "doc_retracted.npy",
         "chunks.jsonl", "chunk_offsets.npy", "chunk_doc.npy",
-    }
+    } | ({"doc_ids.json"} if manifest["format_version"] == 1 else set(DOC_ID_FILES))
     lexical = manifest.get("lexical")
     engine = lexical.get("engine") if isinstance(lexical, dict) else None if lexical is None else "?"
     if engine not in (None, "segments"):
@@ -414,7 +434,7 @@ def load_pinned(
         raise IndexFormatError(f"{mpath} does not list {sorted(missing)}")
     if os.path.lexists(root / "dense" / "index.faiss") and "dense/index.faiss" not in files:
         raise IndexFormatError(f"{mpath} does not list dense/index.faiss")
-    check_files(pinned, files, manifest_bytes, check_verify(verify))
+    checked = check_files(pinned, files, manifest_bytes, check_verify(verify))
     dense = manifest.get("dense")
     if dense is not None and not isinstance(dense, dict):
         raise IndexFormatError(f"{mpath}: 'dense' must be an object or null")
@@ -430,18 +450,20 @@ def load_pinned(
         n_chunks = int(manifest["counts"]["chunks"])
     except (KeyError, TypeError, ValueError) as exc:
         raise IndexFormatError(f"{mpath}: malformed configuration: {exc}") from exc
-    try:
-        id_table = json.loads((root / "doc_ids.json").read_text(encoding="utf-8"))
-        ids, shas = list(id_table["ids"]), list(id_table["sha256"])
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise IndexFormatError(f"{root}/doc_ids.json is malformed: {exc}") from exc
+    if manifest["format_version"] == 1:  # 0.1 and early 0.2: the ids as one JSON document
+        ids = _json_ids(root / "doc_ids.json")
+    else:
+        try:
+            n_documents = int(manifest["counts"]["documents"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IndexFormatError(f"{mpath}: malformed counts: {exc}") from exc
+        # the digests are recomputed when the files were just hashed (once per generation)
+        ids = DocIds.load(root, n_documents, mmap, deep=bool(checked["sha256"]))
     n_docs = len(ids)
-    if len(shas) != n_docs or not all(isinstance(i, str) for i in ids) or len(set(ids)) != n_docs:
-        raise IndexFormatError(f"{root}/doc_ids.json is malformed (ids not unique strings, or hashes missing)")
     doc_offsets = load_npy(root / "doc_offsets.npy", np.int64, (n_docs + 1,), mmap)
     check_offsets(root / "doc_offsets.npy", doc_offsets, root / "docs.jsonl")
     docs = DocTable(
-        ids, shas,
+        ids,
         load_npy(root / "doc_year.npy", np.int32, (n_docs,), mmap),
         load_npy(root / "doc_retracted.npy", np.bool_, (n_docs,), mmap),
         ChunkStore(root / "docs.jsonl", doc_offsets, pinned.display / "docs.jsonl"),
@@ -501,6 +523,26 @@ def load_pinned(
         grades=grades,
         lexical="segments" if engine == "segments" else "bm25",
     )
+
+
+def _json_ids(path: Path) -> DocIds:
+    """The ids of a format-1 index (``doc_ids.json``: ``{"ids": [...], "sha256": [...]}``)."""
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"))
+        ids, shas = list(table["ids"]), list(table["sha256"])
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise IndexFormatError(f"{path} is malformed: {exc}") from exc
+    if (
+        len(shas) != len(ids)
+        or not all(isinstance(i, str) and i for i in ids)
+        or not all(h is None or isinstance(h, str) for h in shas)
+        or len(set(ids)) != len(ids)
+    ):
+        raise IndexFormatError(f"{path} is malformed (ids not unique strings, or hashes missing)")
+    try:
+        return DocIds.from_lists(ids, shas)
+    except ConfigError as exc:
+        raise IndexFormatError(f"{path} is malformed: {exc}") from exc
 
 
 def _check_encoder_is_trusted(desc: dict[str, Any], trust: bool, where: Path) -> None:
