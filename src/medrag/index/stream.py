@@ -6,9 +6,9 @@ documents arrive instead: each batch of ``batch_docs`` documents is chunked and
 analyzed, its lines appended to ``docs.jsonl`` / ``chunks.jsonl`` (hashed as written),
 its tokens handed to a :class:`~medrag.store.StoreWriter` that writes a segment each
 ``segment_tokens`` tokens (the segments engine, ``lexical="segments"``), and nothing of
-it is kept but per-row numbers: 8 bytes per chunk (its offset) and 4 (its document), ~30
-bytes per document (offsets, year, retraction flag, the id's 64-bit digest) and the
-grades of recommendation chunks. The files are those :meth:`Index.save` writes for the
+it is kept but per-row numbers: 12 bytes per chunk (its offset and its document), ~55
+bytes per document (offsets, year, retraction flag, the id's 64-bit digest in row order
+and in the sorted runs that find a repeated id) and the grades of recommendation chunks. The files are those :meth:`Index.save` writes for the
 same documents (``docs.jsonl``, ``chunks.jsonl`` and the id and offset arrays byte for
 byte; the store segment by segment as the writer cuts them, so scores are identical),
 committed the same way: staged beside the target under its lock, fsync'd, swapped in
