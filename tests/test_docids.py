@@ -166,3 +166,40 @@ def test_ids_in_memory_are_not_a_python_list_of_the_corpus(docs, tmp_path):
     t = Index.load(d)._docs.ids
     assert isinstance(t, DocIds) and not t._tail and isinstance(t._hash, np.ndarray)
     assert Path(d / "doc_ids.bin").stat().st_size == sum(len(x.id.encode()) for x in docs)
+
+
+def test_a_save_after_deletions_copies_lines_without_parsing_them(docs, tmp_path, monkeypatch):
+    """Compaction keeps the loaded rows as views of chunks.jsonl / docs.jsonl (a save
+    copies their bytes: at PubMed scale parsing every line would not fit memory), and the
+    result equals a fresh build of the documents left, file for file."""
+    from medrag._indexparts import ChunkStore, DocTable
+
+    d = tmp_path / "ix"
+    Index.build(docs, LEX).save(d)
+    ix = Index.load(d)
+    gone = [x.id for x in docs[2::4]]
+    extra = dataclasses.replace(docs[0], id="pmid:99999999", title="An added record, saved after the deletions")
+    ix.add([extra])
+    ix.delete(gone)
+
+    def refuse(*a, **k):
+        raise AssertionError("a loaded line was parsed during the save")
+
+    parse_doc = DocTable.__getitem__
+
+    def only_added(self, i):  # added documents are held parsed; loaded ones must not be read
+        if int(i) not in self._parsed:
+            refuse()
+        return parse_doc(self, i)
+
+    monkeypatch.setattr(ChunkStore, "get", refuse)
+    monkeypatch.setattr(DocTable, "__getitem__", only_added)
+    ix.save(d)
+    monkeypatch.undo()
+    left = [x for x in docs if x.id not in set(gone)] + [extra]
+    Index.build(left, LEX).save(tmp_path / "fresh")
+    for rel in ("chunks.jsonl", "docs.jsonl", "doc_ids.bin", "doc_id_hash.npy", "doc_id_order.npy", "chunk_doc.npy"):
+        assert (d / rel).read_bytes() == (tmp_path / "fresh" / rel).read_bytes(), rel
+    again = Index.load(d, verify="full")
+    assert again.document_ids() == [x.id for x in left]
+    assert again.source(extra.id).title == extra.title

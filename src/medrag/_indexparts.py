@@ -64,14 +64,30 @@ class ChunkStore:
     def __init__(self, path: Path | None, offsets: np.ndarray | None, display: Path | None = None) -> None:
         self._path = display or path
         self._offsets = offsets
+        self._rows: np.ndarray | None = None  # a view's rows of the file (take())
         self._lock = threading.Lock()
         self._fh = open(path, "rb") if path is not None else None  # noqa: SIM115 - kept open
 
     def __len__(self) -> int:
+        if self._rows is not None:
+            return int(self._rows.shape[0])
         return 0 if self._offsets is None else len(self._offsets) - 1
+
+    def take(self, rows: np.ndarray) -> "ChunkStore":
+        """The rows ``rows`` (ascending rows of this store) as a new store over the same
+        open file, which it takes over (this one must not be used afterwards): what a
+        compaction keeps, without reading a line."""
+        view = ChunkStore(None, self._offsets)
+        view._path, view._fh, view._lock = self._path, self._fh, self._lock
+        base = np.arange(len(self), dtype=np.int64) if self._rows is None else self._rows
+        view._rows = base[np.asarray(rows, np.int64)]
+        self._fh = None
+        return view
 
     def raw(self, row: int) -> bytes:
         assert self._offsets is not None and self._path is not None
+        if self._rows is not None:
+            row = int(self._rows[row])
         start, end = int(self._offsets[row]), int(self._offsets[row + 1])
         with self._lock:
             if self._fh is None:
@@ -145,7 +161,19 @@ class DocTable:
         self.retracted = np.concatenate([np.asarray(self.retracted), np.array([s.retracted for s in sources], bool)])
 
     def take(self, rows: np.ndarray) -> "DocTable":
-        return DocTable.from_sources([self[int(i)] for i in rows])
+        """The documents ``rows`` (ascending) as a new table, without parsing a line:
+        the loaded ones stay lines of ``docs.jsonl`` (a view of it), the added ones stay
+        parsed. This table must not be used afterwards (its file moves to the new one)."""
+        rows = np.asarray(rows, np.int64)
+        n_stored = len(self._store) if self._store is not None else 0
+        stored = rows[rows < n_stored]
+        t = DocTable(
+            self.ids.take(rows), np.asarray(self.years)[rows], np.asarray(self.retracted)[rows],
+            self._store.take(stored) if self._store is not None else None,
+        )
+        for k, r in enumerate(rows[stored.size :].tolist()):
+            t._parsed[stored.size + k] = self._parsed[r] if r in self._parsed else self[r]
+        return t
 
     def raw(self, i: int) -> bytes:
         if i in self._parsed or self._store is None:

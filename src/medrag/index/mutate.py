@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._indexparts import ChunkStore
 from ..chunking import chunk_document
 from ..errors import ConfigError
 from ..progress import ProgressSpec, embed_with_progress, resolve_progress, tokenize_with_progress, track
@@ -102,8 +101,8 @@ def compact_locked(ix: "Index") -> None:
     alive = np.asarray(ix._bm25.alive)
     if alive.all() and ix._doc_alive.all():
         return
+    grades = ix._grade_table()  # (read from the chunks once for an index saved without it)
     old_rows = ix._bm25.compact()
-    chunks = [ix.chunk(int(r)) for r in old_rows]
     if ix._vectors is not None:
         ix._vectors.keep(old_rows)
     keep_docs = np.flatnonzero(ix._doc_alive)
@@ -112,10 +111,12 @@ def compact_locked(ix: "Index") -> None:
     ix._chunk_doc = new_doc_of_old[np.asarray(ix._chunk_doc)[old_rows]].astype(np.int32)
     ix._docs = ix._docs.take(keep_docs)
     ix._doc_alive = np.ones(len(ix._docs), bool)
-    # every chunk was just read: an index saved without a grade table gets it from them
-    ix._grades = ix._grades.take(old_rows) if ix._grades is not None else GradeTable.of_chunks(chunks)
-    ix._store.close()
-    ix._store = ChunkStore(None, None)
-    ix._new_chunks = chunks
+    ix._grades = grades.take(old_rows)
+    # the kept rows: loaded chunks stay lines of chunks.jsonl (a view; nothing is read or
+    # parsed: a save copies their bytes), added ones stay in memory
+    n_stored = len(ix._store)
+    stored = old_rows[old_rows < n_stored]
+    ix._new_chunks = [ix._new_chunks[int(r) - n_stored] for r in old_rows[stored.size :]]
+    ix._store = ix._store.take(stored)
     ix._refresh_doc_arrays()
     ix._version += 1
