@@ -26,14 +26,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import synth_corpus as sc  # noqa: E402
+from bench_scale import _cpu  # noqa: E402
 from bench_engines import _du, _rss_gib  # noqa: E402
 
 WORK = sc.REPO / ".cache" / "I"
-
-
-def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def _anon_gib() -> float:

@@ -30,7 +30,7 @@ from ._hashing import save_npy, write_file
 from ._io import load_npy
 from .errors import ConfigError, IndexFormatError
 
-__all__ = ["DocIds", "FILES", "digest", "sha_records"]
+__all__ = ["DocIds", "FILES", "digest", "fingerprint_line", "sha_records"]
 
 FILES = ("doc_ids.bin", "doc_id_offsets.npy", "doc_id_hash.npy", "doc_id_order.npy", "doc_sha256.npy")
 
@@ -38,6 +38,12 @@ FILES = ("doc_ids.bin", "doc_id_offsets.npy", "doc_id_hash.npy", "doc_id_order.n
 def digest(doc_id: str) -> int:
     """The 64-bit BLAKE2b digest of a document id (its UTF-8 bytes), as an int."""
     return int.from_bytes(hashlib.blake2b(doc_id.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def fingerprint_line(row: int, doc_id: str, sha: str | None) -> bytes:
+    """Row ``row``'s part of the corpus fingerprint: the lines ``"<id> <sha256 or None>"``
+    joined by newlines (the formula of format 1), fed to sha256 one row at a time."""
+    return f"{chr(10) if row else ''}{doc_id} {sha}".encode("utf-8")
 
 
 def _digests(ids: Sequence[str]) -> np.ndarray:
@@ -119,11 +125,20 @@ class DocIds:
                 raise IndexFormatError(f"{root / 'doc_ids.bin'}: an id is not UTF-8: {exc}") from exc
             if not ok:
                 raise IndexFormatError(f"{root / 'doc_id_hash.npy'}: digests do not match the ids of doc_ids.bin")
-        if count:
-            for j in np.flatnonzero(h[1:] == h[:-1]).tolist():  # collisions (rare): the ids must differ
-                if t[int(order[j])] == t[int(order[j + 1])]:
-                    raise IndexFormatError(f"{root / 'doc_ids.bin'}: the id {t[int(order[j])]!r} has two rows")
+        dup = t._first_duplicate()
+        if dup is not None:
+            raise IndexFormatError(f"{root / 'doc_ids.bin'}: the id {t[dup[0]]!r} has two rows")
         return t
+
+    def _first_duplicate(self) -> tuple[int, int] | None:
+        """Two loaded rows with one id, if any: equal digests (a collision, rare, or the
+        same id twice) compared byte for byte."""
+        h = self._hash
+        for j in (np.flatnonzero(h[1:] == h[:-1]).tolist() if self._n_base else []):
+            a, b = int(self._order[j]), int(self._order[j + 1])
+            if self[a] == self[b]:
+                return a, b
+        return None
 
     # ------------------------------------------------------------------ reading
 
@@ -212,7 +227,7 @@ class DocIds:
         """sha256 of the lines ``"<id> <sha256 or None>"`` joined by newlines, streamed."""
         h = hashlib.sha256()
         for i in range(len(self)):
-            h.update(f"{'' if i == 0 else chr(10)}{self[i]} {self.sha(i)}".encode("utf-8"))
+            h.update(fingerprint_line(i, self[i], self.sha(i)))
         return h.hexdigest()
 
     def _merged(self) -> "DocIds":
@@ -231,13 +246,10 @@ class DocIds:
     def write(self, d: Path) -> dict[str, tuple[int, str]]:
         """Write :data:`FILES` under ``d``; returns each file's (size, sha256), hashed as
         written. Fails (:class:`IndexFormatError`) if an id has two rows."""
-        n = len(self)
         full = self._merged() if self._tail else self
-        dup = np.flatnonzero(full._hash[1:] == full._hash[:-1]).tolist() if n else []
-        for j in dup:
-            a, b = int(full._order[j]), int(full._order[j + 1])
-            if full[a] == full[b]:
-                raise ConfigError(f"the document id {full[a]!r} has two rows ({a} and {b}): compact first")
+        dup = full._first_duplicate()
+        if dup is not None:
+            raise ConfigError(f"the document id {full[dup[0]]!r} has two rows ({dup[0]} and {dup[1]}): compact first")
         known: dict[str, tuple[int, str]] = {}
         blob = full._blob
 

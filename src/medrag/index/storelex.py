@@ -459,7 +459,9 @@ class StoreLexical:
         return _top_k(cand, sc, int(k))
 
     def scores(self, query_tokens: Sequence[str]) -> np.ndarray:
-        """Every row's score (0.0 where no query term occurs, and for deleted rows)."""
+        """Every row's score (0.0 where no query term occurs, and for deleted rows): an
+        exhaustive pass over the corpus, kept for ``BM25Index``'s interface and as the
+        oracle of :meth:`scores_of`, which is what search uses."""
         out = np.zeros(self.n_rows, np.float64)
         if not self.n_rows:
             return out

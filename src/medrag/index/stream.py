@@ -6,9 +6,9 @@ documents arrive instead: each batch of ``batch_docs`` documents is chunked and
 analyzed, its lines appended to ``docs.jsonl`` / ``chunks.jsonl`` (hashed as written),
 its tokens handed to a :class:`~medrag.store.StoreWriter` that writes a segment each
 ``segment_tokens`` tokens (the segments engine, ``lexical="segments"``), and nothing of
-it is kept but per-row numbers: 12 bytes per chunk (its offset and its document), ~55
-bytes per document (offsets, year, retraction flag, the id's 64-bit digest in row order
-and in the sorted runs that find a repeated id) and the grades of recommendation chunks. The files are those :meth:`Index.save` writes for the
+it is kept but per-row numbers: 12 bytes per chunk (its offset and its document), ~37
+bytes per document (offsets, year, retraction flag, the id's 64-bit digest and its row in
+the sorted runs that find a repeated id) and the grades of recommendation chunks. The files are those :meth:`Index.save` writes for the
 same documents (``docs.jsonl``, ``chunks.jsonl`` and the id and offset arrays byte for
 byte; the store segment by segment as the writer cuts them, so scores are identical),
 committed the same way: staged beside the target under its lock, fsync'd, swapped in
@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import _indexdir
-from .._docids import DocIds, digest, sha_records
+from .._docids import digest, fingerprint_line, sha_records
 from .._hashing import HashingWriter, save_npy
 from ..chunking import chunk_document
 from ..errors import ConfigError
@@ -121,7 +121,7 @@ class _Writer:
     """The files of one streamed generation, appended batch by batch."""
 
     def __init__(self, d: Path, config: IndexConfig, segment_tokens: int) -> None:
-        self.d, self.config = d, config
+        self.config = config
         self._docs_f = open(d / "docs.jsonl", "wb")  # noqa: SIM115 - closed by close()
         self._chunks_f = open(d / "chunks.jsonl", "wb")  # noqa: SIM115
         self._ids_f = open(d / "doc_ids.bin", "w+b")  # noqa: SIM115 - read back by _check_new
@@ -129,7 +129,7 @@ class _Writer:
         self.docs, self.chunks, self.ids = HashingWriter(self._docs_f), HashingWriter(self._chunks_f), HashingWriter(self._ids_f)
         self.doc_off, self.chunk_off, self.id_off = array.array("q", [0]), array.array("q", [0]), array.array("q", [0])
         self.years, self.retracted = array.array("i"), array.array("b")
-        self.chunk_doc, self.digests = array.array("i"), array.array("Q")
+        self.chunk_doc = array.array("i")
         self.fingerprint = hashlib.sha256()
         self.grades = GradeTable.empty()
         self._runs: list[tuple[np.ndarray, np.ndarray]] = []  # (sorted digests, rows): _check_new
@@ -181,8 +181,7 @@ class _Writer:
             self.id_off.append(self.ids.size)
             sha = src.source_sha256
             self._shas_f.write(sha_records([sha]).tobytes())
-            self.fingerprint.update(f"{chr(10) if row else ''}{doc.id} {sha}".encode("utf-8"))
-            self.digests.append(digest(doc.id))  # (also in self._runs; kept in row order for the files)
+            self.fingerprint.update(fingerprint_line(row, doc.id, sha))
             self.years.append(src.year if src.year is not None else -1)
             self.retracted.append(bool(src.retracted))
             chunks = chunk_document(doc, cfg.chunking)
@@ -195,6 +194,17 @@ class _Writer:
             g = GradeTable.of_chunks(chunks, first)
             if g.rows.size:
                 self.grades = self.grades.extend(g)
+
+    def sorted_digests(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every row's id digest, ascending, and the row of each (``doc_id_hash.npy``,
+        ``doc_id_order.npy``): the runs merged. Equal digests keep the lower row first,
+        as a stable sort of the rows' digests does (the runs are in row order)."""
+        if not self._runs:
+            return np.zeros(0, np.uint64), np.zeros(0, np.int64)
+        h = np.concatenate([r[0] for r in self._runs])
+        rows = np.concatenate([r[1] for r in self._runs])
+        by = np.argsort(h, kind="stable")
+        return h[by], rows[by]
 
     def close(self) -> None:
         for f in (self._docs_f, self._chunks_f, self._ids_f, self._shas_f):
@@ -221,18 +231,10 @@ def _write(d: Path, index_id: str, documents: Iterable[Document], config: IndexC
         w.store.close()
     known = {"docs.jsonl": (w.docs.size, w.docs.hexdigest()), "chunks.jsonl": (w.chunks.size, w.chunks.hexdigest()),
              "doc_ids.bin": (w.ids.size, w.ids.hexdigest())}
-    digests = np.frombuffer(w.digests, np.uint64) if n_docs else np.zeros(0, np.uint64)
-    order = np.argsort(digests, kind="stable").astype(np.int64)
-    h = digests[order]
+    h, order = w.sorted_digests()  # no id twice: each batch was checked (_Writer._check_new)
     raw = d / ".doc_sha256.raw"
     shas = np.fromfile(raw, "S64") if n_docs else np.zeros(0, "S64")
     raw.unlink()
-    ids = DocIds(np.fromfile(d / "doc_ids.bin", np.uint8) if w.ids.size else np.zeros(0, np.uint8),
-                 np.frombuffer(w.id_off, np.int64), h, order, shas)
-    for j in np.flatnonzero(h[1:] == h[:-1]).tolist():  # (found batch by batch already: _check_new)
-        a, b = int(order[j]), int(order[j + 1])
-        if ids[a] == ids[b]:
-            raise ConfigError(f"document id {ids[a]!r} has two rows ({a} and {b})")
     for rel, arr in (
         ("doc_id_offsets.npy", np.frombuffer(w.id_off, np.int64)),
         ("doc_id_hash.npy", h),
